@@ -1,0 +1,170 @@
+//! The error type every Aeturnis crate wraps.
+
+use std::time::Duration;
+
+use fred::error::{Error as FredError, ErrorKind as FredErrorKind};
+
+use crate::config::ConfigError;
+use crate::keys::KeyError;
+
+/// Result alias used across `aeturnis-redis-core`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to Redis through Aeturnis.
+///
+/// Higher crates wrap this type in their own error enums (`#[from]`), so the
+/// classifiers [`is_retryable`](Error::is_retryable),
+/// [`is_timeout`](Error::is_timeout) and [`is_connection`](Error::is_connection)
+/// stay available all the way up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error reported by fred or by the Redis server.
+    #[error("redis error: {0}")]
+    Redis(#[from] FredError),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A key or key segment is invalid.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A value could not be encoded for the given key.
+    #[error("cannot encode value for key `{key}`: {reason}")]
+    Encode {
+        /// The key being written.
+        key: String,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// A stored value could not be decoded into the requested type.
+    #[error("cannot decode value at key `{key}`: {reason}")]
+    Decode {
+        /// The key being read.
+        key: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A bounded operation (such as `connect`) did not finish in time.
+    #[error("{operation} timed out after {after:?}")]
+    Timeout {
+        /// What was being attempted.
+        operation: &'static str,
+        /// The bound that was exceeded.
+        after: Duration,
+    },
+    /// The client was shut down with [`Redis::shutdown`](crate::Redis::shutdown).
+    #[error("the Redis client has been shut down")]
+    Shutdown,
+    /// A script was given keys in different cluster slots; caught before
+    /// sending, so no `CROSSSLOT` error can come back from a cluster.
+    #[error("script `{script}` touches keys in different slots: `{first}` and `{other}`")]
+    CrossSlot {
+        /// The script name.
+        script: &'static str,
+        /// Its first key.
+        first: String,
+        /// A key in another slot.
+        other: String,
+    },
+    /// Redis answered with a reply of an unexpected shape.
+    #[error("unexpected reply from Redis: {0}")]
+    UnexpectedReply(String),
+}
+
+impl Error {
+    /// The operation may succeed if tried again later: a timeout, a dropped or
+    /// refused connection, a cluster that is reconfiguring, a server that is
+    /// loading or busy.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Redis(e) => {
+                matches!(
+                    e.kind(),
+                    FredErrorKind::IO
+                        | FredErrorKind::Timeout
+                        | FredErrorKind::Canceled
+                        | FredErrorKind::Backpressure
+                        | FredErrorKind::Cluster
+                        | FredErrorKind::Routing
+                ) || is_transient_server_error(e.details())
+            }
+            Error::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The operation ran out of time (a command timeout or a bounded
+    /// operation such as `connect`).
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Redis(e) => e.kind() == &FredErrorKind::Timeout,
+            Error::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The connection to Redis is down, was dropped mid-command, or could not
+    /// be established.
+    #[must_use]
+    pub fn is_connection(&self) -> bool {
+        match self {
+            Error::Redis(e) => {
+                matches!(e.kind(), FredErrorKind::IO | FredErrorKind::Canceled)
+                    || e.details().contains("onnection")
+            }
+            Error::Shutdown => true,
+            _ => false,
+        }
+    }
+
+    /// The server refused the script because it is not in its script cache.
+    #[must_use]
+    pub fn is_noscript(&self) -> bool {
+        matches!(self, Error::Redis(e) if e.details().starts_with("NOSCRIPT"))
+    }
+}
+
+fn is_transient_server_error(details: &str) -> bool {
+    [
+        "CLUSTERDOWN",
+        "LOADING",
+        "BUSY",
+        "TRYAGAIN",
+        "MASTERDOWN",
+        "READONLY",
+    ]
+    .iter()
+    .any(|p| details.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_classify_fred_errors() {
+        let io = Error::from(FredError::new(FredErrorKind::IO, "Connection refused"));
+        assert!(io.is_retryable() && io.is_connection() && !io.is_timeout());
+        let t = Error::from(FredError::new(FredErrorKind::Timeout, "Request timed out."));
+        assert!(t.is_retryable() && t.is_timeout() && !t.is_connection());
+        let busy = Error::from(FredError::new(
+            FredErrorKind::Unknown,
+            "BUSY script running",
+        ));
+        assert!(busy.is_retryable());
+        let bad = Error::from(FredError::new(FredErrorKind::InvalidArgument, "wrong"));
+        assert!(!bad.is_retryable() && !bad.is_timeout() && !bad.is_connection());
+        let ns = Error::from(FredError::new(
+            FredErrorKind::Unknown,
+            "NOSCRIPT No matching script.",
+        ));
+        assert!(ns.is_noscript());
+        assert!(Error::Timeout {
+            operation: "connect",
+            after: Duration::from_secs(1)
+        }
+        .is_timeout());
+    }
+}

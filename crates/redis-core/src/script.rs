@@ -1,0 +1,156 @@
+//! Lua scripts run by `EVALSHA`, reloaded on `NOSCRIPT`.
+//!
+//! fred's `Script::evalsha_with_reload` only accepts a single `Client`;
+//! [`LuaScript::exec`] works with anything that speaks fred's
+//! [`LuaInterface`]: a `Client`, a `Pool`, a cluster client, or a
+//! `WithOptions` wrapper (such as [`Redis::no_replay`](crate::Redis::no_replay)).
+//! On `NOSCRIPT` it loads the script with `SCRIPT LOAD` on every primary
+//! (`script_load_cluster`, which is a plain `SCRIPT LOAD` on a standalone
+//! server) and sends the `EVALSHA` once more. A `NOSCRIPT` reply means the
+//! script did not run, so the second send cannot double-apply anything.
+
+use std::fmt;
+
+use fred::interfaces::{ClientLike, LuaInterface};
+use fred::types::scripts::Script;
+use fred::types::{
+    ClusterHash, CustomCommand, FromValue, Key, MultipleKeys, MultipleValues, Value,
+};
+use fred::util::redis_keyslot;
+
+use crate::error::{Error, Result};
+
+/// A named Lua script. Build one per script, once (a `static` via
+/// `LazyLock`, or a field), and run it with [`exec`](Self::exec) or
+/// [`Redis::script`](crate::Redis::script).
+///
+/// ```
+/// use aeturnis_redis_core::LuaScript;
+/// let s = LuaScript::new("incr_by", "return redis.call('INCRBY', KEYS[1], ARGV[1])");
+/// assert_eq!(s.sha1().len(), 40);
+/// ```
+#[derive(Clone)]
+pub struct LuaScript {
+    name: &'static str,
+    script: Script,
+}
+
+impl fmt::Debug for LuaScript {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LuaScript")
+            .field("name", &self.name)
+            .field("sha1", &self.sha1())
+            .finish()
+    }
+}
+
+impl LuaScript {
+    /// Wraps `lua`, hashing it once.
+    #[must_use]
+    pub fn new(name: &'static str, lua: &'static str) -> Self {
+        LuaScript {
+            name,
+            script: Script::from_lua(lua),
+        }
+    }
+
+    /// The name used in logs and errors.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The SHA1 digest `EVALSHA` uses.
+    #[must_use]
+    pub fn sha1(&self) -> &str {
+        self.script.sha1()
+    }
+
+    /// The Lua source.
+    #[must_use]
+    pub fn lua(&self) -> &str {
+        self.script.lua().map_or("", |s| &**s)
+    }
+
+    /// Loads the script on every primary the client knows.
+    pub async fn load<C>(&self, client: &C) -> Result<()>
+    where
+        C: LuaInterface + Send + Sync,
+    {
+        client.script_load_cluster::<(), _>(self.lua()).await?;
+        Ok(())
+    }
+
+    /// Runs the script with `EVALSHA`, loading it and trying once more if the
+    /// server answers `NOSCRIPT` (after a restart, a failover or `SCRIPT FLUSH`).
+    ///
+    /// All keys must hash to one cluster slot (use a hash tag); otherwise
+    /// this returns [`Error::CrossSlot`] without a round trip.
+    pub async fn exec<R, C, K, V>(&self, client: &C, keys: K, args: V) -> Result<R>
+    where
+        R: FromValue,
+        C: LuaInterface + Send + Sync,
+        K: Into<MultipleKeys> + Send,
+        V: TryInto<MultipleValues> + Send,
+        V::Error: Into<fred::error::Error> + Send,
+    {
+        self.exec_with(client, client, keys, args).await
+    }
+
+    /// Like [`exec`](Self::exec), sending `EVALSHA` through `sender` (any
+    /// fred client, such as a `WithOptions` wrapper that disables replay) and
+    /// loading the script through `loader` on `NOSCRIPT`.
+    pub async fn exec_with<R, S, L, K, V>(
+        &self,
+        sender: &S,
+        loader: &L,
+        keys: K,
+        args: V,
+    ) -> Result<R>
+    where
+        R: FromValue,
+        S: ClientLike + Send + Sync,
+        L: LuaInterface + Send + Sync,
+        K: Into<MultipleKeys> + Send,
+        V: TryInto<MultipleValues> + Send,
+        V::Error: Into<fred::error::Error> + Send,
+    {
+        let keys: Vec<Key> = keys.into().inner();
+        let args: Value = args.try_into().map_err(|e| Error::Redis(e.into()))?;
+        let slot = match keys.split_first() {
+            None => ClusterHash::Random,
+            Some((first, rest)) => {
+                let slot = redis_keyslot(first.as_bytes());
+                if let Some(other) = rest.iter().find(|k| redis_keyslot(k.as_bytes()) != slot) {
+                    return Err(Error::CrossSlot {
+                        script: self.name,
+                        first: String::from_utf8_lossy(first.as_bytes()).into_owned(),
+                        other: String::from_utf8_lossy(other.as_bytes()).into_owned(),
+                    });
+                }
+                ClusterHash::Custom(slot)
+            }
+        };
+        let args = match args {
+            Value::Null => Vec::new(),
+            other => other.into_array(),
+        };
+        let mut frame: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
+        frame.push(self.sha1().into());
+        frame.push(Value::Integer(keys.len() as i64));
+        frame.extend(keys.into_iter().map(Value::from));
+        frame.extend(args);
+        let command = CustomCommand::new_static("EVALSHA", slot, false);
+        match sender
+            .custom::<R, Value>(command.clone(), frame.clone())
+            .await
+        {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                tracing::debug!(script = self.name, "NOSCRIPT: loading script and retrying");
+                self.load(loader).await?;
+                Ok(sender.custom(command, frame).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+}
