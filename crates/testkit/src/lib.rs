@@ -1,0 +1,61 @@
+//! Test support for Aeturnis: real `redis-server` processes on free loopback ports.
+//!
+//! Every topology the Aeturnis crates are tested on is started from the configs in
+//! `deploy/redis/`, each server in its own temporary directory, with a readiness
+//! loop that fails with the server log when a server does not come up:
+//!
+//! | Type | What it starts |
+//! |------|----------------|
+//! | [`RedisServer`] | one standalone server, with fault helpers ([`kill`](RedisServer::kill), [`restart`](RedisServer::restart), [`pause`](RedisServer::pause), [`resume`](RedisServer::resume)) |
+//! | [`Masters`] | N independent masters, for Redlock |
+//! | [`Cluster`] | a 6-node cluster: 3 primaries, 3 replicas, with [`failover`](Cluster::failover) |
+//! | [`Sentinel`] | 1 primary, 1 replica, 3 sentinels watching `mymaster`, with [`failover`](Sentinel::failover) |
+//! | [`TestCtx`] | a shared topology for behaviour tests, reused from `cargo xtask test` when it exported one |
+//!
+//! Servers a test starts itself are SIGKILLed and their directories removed on drop.
+//! Shared servers live in statics, which are never dropped, so a small reaper process
+//! kills them when the test process exits.
+//!
+//! Write a behaviour once and run it on every topology with [`topology_tests!`]:
+//!
+//! ```no_run
+//! use aeturnis_testkit::TestCtx;
+//!
+//! async fn should_answer_ping(ctx: TestCtx) -> anyhow::Result<()> {
+//!     // connect to `ctx.url`, put every key under `ctx.prefix`
+//!     # let _ = ctx;
+//!     Ok(())
+//! }
+//!
+//! aeturnis_testkit::topology_tests!(should_answer_ping);
+//! # fn main() {}
+//! ```
+//!
+//! [`bench`] holds the measuring helpers used by `cargo xtask bench`.
+
+pub mod bench;
+mod cluster;
+mod lifetime;
+mod macros;
+mod masters;
+mod process;
+mod resp;
+mod sentinel;
+mod server;
+mod shared;
+
+pub use cluster::Cluster;
+pub use lifetime::{set_lifetime, Lifetime, ServerRecord};
+pub use masters::Masters;
+pub use sentinel::Sentinel;
+pub use server::RedisServer;
+pub use shared::{redlock_urls, TestCtx, TestOutcome, Topology};
+
+/// Environment variable holding the URL of a running standalone server to reuse.
+pub const STANDALONE_URL_ENV: &str = "AETURNIS_TEST_STANDALONE_URL";
+/// Environment variable holding the `redis-cluster://` URL of a running cluster to reuse.
+pub const CLUSTER_URL_ENV: &str = "AETURNIS_TEST_CLUSTER_URL";
+/// Environment variable holding the `redis-sentinel://` URL of a running sentinel set to reuse.
+pub const SENTINEL_URL_ENV: &str = "AETURNIS_TEST_SENTINEL_URL";
+/// Environment variable holding comma-separated URLs of running Redlock masters to reuse.
+pub const REDLOCK_URLS_ENV: &str = "AETURNIS_TEST_REDLOCK_URLS";

@@ -1,0 +1,212 @@
+//! A sentinel set: 1 primary, 1 replica, 3 sentinels.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+
+use crate::process::{wait_until, Spec};
+use crate::resp::{self, info_field};
+use crate::server::RedisServer;
+
+/// The service name in `deploy/redis/sentinel.conf`.
+const SERVICE: &str = "mymaster";
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One primary, one replica and three sentinels watching them as `mymaster` with
+/// quorum 2, from `deploy/redis/standalone.conf` and `deploy/redis/sentinel.conf`
+/// (`down-after-milliseconds` 1000, `failover-timeout` 5000). Dropping it kills every
+/// process.
+#[derive(Debug)]
+pub struct Sentinel {
+    primary: RedisServer,
+    replica: RedisServer,
+    sentinels: Vec<RedisServer>,
+}
+
+impl Sentinel {
+    /// Starts the primary, the replica and 3 sentinels, and waits until the replica is
+    /// in sync (`master_link_status:up`) and every sentinel knows the primary, the
+    /// replica and the 2 other sentinels.
+    ///
+    /// # Errors
+    /// Fails when a process does not start or the set does not settle within 30 s.
+    pub fn start() -> anyhow::Result<Sentinel> {
+        let primary = RedisServer::start(&Spec::standalone())?;
+        let replica = RedisServer::start(&Spec::replica_of(primary.port()))?;
+        let sentinels = (0..3)
+            .map(|_| RedisServer::start(&Spec::sentinel(primary.port())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let set = Sentinel {
+            primary,
+            replica,
+            sentinels,
+        };
+        set.wait_settled(set.primary.port(), set.replica.port())?;
+        Ok(set)
+    }
+
+    /// fred's sentinel URL naming all 3 sentinels:
+    /// `redis-sentinel://127.0.0.1:S1?sentinelServiceName=mymaster&node=127.0.0.1:S2&node=127.0.0.1:S3`.
+    pub fn url(&self) -> String {
+        let mut url = String::from("redis-sentinel://");
+        for (i, sentinel) in self.sentinels.iter().enumerate() {
+            match i {
+                0 => url.push_str(&format!(
+                    "127.0.0.1:{}?sentinelServiceName={SERVICE}",
+                    sentinel.port()
+                )),
+                _ => url.push_str(&format!("&node=127.0.0.1:{}", sentinel.port())),
+            }
+        }
+        url
+    }
+
+    /// The service name the sentinels watch: `mymaster`.
+    pub fn service_name(&self) -> &str {
+        SERVICE
+    }
+
+    /// `("127.0.0.1", port)` of every sentinel.
+    pub fn sentinel_nodes(&self) -> Vec<(String, u16)> {
+        self.sentinels
+            .iter()
+            .map(|s| ("127.0.0.1".to_owned(), s.port()))
+            .collect()
+    }
+
+    /// The sentinel processes.
+    pub fn sentinels(&self) -> &[RedisServer] {
+        &self.sentinels
+    }
+
+    /// The server started as the primary (after a failover it is the replica).
+    pub fn primary(&self) -> &RedisServer {
+        &self.primary
+    }
+
+    /// The server started as the replica (after a failover it is the primary).
+    pub fn replica(&self) -> &RedisServer {
+        &self.replica
+    }
+
+    /// Primary, replica and sentinels, giving up the set (for [`RedisServer::detach`]).
+    pub fn into_servers(self) -> Vec<RedisServer> {
+        let mut servers = vec![self.primary, self.replica];
+        servers.extend(self.sentinels);
+        servers
+    }
+
+    /// The port the sentinels currently report for the primary of `mymaster`.
+    ///
+    /// # Errors
+    /// Fails when the first sentinel does not answer.
+    pub fn current_primary_port(&self) -> anyhow::Result<u16> {
+        let port = self.sentinels.first().context("no sentinels")?.port();
+        master_port(port)
+    }
+
+    /// Runs `SENTINEL FAILOVER mymaster` and waits until every sentinel reports the
+    /// old replica as the primary, it says `role:master`, and the old primary has
+    /// rejoined as its replica with the link up.
+    ///
+    /// # Errors
+    /// Fails when the failover cannot start or does not complete within 30 s.
+    pub fn failover(&self) -> anyhow::Result<()> {
+        let first = self.sentinels.first().context("no sentinels")?.port();
+        let old = master_port(first)?;
+        let new = if old == self.primary.port() {
+            self.replica.port()
+        } else {
+            self.primary.port()
+        };
+        // Right after a start or a previous failover the sentinels may not consider the
+        // replica promotable yet (NOGOODSLAVE / INPROG); retry until they do.
+        wait_until("SENTINEL FAILOVER to be accepted", SETTLE_TIMEOUT, || {
+            resp::text(first, &["SENTINEL", "FAILOVER", SERVICE])
+                .map(drop)
+                .context("SENTINEL FAILOVER")
+        })?;
+        self.wait_settled(new, old)
+    }
+
+    fn wait_settled(&self, primary: u16, replica: u16) -> anyhow::Result<()> {
+        let sentinels: Vec<u16> = self.sentinels.iter().map(RedisServer::port).collect();
+        wait_until("the sentinel set to settle", SETTLE_TIMEOUT, || {
+            let info = resp::text(primary, &["INFO", "replication"])?;
+            ensure!(
+                info_field(&info, "role") == Some("master"),
+                "port {primary} is not a master yet"
+            );
+            let info = resp::text(replica, &["INFO", "replication"])?;
+            let link = info_field(&info, "master_link_status");
+            let master = info_field(&info, "master_port");
+            let want = primary.to_string();
+            ensure!(
+                link == Some("up") && master == Some(want.as_str()),
+                "replica {replica}: master_port {master:?}, master_link_status {link:?}"
+            );
+            for &sentinel in &sentinels {
+                check_sentinel(sentinel, primary, replica)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn master_port(sentinel: u16) -> anyhow::Result<u16> {
+    let addr = resp::query(sentinel, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE])?.array()?;
+    let port = addr
+        .into_iter()
+        .nth(1)
+        .context("GET-MASTER-ADDR-BY-NAME returned no port")?
+        .text()?;
+    Ok(port.parse()?)
+}
+
+fn check_sentinel(sentinel: u16, primary: u16, replica: u16) -> anyhow::Result<()> {
+    let reported = master_port(sentinel)?;
+    ensure!(
+        reported == primary,
+        "sentinel {sentinel} reports primary {reported}, want {primary}"
+    );
+    let master = resp::query(sentinel, &["SENTINEL", "MASTER", SERVICE])?.pairs()?;
+    let get = |key: &str| {
+        master
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    ensure!(
+        get("flags") == Some("master"),
+        "sentinel {sentinel}: master flags {:?}",
+        get("flags")
+    );
+    ensure!(
+        get("num-other-sentinels") == Some("2"),
+        "sentinel {sentinel} knows {:?} other sentinels",
+        get("num-other-sentinels")
+    );
+    let replicas = resp::query(sentinel, &["SENTINEL", "REPLICAS", SERVICE])?.array()?;
+    let mut found = false;
+    for entry in replicas {
+        let fields = entry.pairs()?;
+        let get = |key: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        if get("port") == Some(replica.to_string().as_str()) {
+            if get("flags") != Some("slave") || get("master-link-status") != Some("ok") {
+                bail!(
+                    "sentinel {sentinel}: replica {replica} flags {:?}, link {:?}",
+                    get("flags"),
+                    get("master-link-status")
+                );
+            }
+            found = true;
+        }
+    }
+    ensure!(found, "sentinel {sentinel} does not know replica {replica}");
+    Ok(())
+}
