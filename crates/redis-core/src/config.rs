@@ -721,7 +721,6 @@ mod tests {
                 service_name: "svc".into(),
                 nodes: vec![("s2".into(), 26380), ("s1".into(), 26379)]
             }
-            .clone()
         );
         assert_eq!(c.database, Some(1));
     }

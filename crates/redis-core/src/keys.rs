@@ -523,7 +523,8 @@ mod tests {
             let kb = ks().key("u").id(&b).build().unwrap();
             prop_assert_eq!(a == b, ka == kb);
             let seg = ka.as_str().strip_prefix("app:u:").unwrap();
-            prop_assert!(!seg.contains(':') && !seg.contains('{') && !seg.contains('}'));
+            let clean = !seg.contains(':') && !seg.contains('{') && !seg.contains('}');
+            prop_assert!(clean, "segment {} was not encoded", seg);
             prop_assert_eq!(decode(seg), a);
         }
 
