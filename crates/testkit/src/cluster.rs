@@ -41,7 +41,9 @@ impl Cluster {
             create.arg(node.addr().to_string());
         }
         create.args(["--cluster-replicas", "1", "--cluster-yes"]);
-        let output = create.output().context("running redis-cli --cluster create")?;
+        let output = create
+            .output()
+            .context("running redis-cli --cluster create")?;
         if !output.status.success() {
             bail!(
                 "redis-cli --cluster create failed ({}): {}{}",

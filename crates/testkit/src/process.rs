@@ -87,6 +87,13 @@ impl Spec {
         }
     }
 
+    pub(crate) fn primary() -> Spec {
+        Spec {
+            role: "primary",
+            ..Spec::standalone()
+        }
+    }
+
     pub(crate) fn replica_of(primary_port: u16) -> Spec {
         Spec {
             extra: vec![

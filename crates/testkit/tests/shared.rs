@@ -4,7 +4,9 @@ use aeturnis_testkit::{TestCtx, Topology};
 use fred::prelude::*;
 
 async fn should_give_each_test_its_own_prefix(ctx: TestCtx) -> anyhow::Result<()> {
-    assert!(ctx.prefix.starts_with("t:should_give_each_test_its_own_prefix:"));
+    assert!(ctx
+        .prefix
+        .starts_with("t:should_give_each_test_its_own_prefix:"));
     assert!(ctx.prefix.ends_with(':'));
     let client = Client::new(Config::from_url(&ctx.url)?, None, None, None);
     client.init().await?;

@@ -15,8 +15,8 @@
 #![allow(clippy::print_stdout)]
 
 use aeturnis_testkit::{
-    set_lifetime, Cluster, Lifetime, Masters, RedisServer, Sentinel, ServerRecord,
-    CLUSTER_URL_ENV, REDLOCK_URLS_ENV, SENTINEL_URL_ENV, STANDALONE_URL_ENV,
+    set_lifetime, Cluster, Lifetime, Masters, RedisServer, Sentinel, ServerRecord, CLUSTER_URL_ENV,
+    REDLOCK_URLS_ENV, SENTINEL_URL_ENV, STANDALONE_URL_ENV,
 };
 use anyhow::{bail, Context};
 use serde_json::{json, Value};

@@ -1,0 +1,201 @@
+//! `cargo xtask bench [LAYER]`: bench targets against a fresh Redis, side by side with
+//! their baselines, into `target/bench/results.json` and `docs/bench/results.md`.
+
+use std::fmt::Write as _;
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use crate::redis::{self, servers};
+use crate::util::{self, step};
+
+/// Bench layers, in report order; each is `tests/benches/<layer>.rs` when it exists.
+const LAYERS: [&str; 7] = [
+    "core",
+    "cache",
+    "session",
+    "lock",
+    "ratelimit",
+    "patterns",
+    "tower",
+];
+
+/// Runs the bench target of `LAYER`, or of every layer that has one.
+pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let root = util::root();
+    let existing: Vec<&str> = LAYERS
+        .iter()
+        .copied()
+        .filter(|l| root.join("tests/benches").join(format!("{l}.rs")).exists())
+        .collect();
+    let layers: Vec<&str> = match args {
+        [] => existing.clone(),
+        [layer] if existing.contains(&layer.as_str()) => vec![layer.as_str()],
+        [layer] => {
+            bail!("no bench target for layer {layer:?}; existing: {existing:?} (of {LAYERS:?})")
+        }
+        _ => bail!("usage: cargo xtask bench [LAYER]"),
+    };
+    if layers.is_empty() {
+        bail!("no bench targets in tests/benches/");
+    }
+    step(
+        "check redis-server/redis-cli/redis-benchmark >= 7",
+        util::ensure_redis,
+    )?;
+
+    let out_dir = root.join("target/bench");
+    let records_path = out_dir.join("records.jsonl");
+    std::fs::create_dir_all(&out_dir)?;
+    let _ = std::fs::remove_file(&records_path);
+
+    let topologies = vec!["standalone".to_owned(), "redlock".to_owned()];
+    redis::with_topologies("xtask-bench.json", &topologies, |entries| {
+        let mut env = vec![(
+            "AETURNIS_BENCH_OUT".to_owned(),
+            records_path.display().to_string(),
+        )];
+        for entry in entries {
+            match entry["topology"].as_str() {
+                Some("standalone") => {
+                    let port = servers(entry)
+                        .next()
+                        .map(|s| s["port"].to_string())
+                        .unwrap_or_default();
+                    env.push((
+                        "AETURNIS_BENCH_REDIS_URL".into(),
+                        entry["url"].as_str().unwrap_or_default().into(),
+                    ));
+                    env.push(("AETURNIS_BENCH_REDIS_PORT".into(), port));
+                }
+                Some("redlock") => {
+                    env.push((
+                        "AETURNIS_BENCH_REDLOCK_URLS".into(),
+                        entry["url"].as_str().unwrap_or_default().into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        for layer in &layers {
+            step(
+                &format!("cargo bench -p aeturnis-tests --bench {layer}"),
+                || {
+                    util::run(
+                        util::cargo()
+                            .args(["bench", "--package", "aeturnis-tests", "--bench", layer])
+                            .envs(env.iter().cloned()),
+                    )
+                },
+            )?;
+        }
+        Ok(())
+    })?;
+
+    let text = std::fs::read_to_string(&records_path).with_context(|| {
+        format!(
+            "reading {} (did the benches append records?)",
+            records_path.display()
+        )
+    })?;
+    let records = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<Value>, _>>()
+        .context("parsing bench records")?;
+    let results = out_dir.join("results.json");
+    std::fs::write(&results, serde_json::to_string_pretty(&records)?)?;
+
+    let table = markdown_table(&records);
+    println!("\n{table}");
+    let doc = format!("{}\n{table}", header(&layers));
+    let doc_path = root.join("docs/bench/results.md");
+    std::fs::create_dir_all(root.join("docs/bench"))?;
+    std::fs::write(&doc_path, doc)?;
+    println!("wrote {} and {}", results.display(), doc_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Names the machine and versions that produced the figures.
+fn header(layers: &[&str]) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let redis = util::version_of("redis-server").unwrap_or_else(|| "unknown".into());
+    let rustc = util::version_of("rustc").unwrap_or_else(|| "unknown".into());
+    format!(
+        "# Benchmark results\n\n\
+         Produced by `cargo xtask bench` (layers: {}) on {date}.\n\n\
+         - Machine: {cores} cores, {cpu}; client and Redis on the same machine over loopback\n\
+         - Redis: {redis}\n\
+         - Rust: {rustc}\n\
+         - Each figure is the median of 3 runs; ratio = ops_per_sec / baseline_ops_per_sec \
+         (higher is better). Latencies are per operation, in microseconds.\n",
+        layers.join(", ")
+    )
+}
+
+fn markdown_table(records: &[Value]) -> String {
+    let mut table = String::from(
+        "| layer | case | c | runtime | ops/s | p50 µs | p99 µs | baseline | baseline ops/s | ratio | bytes/item |\n\
+         |---|---|---:|---|---:|---:|---:|---|---:|---:|---:|\n",
+    );
+    for r in records {
+        let num = |key: &str, digits: usize| {
+            r[key]
+                .as_f64()
+                .map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["layer"].as_str().unwrap_or("?"),
+            r["case"].as_str().unwrap_or("?"),
+            r["concurrency"],
+            r["runtime"].as_str().unwrap_or("?"),
+            num("ops_per_sec", 0),
+            num("p50_us", 1),
+            num("p99_us", 1),
+            r["baseline"].as_str().unwrap_or("?"),
+            num("baseline_ops_per_sec", 0),
+            num("ratio", 2),
+            num("redis_bytes_per_item", 0),
+        );
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_render_one_row_per_record() -> anyhow::Result<()> {
+        let record: Value = serde_json::from_str(
+            r#"{"layer":"core","case":"GET 100B","concurrency":50,"runtime":"multi_thread(2)",
+                "ops_per_sec":300000.4,"p50_us":150.0,"p99_us":400.0,"baseline":"redis-benchmark -c 50 -d 100",
+                "baseline_ops_per_sec":120000.0,"ratio":2.5,"redis_bytes_per_item":null}"#,
+        )?;
+        let table = markdown_table(&[record]);
+        assert_eq!(table.lines().count(), 3);
+        assert!(
+            table.contains("| core | GET 100B | 50 | multi_thread(2) | 300000 | 150.0 | 400.0 |")
+        );
+        assert!(table.contains("| 2.50 | – |"));
+        Ok(())
+    }
+}

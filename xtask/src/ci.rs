@@ -1,0 +1,63 @@
+//! `cargo xtask ci`: formatting, lints, docs, then the tests on real Redis.
+
+use std::process::{Command, ExitCode};
+
+use anyhow::bail;
+
+use crate::util::{self, step};
+
+/// `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings`,
+/// `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-D warnings`, then
+/// [`test::run`](crate::test::run). Stops at the first failing step.
+pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    if !args.is_empty() {
+        bail!("cargo xtask ci takes no arguments (got {args:?})");
+    }
+    ensure_component("rustfmt", "fmt")?;
+    ensure_component("clippy", "clippy")?;
+    step("cargo fmt --all --check", || {
+        util::run(util::cargo().args(["fmt", "--all", "--check"]))
+    })?;
+    step(
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        || {
+            util::run(
+                util::cargo()
+                    .args(["clippy", "--workspace", "--all-targets", "--"])
+                    .args(["-D", "warnings"]),
+            )
+        },
+    )?;
+    step(
+        "cargo doc --workspace --no-deps (RUSTDOCFLAGS=-D warnings)",
+        || {
+            util::run(
+                util::cargo()
+                    .args(["doc", "--workspace", "--no-deps"])
+                    .env("RUSTDOCFLAGS", "-D warnings"),
+            )
+        },
+    )?;
+    crate::test::run(&[])
+}
+
+/// Makes sure `cargo SUBCOMMAND` works, installing the rustup component if not.
+fn ensure_component(component: &str, subcommand: &str) -> anyhow::Result<()> {
+    let works = |c: &mut Command| {
+        c.arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(util::cargo().arg(subcommand)) {
+        return Ok(());
+    }
+    step(&format!("rustup component add {component}"), || {
+        util::run(Command::new("rustup").args(["component", "add", component]))
+    })
+    .map_err(|e| {
+        e.context(format!(
+            "`cargo {subcommand}` is missing and `rustup component add {component}` failed \
+             (offline?); install the {component} component and run again"
+        ))
+    })
+}

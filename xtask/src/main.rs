@@ -1,0 +1,64 @@
+//! `cargo xtask`: the workspace's automation, in Rust (matklad's cargo-xtask).
+//!
+//! ```text
+//! cargo xtask redis up|down|status [--topology standalone|redlock|cluster|sentinel|all]
+//! cargo xtask test [cargo test args]   start every topology, cargo test --workspace, stop them
+//! cargo xtask ci                       fmt --check, clippy -D warnings, docs -D warnings, test
+//! cargo xtask bench [LAYER]            benches against a fresh Redis -> target/bench/results.json
+//! cargo xtask demo                     the demo game API (later issue)
+//! ```
+//!
+//! One module per task; `util` holds the shared helpers (project root, timed steps,
+//! the redis-server check).
+
+#![allow(clippy::print_stdout)]
+
+mod bench;
+mod ci;
+mod demo;
+mod redis;
+mod test;
+mod tidy;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  redis up|down|status [--topology standalone|redlock|cluster|sentinel|all]
+                        start, stop or list local Redis topologies (state in target/redis/)
+  test [ARGS...]        start every topology, run `cargo test --workspace ARGS...`, stop them
+  ci                    fmt --check, clippy -D warnings, rustdoc -D warnings, then test
+  bench [LAYER]         run bench targets against a fresh Redis; writes target/bench/results.json
+                        and docs/bench/results.md (layers: core cache session lock ratelimit
+                        patterns tower)
+  demo                  run the demo game API server (comes in a later issue)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest.to_vec()),
+        None => ("help", Vec::new()),
+    };
+    let result = match task {
+        "redis" => redis::run(&rest),
+        "test" => test::run(&rest),
+        "ci" => ci::run(&rest),
+        "bench" => bench::run(&rest),
+        "demo" => demo::run(&rest),
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => {
+            eprintln!("unknown task {other:?}\n\n{USAGE}");
+            Ok(ExitCode::from(2))
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
