@@ -1,0 +1,306 @@
+//! The guard a successful acquisition returns, its watchdog, and the
+//! context `with_lock` hands to its closure.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::manager::LockManager;
+use crate::redlock::Redlock;
+use crate::scripts::LockKeys;
+use crate::stats::StatsCell;
+use crate::token::{FencingToken, LockToken};
+
+/// Where a lease lives: one Redis, or a Redlock set of masters.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Single(LockManager),
+    Redlock(Redlock),
+}
+
+impl Backend {
+    async fn extend(&self, lease: &Lease, ttl: Duration) -> Result<bool> {
+        match self {
+            Backend::Single(m) => m.extend_lease(lease, ttl).await,
+            Backend::Redlock(r) => r.extend_lease(lease, ttl).await,
+        }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool> {
+        match self {
+            Backend::Single(m) => m.release_lease(lease).await,
+            Backend::Redlock(r) => r.release_lease(lease).await,
+        }
+    }
+
+    fn stats(&self) -> &StatsCell {
+        match self {
+            Backend::Single(m) => m.stats_cell(),
+            Backend::Redlock(r) => r.stats_cell(),
+        }
+    }
+}
+
+/// One acquisition: what it takes to extend or release it.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(crate) keys: Arc<LockKeys>,
+    pub(crate) token: LockToken,
+    pub(crate) fence: FencingToken,
+    pub(crate) ttl: Duration,
+}
+
+/// A held lock. Give it back with [`release`](Self::release); dropping it
+/// releases it too, in a task spawned on the current Tokio runtime (drop
+/// never blocks; outside a runtime the lock simply expires after its TTL).
+///
+/// [`lost`](Self::lost) completes when the lock is found lost (by
+/// [`extend`](Self::extend) or the watchdog), so long work can stop instead
+/// of running on unprotected.
+pub struct LockGuard {
+    backend: Backend,
+    lease: Arc<Lease>,
+    acquired_at: Instant,
+    lost: CancellationToken,
+    watchdog: Option<JoinHandle<()>>,
+    released: bool,
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("resource", &self.lease.keys.resource)
+            .field("fence", &self.lease.fence)
+            .field("token", &self.lease.token)
+            .field("lost", &self.lost.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LockGuard {
+    pub(crate) fn new(backend: Backend, lease: Lease, watchdog: bool) -> LockGuard {
+        let lease = Arc::new(lease);
+        let lost = CancellationToken::new();
+        let watchdog = watchdog.then(|| {
+            tokio::spawn(run_watchdog(
+                backend.clone(),
+                Arc::clone(&lease),
+                lost.clone(),
+            ))
+        });
+        LockGuard {
+            backend,
+            lease,
+            acquired_at: Instant::now(),
+            lost,
+            watchdog,
+            released: false,
+        }
+    }
+
+    /// The resource name.
+    #[must_use]
+    pub fn resource(&self) -> &str {
+        &self.lease.keys.resource
+    }
+
+    /// The random token that owns the lock.
+    #[must_use]
+    pub fn token(&self) -> &LockToken {
+        &self.lease.token
+    }
+
+    /// The fencing token of this acquisition.
+    #[must_use]
+    pub fn fence(&self) -> FencingToken {
+        self.lease.fence
+    }
+
+    /// The lease length asked for (and renewed by the watchdog).
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        self.lease.ttl
+    }
+
+    /// Time since the lock was acquired.
+    #[must_use]
+    pub fn held_for(&self) -> Duration {
+        self.acquired_at.elapsed()
+    }
+
+    /// Whether the lock has been found lost.
+    #[must_use]
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
+
+    /// Completes when the lock is found lost (never, if it is kept).
+    pub async fn lost(&self) {
+        self.lost.cancelled().await;
+    }
+
+    /// A token cancelled when the lock is found lost, to hand to other tasks.
+    #[must_use]
+    pub fn lost_token(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    /// What [`with_lock`](LockManager::with_lock) passes to its closure.
+    #[must_use]
+    pub fn context(&self) -> LockContext {
+        LockContext {
+            fence: self.lease.fence,
+            lost: self.lost.clone(),
+        }
+    }
+
+    /// Resets the lease to `ttl` from now, if the lock is still ours.
+    ///
+    /// # Errors
+    /// [`Error::LockLost`] when the token no longer matches (it expired or
+    /// was force-released); the lock is never silently re-acquired, and
+    /// [`lost`](Self::lost) fires. [`Error::InvalidTtl`] for a bad `ttl`.
+    pub async fn extend(&self, ttl: Duration) -> Result<()> {
+        if self.backend.extend(&self.lease, ttl).await? {
+            self.backend.stats().extended();
+            Ok(())
+        } else {
+            self.mark_lost();
+            Err(Error::LockLost {
+                resource: self.lease.keys.resource.clone(),
+            })
+        }
+    }
+
+    /// Gives the lock back (compare-and-delete: never deletes a lock that
+    /// is no longer ours).
+    ///
+    /// # Errors
+    /// [`Error::LockLost`] when the lock was no longer ours, so the work
+    /// done under it was not exclusive; a Redis error leaves the lock to
+    /// expire after its TTL.
+    pub async fn release(mut self) -> Result<()> {
+        self.released = true;
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+        release(&self.backend, &self.lease, self.acquired_at).await
+    }
+
+    fn mark_lost(&self) {
+        if !self.lost.is_cancelled() {
+            self.backend.stats().lost();
+            self.lost.cancel();
+        }
+    }
+}
+
+async fn release(backend: &Backend, lease: &Lease, acquired_at: Instant) -> Result<()> {
+    if backend.release(lease).await? {
+        backend.stats().released(acquired_at.elapsed());
+        Ok(())
+    } else {
+        backend.stats().lost();
+        Err(Error::LockLost {
+            resource: lease.keys.resource.clone(),
+        })
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let backend = self.backend.clone();
+                let lease = Arc::clone(&self.lease);
+                let acquired_at = self.acquired_at;
+                handle.spawn(async move {
+                    if let Err(e) = release(&backend, &lease, acquired_at).await {
+                        tracing::warn!(resource = %lease.keys.resource, error = %e, "lock: release on drop failed");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(
+                resource = %self.lease.keys.resource,
+                "lock guard dropped outside a Tokio runtime; the lock expires after its TTL"
+            ),
+        }
+    }
+}
+
+/// Extends every `ttl / 3`; fires `lost` when the lock is no longer ours,
+/// or when failures (Redis down) outlast the lease.
+async fn run_watchdog(backend: Backend, lease: Arc<Lease>, lost: CancellationToken) {
+    let period = lease.ttl / 3;
+    let mut valid_until = Instant::now() + lease.ttl;
+    loop {
+        tokio::select! {
+            () = lost.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let sent = Instant::now();
+        match backend.extend(&lease, lease.ttl).await {
+            Ok(true) => {
+                backend.stats().extended();
+                valid_until = sent + lease.ttl;
+            }
+            Ok(false) => {
+                tracing::warn!(resource = %lease.keys.resource, "lock: watchdog found the lock lost");
+                backend.stats().lost();
+                lost.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(resource = %lease.keys.resource, error = %e, "lock: watchdog extend failed");
+                if Instant::now() + period >= valid_until {
+                    backend.stats().lost();
+                    lost.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What the closure of [`with_lock`](LockManager::with_lock) gets: the
+/// fencing token to pass on to protected writes, and the "lock lost" signal.
+#[derive(Debug, Clone)]
+pub struct LockContext {
+    fence: FencingToken,
+    lost: CancellationToken,
+}
+
+impl LockContext {
+    /// The fencing token of this acquisition.
+    #[must_use]
+    pub fn fence(&self) -> FencingToken {
+        self.fence
+    }
+
+    /// Whether the lock has been found lost.
+    #[must_use]
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
+
+    /// Completes when the lock is found lost.
+    pub async fn lost(&self) {
+        self.lost.cancelled().await;
+    }
+
+    /// The cancellation token behind [`lost`](Self::lost).
+    #[must_use]
+    pub fn lost_token(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+}

@@ -1,0 +1,211 @@
+//! Waking waiters when a lock is released.
+//!
+//! One registry per manager: a [`Notify`] per resource that has waiters,
+//! woken by local releases at once and by release messages from other
+//! processes through one shared pub/sub client (created on the first wait,
+//! never per waiter). A channel is subscribed while it has waiters and
+//! unsubscribed when the last one leaves. `notify_one` wakes waiters in
+//! FIFO order, so within a process the longest waiter tries first; the
+//! bounded back-off poll covers a lost message.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+
+use aeturnis_redis_core::fred::clients::SubscriberClient;
+use aeturnis_redis_core::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use aeturnis_redis_core::Redis;
+use tokio::sync::{broadcast::error::RecvError, Notify, OnceCell};
+use tokio::task::JoinHandle;
+
+type Waiters = Mutex<HashMap<String, (Arc<Notify>, usize)>>;
+
+pub(crate) struct Wakers {
+    redis: Option<Redis>,
+    waiters: Arc<Waiters>,
+    subscriber: OnceCell<Option<Subscriber>>,
+    /// Channels subscribed on the server; the lock serialises SUBSCRIBE
+    /// and UNSUBSCRIBE so a late unsubscribe cannot undo a new subscribe.
+    subscribed: Arc<tokio::sync::Mutex<HashSet<String>>>,
+}
+
+struct Subscriber {
+    client: SubscriberClient,
+    dispatch: JoinHandle<()>,
+}
+
+impl Wakers {
+    /// `redis: None` gives local wake-ups only (Redlock).
+    pub(crate) fn new(redis: Option<Redis>) -> Wakers {
+        Wakers {
+            redis,
+            waiters: Arc::new(Mutex::new(HashMap::new())),
+            subscriber: OnceCell::new(),
+            subscribed: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// Registers a waiter on `channel` (subscribing it if this is the
+    /// first). A subscriber failure is logged and leaves the waiter on
+    /// polling and local wake-ups.
+    pub(crate) async fn register(&self, channel: &str) -> Waiter {
+        let (notify, first) = {
+            let mut map = lock(&self.waiters);
+            let entry = map
+                .entry(channel.to_owned())
+                .or_insert_with(|| (Arc::new(Notify::new()), 0));
+            entry.1 += 1;
+            (Arc::clone(&entry.0), entry.1 == 1)
+        };
+        let mut waiter = Waiter {
+            notify,
+            channel: channel.to_owned(),
+            waiters: Arc::downgrade(&self.waiters),
+            unsubscribe: None,
+        };
+        let Some(sub) = self.subscriber().await else {
+            return waiter;
+        };
+        if first || !self.subscribed.lock().await.contains(channel) {
+            let mut subscribed = self.subscribed.lock().await;
+            if !subscribed.contains(channel) {
+                match sub.client.subscribe(channel).await {
+                    Ok(()) => {
+                        subscribed.insert(channel.to_owned());
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, channel, "lock: SUBSCRIBE failed; waiting by polling")
+                    }
+                }
+            }
+        }
+        waiter.unsubscribe = Some((sub.client.clone(), Arc::clone(&self.subscribed)));
+        waiter
+    }
+
+    /// Wakes one local waiter on `channel` (after a local release).
+    pub(crate) fn wake(&self, channel: &str) {
+        wake(&self.waiters, channel);
+    }
+
+    async fn subscriber(&self) -> Option<&Subscriber> {
+        let redis = self.redis.as_ref()?;
+        self.subscriber
+            .get_or_init(|| async {
+                match redis.subscriber().await {
+                    Ok(client) => {
+                        let mut rx = client.message_rx();
+                        let waiters = Arc::downgrade(&self.waiters);
+                        let dispatch = tokio::spawn(async move {
+                            loop {
+                                let received = rx.recv().await;
+                                let Some(map) = waiters.upgrade() else { return };
+                                match received {
+                                    Ok(msg) => wake(&map, &msg.channel),
+                                    Err(RecvError::Lagged(_)) => {
+                                        for (notify, _) in lock(&map).values() {
+                                            notify.notify_one();
+                                        }
+                                    }
+                                    Err(RecvError::Closed) => return,
+                                }
+                            }
+                        });
+                        Some(Subscriber { client, dispatch })
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lock: no pub/sub client; waiters will poll");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
+    }
+}
+
+impl Drop for Wakers {
+    fn drop(&mut self) {
+        if let Some(Some(sub)) = self.subscriber.get() {
+            sub.dispatch.abort();
+            let client = sub.client.clone();
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = client.quit().await;
+                });
+            }
+        }
+    }
+}
+
+fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Notify>, usize)>> {
+    waiters
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn wake(waiters: &Waiters, channel: &str) {
+    if let Some((notify, _)) = lock(waiters).get(channel) {
+        notify.notify_one();
+    }
+}
+
+/// One waiter's registration; leaving (drop) unsubscribes the channel when
+/// it was the last waiter.
+pub(crate) struct Waiter {
+    notify: Arc<Notify>,
+    channel: String,
+    waiters: Weak<Waiters>,
+    unsubscribe: Option<(SubscriberClient, Arc<tokio::sync::Mutex<HashSet<String>>>)>,
+}
+
+impl Waiter {
+    pub(crate) fn notify(&self) -> &Notify {
+        &self.notify
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let Some(waiters) = self.waiters.upgrade() else {
+            return;
+        };
+        let last = {
+            let mut map = lock(&waiters);
+            match map.get_mut(&self.channel) {
+                Some(entry) => {
+                    entry.1 = entry.1.saturating_sub(1);
+                    if entry.1 == 0 {
+                        map.remove(&self.channel);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                None => false,
+            }
+        };
+        if !last {
+            return;
+        }
+        let Some((client, subscribed)) = self.unsubscribe.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let channel = std::mem::take(&mut self.channel);
+        let weak = Weak::clone(&self.waiters);
+        handle.spawn(async move {
+            let mut set = subscribed.lock().await;
+            // a new waiter may have arrived meanwhile: keep the subscription
+            let still_wanted = weak
+                .upgrade()
+                .is_some_and(|w| lock(&w).contains_key(&channel));
+            if !still_wanted && set.remove(&channel) {
+                if let Err(e) = client.unsubscribe(channel.as_str()).await {
+                    tracing::debug!(error = %e, channel, "lock: UNSUBSCRIBE failed");
+                }
+            }
+        });
+    }
+}
