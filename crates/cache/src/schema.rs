@@ -1,0 +1,56 @@
+//! Typed key helpers for the original system's key schema.
+//!
+//! | helper | key (after the prefix) | holds |
+//! |---|---|---|
+//! | [`Schema::user_profile`] | `user:{id}:profile` | a player's profile |
+//! | [`Schema::char_inventory`] | `char:{id}:inventory` | a character's inventory |
+//! | [`Schema::leaderboard`] | `leaderboard:{type}` | a sorted set of scores |
+//!
+//! The id is the key's hash tag (`{...}`), so every key of one user (or one
+//! character) lives in one cluster slot and a script may touch them
+//! together. User text is percent-encoded by the core key builder: an id
+//! holding `:`, `{` or `}` cannot reach another key.
+//!
+//! ```
+//! use aeturnis_cache::Schema;
+//! use aeturnis_redis_core::KeySpace;
+//! let schema = Schema::new(KeySpace::new("game:")?);
+//! assert_eq!(schema.user_profile("42")?.as_str(), "game:user:{42}:profile");
+//! assert_eq!(schema.char_inventory("7")?.as_str(), "game:char:{7}:inventory");
+//! assert_eq!(schema.leaderboard("pvp")?.as_str(), "game:leaderboard:{pvp}");
+//! // hostile ids stay inside their segment
+//! assert_eq!(schema.user_profile("1}:x")?.as_str(), "game:user:{1%7D%3Ax}:profile");
+//! assert!(schema.user_profile("").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use aeturnis_redis_core::{KeyError, KeySpace, RedisKey};
+
+/// Builds the schema's keys under one key space. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    keys: KeySpace,
+}
+
+impl Schema {
+    /// The schema under `keys`' prefix.
+    #[must_use]
+    pub fn new(keys: KeySpace) -> Schema {
+        Schema { keys }
+    }
+
+    /// `user:{id}:profile`.
+    pub fn user_profile(&self, user_id: impl AsRef<str>) -> Result<RedisKey, KeyError> {
+        self.keys.key("user").tag(user_id).part("profile").build()
+    }
+
+    /// `char:{id}:inventory`.
+    pub fn char_inventory(&self, char_id: impl AsRef<str>) -> Result<RedisKey, KeyError> {
+        self.keys.key("char").tag(char_id).part("inventory").build()
+    }
+
+    /// `leaderboard:{type}`.
+    pub fn leaderboard(&self, board: impl AsRef<str>) -> Result<RedisKey, KeyError> {
+        self.keys.key("leaderboard").tag(board).build()
+    }
+}
