@@ -1,0 +1,177 @@
+//! Fault and replay tests, each on its own `redis-server` (they kill
+//! servers and connections, which the shared servers must not see).
+
+use std::time::{Duration, Instant};
+
+use aeturnis_cache::{Cache, CacheConfig, Error, OpKind, Ttl};
+use aeturnis_redis_core::{Redis, RedisConfig};
+use aeturnis_testkit::RedisServer;
+use anyhow::{bail, ensure, Context, Result};
+
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(800);
+
+async fn cache_on(server: &RedisServer) -> Result<Cache> {
+    let redis = Redis::connect(
+        RedisConfig::from_url(&server.url())?
+            .with_key_prefix("fault:")
+            .with_command_timeout(COMMAND_TIMEOUT),
+    )
+    .await?;
+    Ok(Cache::new(redis, CacheConfig::default())?)
+}
+
+/// Polls `check` until it returns `Ok(true)` or the deadline passes.
+async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_give_typed_errors_while_redis_is_down_and_recover_after_restart() -> Result<()> {
+    let mut server = RedisServer::start_standalone()?;
+    let cache = cache_on(&server).await?;
+    let key = cache.key("hero").id("1").build()?;
+    cache.set(&key, "before", Ttl::Default).await?;
+
+    // a task hammering the cache when Redis dies
+    let worker = {
+        let (cache, key) = (cache.clone(), key.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = cache.get::<String>(&key).await {
+                    return (e, Instant::now());
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    wait_until("the worker to run", Duration::from_secs(5), || async {
+        Ok(cache.stats().op(OpKind::Get).is_some_and(|g| g.count > 100))
+    })
+    .await?;
+    let killed = Instant::now();
+    server.kill()?;
+    let (err, failed_at) = tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .context("the in-flight operation never failed")??;
+    ensure!(
+        err.is_retryable() && (err.is_connection() || err.is_timeout()),
+        "{err:?}"
+    );
+    ensure!(
+        failed_at.duration_since(killed) <= COMMAND_TIMEOUT + Duration::from_millis(700),
+        "failed after {:?}",
+        failed_at.duration_since(killed)
+    );
+
+    // calls made while it is down fail within the command timeout too
+    for _ in 0..3 {
+        let started = Instant::now();
+        let result = cache.set(&key, "during", Ttl::Default).await;
+        let took = started.elapsed();
+        match result {
+            Err(e) if e.is_retryable() => {}
+            other => bail!("expected a retryable error, got {other:?}"),
+        }
+        ensure!(
+            took <= COMMAND_TIMEOUT + Duration::from_millis(700),
+            "took {took:?}"
+        );
+    }
+    let errors = cache.stats().total_errors();
+    ensure!(errors >= 4, "errors counted: {errors}");
+
+    // the same Cache works again once Redis is back
+    server.restart()?;
+    wait_until(
+        "the cache to write again",
+        Duration::from_secs(20),
+        || async { Ok(cache.set(&key, "after", Ttl::Default).await.is_ok()) },
+    )
+    .await?;
+    assert_eq!(cache.get::<String>(&key).await?.as_deref(), Some("after"));
+    assert_eq!(
+        cache
+            .incr(&cache.key("c").build()?, 2, Ttl::Default)
+            .await?,
+        2
+    );
+    Ok(())
+}
+
+/// Holds the next write command of the cache's connection on the server
+/// (`CLIENT PAUSE WRITE`), kills that connection while the command is in
+/// flight, and lets the server go.
+async fn drop_connection_mid_call<T: Send + 'static>(
+    server: &RedisServer,
+    call: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T> {
+    server.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
+    let task = tokio::spawn(call);
+    let held = wait_until(
+        "the call to reach Redis",
+        Duration::from_secs(5),
+        || async {
+            let clients = server.cli(&["CLIENT", "LIST"])?;
+            Ok(clients
+                .lines()
+                .any(|l| l.contains("cmd=evalsha") || l.contains("cmd=set")))
+        },
+    )
+    .await;
+    server.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])?;
+    server.cli(&["CLIENT", "UNPAUSE"])?;
+    held?;
+    Ok(tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .context("the call never finished")??)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_fail_a_dropped_counter_call_instead_of_counting_twice() -> Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let cache = cache_on(&server).await?;
+    let counter = cache.key("kills").id("7").build()?;
+    assert_eq!(cache.incr(&counter, 1, Ttl::Default).await?, 1);
+    // make `exists` the connection's last command, so `cmd=evalsha` below
+    // can only be the held call
+    cache.exists(&counter).await?;
+
+    let call = {
+        let (cache, counter) = (cache.clone(), counter.clone());
+        async move { cache.incr(&counter, 1, Ttl::Default).await }
+    };
+    let result: Result<i64, Error> = drop_connection_mid_call(&server, call).await?;
+    match result {
+        Err(e) => ensure!(e.is_connection() || e.is_retryable(), "{e:?}"),
+        Ok(v) => bail!("the dropped increment was replayed and returned {v}"),
+    }
+    // nothing ran twice (here: the held call never ran at all)
+    wait_until("the reconnect", Duration::from_secs(10), || async {
+        Ok(cache.exists(&counter).await.is_ok())
+    })
+    .await?;
+    assert_eq!(cache.counter(&counter).await?, Some(1));
+
+    // by contrast an idempotent write is replayed transparently
+    let key = cache.key("replayed").build()?;
+    let call = {
+        let (cache, key) = (cache.clone(), key.clone());
+        async move { cache.set(&key, &5u32, Ttl::Default).await }
+    };
+    drop_connection_mid_call(&server, call).await??;
+    assert_eq!(cache.get::<u32>(&key).await?, Some(5));
+    Ok(())
+}
