@@ -1,0 +1,322 @@
+//! The Lua scripts. Each runs on one hash slot: a session key
+//! `PREFIX s:{TAG}:RANDOM` and its user's index `PREFIX su:{TAG}:USER` share
+//! the tag `{TAG}`. Scripts that act on a user's sessions derive the session
+//! keys from the index members (and the index key from the user id stored in
+//! a session); every such key carries the same tag, so the scripts never
+//! leave the slot of the keys they were given.
+//!
+//! Time is the server's (`TIME`), in milliseconds. Every write checks that
+//! the session still exists first: nothing here ever writes a missing
+//! session back (no resurrection).
+
+use std::sync::LazyLock;
+
+use aeturnis_redis_core::LuaScript;
+
+macro_rules! helpers {
+    () => {
+        r#"
+local function u64(s, i)
+  local n = 0
+  for k = i, i + 7 do n = n * 256 + string.byte(s, k) end
+  return n
+end
+local function p64(n)
+  local b = {}
+  for k = 8, 1, -1 do b[k] = n % 256; n = math.floor(n / 256) end
+  return string.char(unpack(b))
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function user_of(v)
+  local len = string.byte(v, 26) * 256 + string.byte(v, 27)
+  return string.sub(v, 28, 27 + len)
+end
+local ENC = {['%'] = '%25', [':'] = '%3A', ['{'] = '%7B', ['}'] = '%7D'}
+local function index_of(head, v)
+  return head .. (string.gsub(user_of(v), '[%%:{}]', ENC))
+end
+-- the index outlives every session it lists: TTL + touch interval + 1 s
+local function keep_index(idx, ttl)
+  ttl = ttl + 1000
+  if redis.call('PTTL', idx) < ttl then redis.call('PEXPIRE', idx, ttl) end
+end
+"#
+    };
+}
+
+/// Get and slide.
+/// KEYS: session. ARGV: idle ms, touch interval ms, index head, member.
+/// Returns false, or {value, now, ttl}.
+pub(crate) static GET_SLIDE: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "session_get_slide",
+        concat!(
+            helpers!(),
+            r#"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local now = now_ms()
+local ttl = math.min(tonumber(ARGV[1]), u64(v, 18) - now)
+if ttl <= 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', index_of(ARGV[3], v), ARGV[4])
+  return false
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+local touch = tonumber(ARGV[2])
+if now - u64(v, 10) >= touch then
+  local ts = p64(now)
+  redis.call('SETRANGE', KEYS[1], 9, ts)
+  v = string.sub(v, 1, 9) .. ts .. string.sub(v, 18)
+  local idx = index_of(ARGV[3], v)
+  redis.call('ZADD', idx, now, ARGV[4])
+  keep_index(idx, ttl + touch)
+end
+return {v, now, ttl}
+"#
+        ),
+    )
+});
+
+/// Create, evicting the least recently used sessions over the limit.
+/// KEYS: session, index. ARGV: member, fields, idle ms, absolute ms, max,
+/// touch interval ms, session head.
+/// Returns {value, now, ttl, fresh (1) / replay (0) / taken (-1), evicted,
+/// evicted duration ms}.
+pub(crate) static CREATE: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "session_create",
+        concat!(
+            helpers!(),
+            r#"
+local now = now_ms()
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local len = string.byte(ARGV[2], 1) * 256 + string.byte(ARGV[2], 2)
+  local same = user_of(existing) == string.sub(ARGV[2], 3, 2 + len)
+  return {existing, now, redis.call('PTTL', KEYS[1]), same and 0 or -1, 0, 0}
+end
+local live = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if redis.call('EXISTS', ARGV[7] .. m) == 1 then
+    live[#live + 1] = m
+  else
+    redis.call('ZREM', KEYS[2], m)
+  end
+end
+local max = tonumber(ARGV[5])
+local evicted, ended = 0, 0
+local i = 1
+while #live - i + 1 >= max do
+  local k = ARGV[7] .. live[i]
+  ended = ended + now - u64(redis.call('GETRANGE', k, 1, 8), 1)
+  redis.call('DEL', k)
+  redis.call('ZREM', KEYS[2], live[i])
+  evicted = evicted + 1
+  i = i + 1
+end
+local absolute = now + tonumber(ARGV[4])
+local ttl = math.min(tonumber(ARGV[3]), absolute - now)
+local v = string.char(1) .. p64(now) .. p64(now) .. p64(absolute) .. ARGV[2]
+redis.call('SET', KEYS[1], v, 'PX', ttl)
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+keep_index(KEYS[2], ttl + tonumber(ARGV[6]))
+return {v, now, ttl, 1, evicted, ended}
+"#
+        ),
+    )
+});
+
+/// Extend the idle expiry by a duration, capped by the absolute expiry.
+/// Not idempotent: sent without replay.
+/// KEYS: session. ARGV: by ms, touch interval ms, index head.
+/// Returns false, or {value, now, ttl}.
+pub(crate) static EXTEND: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "session_extend",
+        concat!(
+            helpers!(),
+            r#"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local now = now_ms()
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl < 0 then pttl = 0 end
+local ttl = math.min(pttl + tonumber(ARGV[1]), u64(v, 18) - now)
+if ttl <= 0 then return false end
+redis.call('PEXPIRE', KEYS[1], ttl)
+keep_index(index_of(ARGV[3], v), ttl + tonumber(ARGV[2]))
+return {v, now, ttl}
+"#
+        ),
+    )
+});
+
+/// Replace some fields (never the user), keeping the TTL.
+/// KEYS: session. ARGV: pairs of (field number, encoded field).
+/// Returns false, or {value, now, ttl}.
+pub(crate) static UPDATE: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "session_update",
+        concat!(
+            helpers!(),
+            r#"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local chunks = {}
+local pos = 26
+for f = 1, 6 do
+  local len = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
+  local stop = pos + 1
+  if len ~= 65535 then stop = stop + len end
+  chunks[f] = string.sub(v, pos, stop)
+  pos = stop + 1
+end
+for i = 1, #ARGV, 2 do
+  local f = tonumber(ARGV[i]) + 1
+  if f > 1 and f <= 6 then chunks[f] = ARGV[i + 1] end
+end
+v = string.sub(v, 1, 25) .. table.concat(chunks)
+redis.call('SET', KEYS[1], v, 'KEEPTTL')
+return {v, now_ms(), redis.call('PTTL', KEYS[1])}
+"#
+        ),
+    )
+});
+
+/// Rotate: move a session to a new id, atomically.
+/// KEYS: old session, new session. ARGV: index head, old member, new member.
+/// Returns false, {value, now, ttl} (a replay finds the new key and returns
+/// it), or -1 when the new id is taken.
+pub(crate) static ROTATE: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "session_rotate",
+        concat!(
+            helpers!(),
+            r#"
+local now = now_ms()
+local v = redis.call('GET', KEYS[1])
+if not v then
+  local moved = redis.call('GET', KEYS[2])
+  if moved then return {moved, now, redis.call('PTTL', KEYS[2])} end
+  return false
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+redis.call('RENAME', KEYS[1], KEYS[2])
+local idx = index_of(ARGV[1], v)
+local score = redis.call('ZSCORE', idx, ARGV[2]) or now
+-- add before removing, so the index never empties (and never loses its TTL)
+redis.call('ZADD', idx, score, ARGV[3])
+redis.call('ZREM', idx, ARGV[2])
+return {v, now, redis.call('PTTL', KEYS[2])}
+"#
+        ),
+    )
+});
+
+/// Revoke one session.
+/// KEYS: session. ARGV: index head, member.
+/// Returns false (nothing to revoke) or the session's age in ms.
+pub(crate) static REVOKE: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "session_revoke",
+        concat!(
+            helpers!(),
+            r#"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', index_of(ARGV[1], v), ARGV[2])
+return now_ms() - u64(v, 2)
+"#
+        ),
+    )
+});
+
+/// Revoke all of a user's sessions, or all but one.
+/// KEYS: index. ARGV: session head, member to keep ('' for none).
+/// Returns {revoked, summed age ms}, or -1 when the member to keep is not a
+/// live session of this user.
+pub(crate) static REVOKE_ALL: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "session_revoke_all",
+        concat!(
+            helpers!(),
+            r#"
+local keep = ARGV[2]
+if keep ~= '' and (not redis.call('ZSCORE', KEYS[1], keep)
+    or redis.call('EXISTS', ARGV[1] .. keep) == 0) then
+  return -1
+end
+local now = now_ms()
+local n, ended = 0, 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if m ~= keep then
+    local k = ARGV[1] .. m
+    local created = redis.call('GETRANGE', k, 1, 8)
+    if #created == 8 then
+      ended = ended + now - u64(created, 1)
+      n = n + 1
+      redis.call('DEL', k)
+    end
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+if keep == '' then redis.call('DEL', KEYS[1]) end
+return {n, ended}
+"#
+        ),
+    )
+});
+
+/// List a user's live sessions, dropping index members whose session has
+/// expired.
+/// KEYS: index. ARGV: session head.
+/// Returns {now, member, value, ttl, member, value, ttl, ...}.
+pub(crate) static LIST: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "session_list",
+        concat!(
+            helpers!(),
+            r#"
+local out = {now_ms()}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local k = ARGV[1] .. m
+  local v = redis.call('GET', k)
+  if v then
+    out[#out + 1] = m
+    out[#out + 1] = v
+    out[#out + 1] = redis.call('PTTL', k)
+  else
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+return out
+"#
+        ),
+    )
+});
+
+/// Adjust the global counters (their own slot, never inside a per-user
+/// script). Not idempotent: sent without replay.
+/// KEYS: counters hash, users HyperLogLog. ARGV: ttl ms, active delta,
+/// created delta, ended delta, ended ms delta, users...
+pub(crate) static STATS: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "session_stats",
+        r#"
+local fields = {'active', 'created', 'ended', 'ended_ms'}
+for i, f in ipairs(fields) do
+  local d = tonumber(ARGV[i + 1])
+  if d ~= 0 then redis.call('HINCRBY', KEYS[1], f, d) end
+end
+if #ARGV > 5 then redis.call('PFADD', KEYS[2], unpack(ARGV, 6)) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return 1
+"#,
+    )
+});

@@ -1,0 +1,605 @@
+//! Session behaviour against real Redis, on the shared standalone server and
+//! the shared 6-node cluster.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant, SystemTime};
+
+use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::{Redis, RedisConfig};
+use aeturnis_session::{
+    CharacterId, Error, SessionConfig, SessionId, SessionManager, SessionMetadata, TokenError,
+    UserId, MAX_USER_AGENT_LEN,
+};
+use aeturnis_testkit::TestCtx;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn manager(ctx: &TestCtx, config: SessionConfig) -> anyhow::Result<SessionManager> {
+    let redis =
+        Redis::connect(RedisConfig::from_url(&ctx.url)?.with_key_prefix(&ctx.prefix)).await?;
+    Ok(SessionManager::new(redis, config)?)
+}
+
+/// Every read records a touch.
+fn eager() -> SessionConfig {
+    SessionConfig::default().with_touch_interval(Duration::ZERO)
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn meta() -> SessionMetadata {
+    SessionMetadata::new()
+        .with_ip_address("203.0.113.42".parse().unwrap())
+        .with_user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/127.0")
+        .with_device("desktop")
+        .with_location("Berlin, DE")
+}
+
+fn session_key(ctx: &TestCtx, id: &SessionId) -> String {
+    let s = id.as_str();
+    format!("{}s:{{{}}}:{}", ctx.prefix, &s[..4], &s[5..])
+}
+
+fn index_key(ctx: &TestCtx, u: &UserId) -> String {
+    format!("{}su:{{{}}}:{}", ctx.prefix, u.slot_tag(), u.as_str())
+}
+
+async fn pttl(m: &SessionManager, key: &str) -> i64 {
+    m.redis().client().pttl(key).await.unwrap()
+}
+
+async fn exists(m: &SessionManager, key: &str) -> bool {
+    m.redis().client().exists::<i64, _>(key).await.unwrap() == 1
+}
+
+/// Waits until the server clock has moved past the current millisecond, so
+/// the next write gets a later score.
+async fn next_ms(m: &SessionManager) {
+    let start = m.redis().server_time().await.unwrap().as_millis();
+    while m.redis().server_time().await.unwrap().as_millis() <= start + 1 {}
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    while !check().await {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what}: not true after {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn should_create_and_get_a_session(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager()).await?;
+    let u = user("alice:{1}");
+    let before = SystemTime::now() - Duration::from_secs(1);
+    let s = m.create(&u, meta()).await?;
+    assert_eq!(s.user, u);
+    assert_eq!(s.metadata, meta());
+    assert_eq!(s.character, None);
+    assert!(s.created_at >= before);
+    assert_eq!(s.created_at, s.last_seen);
+    assert_eq!(
+        s.expires_at.duration_since(s.created_at)?,
+        Duration::from_secs(1800)
+    );
+    assert_eq!(
+        s.absolute_expires_at.duration_since(s.created_at)?,
+        Duration::from_secs(24 * 3600)
+    );
+    let got = m.get(&s.id).await?.expect("the session exists");
+    assert_eq!(
+        (&got.id, &got.user, &got.metadata),
+        (&s.id, &s.user, &s.metadata)
+    );
+    assert!(got.last_seen >= s.last_seen);
+    let by_token = m.get_by_token(s.id.as_str()).await?.expect("by token");
+    assert_eq!(by_token.id, s.id);
+    // a well-formed token that was never issued
+    assert!(m.get(&SessionId::generate(&u)).await?.is_none());
+    Ok(())
+}
+
+async fn should_slide_idle_expiry_on_activity(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager().with_idle_ttl(Duration::from_secs(10))).await?;
+    let s = m.create(&user("bob"), meta()).await?;
+    let key = session_key(&ctx, &s.id);
+    let _: () = m.redis().client().pexpire(&key, 2_000, None).await?;
+    assert!(pttl(&m, &key).await <= 2_000);
+    let got = m.get(&s.id).await?.unwrap();
+    let after = pttl(&m, &key).await;
+    assert!(after > 9_000, "PTTL grew to the idle TTL, got {after}");
+    assert!(got.expires_at > s.created_at + Duration::from_secs(9));
+    // the user's index lives at least as long as the session
+    assert!(pttl(&m, &index_key(&ctx, &s.user)).await >= after);
+    Ok(())
+}
+
+async fn should_slide_but_throttle_last_seen_writes(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(
+        &ctx,
+        SessionConfig::default()
+            .with_idle_ttl(Duration::from_secs(10))
+            .with_touch_interval(Duration::from_secs(5)),
+    )
+    .await?;
+    let s = m.create(&user("carol"), meta()).await?;
+    let key = session_key(&ctx, &s.id);
+    let _: () = m.redis().client().pexpire(&key, 2_000, None).await?;
+    next_ms(&m).await;
+    let got = m.get(&s.id).await?.unwrap();
+    assert_eq!(
+        got.last_seen, s.created_at,
+        "a recent touch is not rewritten"
+    );
+    assert!(pttl(&m, &key).await > 9_000, "but the expiry still slides");
+    Ok(())
+}
+
+async fn should_extend_up_to_the_absolute_expiry(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(
+        &ctx,
+        eager()
+            .with_idle_ttl(Duration::from_secs(10))
+            .with_absolute_ttl(Duration::from_secs(30)),
+    )
+    .await?;
+    let s = m.create(&user("dave"), meta()).await?;
+    let key = session_key(&ctx, &s.id);
+    let e = m.extend(&s.id, Duration::from_secs(5)).await?.unwrap();
+    let p = pttl(&m, &key).await;
+    assert!((14_000..=15_000).contains(&p), "extended to ~15 s, got {p}");
+    assert!(e.expires_at >= s.expires_at + Duration::from_secs(4));
+    m.extend(&s.id, Duration::from_secs(3600)).await?.unwrap();
+    let p = pttl(&m, &key).await;
+    assert!(
+        (28_000..=30_000).contains(&p),
+        "capped at the absolute expiry, got {p}"
+    );
+    assert!(matches!(
+        m.extend(&s.id, Duration::ZERO).await,
+        Err(Error::ZeroDuration { .. })
+    ));
+    m.revoke(&s.id).await?;
+    assert!(m.extend(&s.id, Duration::from_secs(5)).await?.is_none());
+    assert!(
+        !exists(&m, &key).await,
+        "extend never writes a revoked session"
+    );
+    Ok(())
+}
+
+async fn should_bind_characters_and_update_metadata(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager()).await?;
+    let s = m.create(&user("erin"), meta()).await?;
+    let key = session_key(&ctx, &s.id);
+    let hero = CharacterId::new("hero-7")?;
+    let b = m.bind_character(&s.id, &hero).await?.unwrap();
+    assert_eq!(b.character.as_ref(), Some(&hero));
+    assert_eq!(b.metadata, meta());
+    let _: () = m.redis().client().pexpire(&key, 5_000, None).await?;
+    let new_meta = SessionMetadata::new()
+        .with_ip_address("2001:db8::7".parse()?)
+        .with_device("phone");
+    let u = m.update_metadata(&s.id, new_meta.clone()).await?.unwrap();
+    assert_eq!(u.metadata, new_meta);
+    assert_eq!(u.character.as_ref(), Some(&hero), "other fields are kept");
+    assert!(pttl(&m, &key).await <= 5_000, "an update keeps the TTL");
+    let g = m.get(&s.id).await?.unwrap();
+    assert_eq!((g.metadata, g.character), (new_meta, Some(hero)));
+    let n = m.unbind_character(&s.id).await?.unwrap();
+    assert_eq!(n.character, None);
+    assert_eq!(m.get(&s.id).await?.unwrap().character, None);
+    Ok(())
+}
+
+async fn should_evict_the_least_recently_used_session(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager().with_max_per_user(NonZeroU32::new(3).unwrap())).await?;
+    let u = user("frank");
+    let a = m.create(&u, meta()).await?;
+    next_ms(&m).await;
+    let b = m.create(&u, meta()).await?;
+    next_ms(&m).await;
+    let c = m.create(&u, meta()).await?;
+    next_ms(&m).await;
+    m.get(&a.id).await?.unwrap(); // a is now the most recently used
+    next_ms(&m).await;
+    let d = m.create(&u, meta()).await?;
+    assert!(m.get(&b.id).await?.is_none(), "b was least recently used");
+    assert!(!exists(&m, &session_key(&ctx, &b.id)).await);
+    next_ms(&m).await;
+    let e = m.create(&u, meta()).await?;
+    assert!(m.get(&c.id).await?.is_none(), "then c");
+    let listed: Vec<SessionId> = m.list(&u).await?.into_iter().map(|s| s.id).collect();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(
+        listed.iter().collect::<HashSet<_>>(),
+        [&a.id, &d.id, &e.id].into_iter().collect()
+    );
+    Ok(())
+}
+
+async fn should_keep_max_sessions_under_concurrent_creates(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager()).await?;
+    let u = user("grace");
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (m, u) = (m.clone(), u.clone());
+        tasks.push(tokio::spawn(async move { m.create(&u, meta()).await }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let listed = m.list(&u).await?;
+    assert_eq!(listed.len(), 5);
+    let members: Vec<String> = m
+        .redis()
+        .client()
+        .zrange(index_key(&ctx, &u), 0, -1, None, false, None, false)
+        .await?;
+    assert_eq!(members.len(), 5, "index holds exactly the live sessions");
+    for s in &listed {
+        assert!(members.contains(&s.id.as_str()[5..].to_owned()));
+    }
+    let census = m.recount().await?;
+    assert_eq!(
+        (census.sessions, census.users),
+        (5, 1),
+        "no orphan session keys"
+    );
+    Ok(())
+}
+
+async fn should_end_idle_sessions(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager().with_idle_ttl(Duration::from_millis(300))).await?;
+    let u = user("heidi");
+    let s = m.create(&u, meta()).await?;
+    let key = session_key(&ctx, &s.id);
+    eventually("the idle session expires", || async {
+        !exists(&m, &key).await
+    })
+    .await?;
+    assert!(m.get(&s.id).await?.is_none());
+    assert!(m.list(&u).await?.is_empty());
+    // the index outlives its last session by at most the touch interval
+    eventually("the index expires", || async {
+        !exists(&m, &index_key(&ctx, &u)).await
+    })
+    .await?;
+    Ok(())
+}
+
+async fn should_end_sessions_at_the_absolute_lifetime(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(
+        &ctx,
+        eager()
+            .with_idle_ttl(Duration::from_secs(10))
+            .with_absolute_ttl(Duration::from_millis(600)),
+    )
+    .await?;
+    let s = m.create(&user("ivan"), meta()).await?;
+    assert!(pttl(&m, &session_key(&ctx, &s.id)).await <= 600);
+    let deadline = Instant::now() + DEADLINE;
+    // keep it busy: activity does not save it
+    while let Some(got) = m.get(&s.id).await? {
+        assert!(got.expires_at <= got.absolute_expires_at);
+        assert!(
+            Instant::now() < deadline,
+            "the session outlived its absolute lifetime"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let ended = m.redis().server_time().await?;
+    let created = s.created_at.duration_since(SystemTime::UNIX_EPOCH)?;
+    assert!(
+        ended >= created + Duration::from_millis(590),
+        "ended after {:?}",
+        ended - created
+    );
+    Ok(())
+}
+
+async fn should_rotate_to_a_new_id_and_kill_the_old_one(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager()).await?;
+    let u = user("judy");
+    let s = m.create(&u, meta()).await?;
+    let hero = CharacterId::new("mage")?;
+    m.bind_character(&s.id, &hero).await?;
+    let r = m.rotate(&s.id).await?.unwrap();
+    assert_ne!(r.id, s.id);
+    assert!(m.get(&s.id).await?.is_none(), "the old id is dead");
+    assert!(!exists(&m, &session_key(&ctx, &s.id)).await);
+    let got = m.get(&r.id).await?.unwrap();
+    assert_eq!(
+        (got.user, got.character, got.metadata),
+        (u.clone(), Some(hero), meta())
+    );
+    assert_eq!(got.created_at, s.created_at);
+    let listed: Vec<SessionId> = m.list(&u).await?.into_iter().map(|s| s.id).collect();
+    assert_eq!(listed, vec![r.id.clone()]);
+    assert!(
+        m.rotate(&s.id).await?.is_none(),
+        "a dead id cannot be rotated"
+    );
+    Ok(())
+}
+
+async fn should_revoke_one_all_and_others(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager()).await?;
+    let u = user("mallory");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(m.create(&u, meta()).await?.id);
+    }
+    assert!(m.revoke(&ids[0]).await?);
+    assert!(!m.revoke(&ids[0]).await?, "revoke is idempotent");
+    assert!(m.get(&ids[0]).await?.is_none());
+    assert_eq!(m.revoke_others(&u, &ids[1]).await?, 2);
+    let listed: Vec<SessionId> = m.list(&u).await?.into_iter().map(|s| s.id).collect();
+    assert_eq!(listed, vec![ids[1].clone()]);
+    assert!(m.get(&ids[2]).await?.is_none() && m.get(&ids[3]).await?.is_none());
+    // the "current" session must be a live session of this user
+    let other = m.create(&user("oscar"), meta()).await?;
+    assert!(matches!(
+        m.revoke_others(&u, &other.id).await,
+        Err(Error::UnknownSession { .. })
+    ));
+    assert!(matches!(
+        m.revoke_others(&u, &ids[0]).await,
+        Err(Error::UnknownSession { .. })
+    ));
+    assert!(
+        m.get(&ids[1]).await?.is_some(),
+        "a refused revoke_others revokes nothing"
+    );
+    assert_eq!(m.revoke_all(&u).await?, 1);
+    assert!(m.list(&u).await?.is_empty());
+    assert!(!exists(&m, &index_key(&ctx, &u)).await);
+    assert_eq!(
+        m.revoke_all(&u).await?,
+        0,
+        "revoking an unknown user's sessions is a no-op"
+    );
+    assert!(
+        m.get(&other.id).await?.is_some(),
+        "other users are untouched"
+    );
+    Ok(())
+}
+
+async fn should_never_resurrect_a_revoked_session(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(
+        &ctx,
+        eager().with_max_per_user(NonZeroU32::new(100).unwrap()),
+    )
+    .await?;
+    let hero = CharacterId::new("ghost")?;
+    let mut resurrections = 0;
+    for batch in 0..20 {
+        let u = user(&format!("racer-{batch}"));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let s = m.create(&u, meta()).await?;
+            let (m1, m2, m3, m4) = (m.clone(), m.clone(), m.clone(), m.clone());
+            let (id1, id2, id3, id4) = (s.id.clone(), s.id.clone(), s.id.clone(), s.id.clone());
+            let hero = hero.clone();
+            tasks.push(tokio::spawn(async move {
+                let (revoked, _, _, _) = tokio::join!(
+                    m1.revoke(&id1),
+                    m2.get(&id2),
+                    m3.bind_character(&id3, &hero),
+                    m4.extend(&id4, Duration::from_secs(60)),
+                );
+                revoked.map(|_| s.id)
+            }));
+        }
+        for t in tasks {
+            let id = t.await??;
+            if m.get(&id).await?.is_some() || exists(&m, &session_key(&ctx, &id)).await {
+                resurrections += 1;
+            }
+        }
+        assert!(m.list(&u).await?.is_empty());
+        let members: i64 = m.redis().client().zcard(index_key(&ctx, &u)).await?;
+        assert_eq!(members, 0, "no index entry survives a revoke");
+    }
+    assert_eq!(resurrections, 0, "1,000 logout-vs-touch races");
+    Ok(())
+}
+
+async fn should_treat_a_replayed_create_or_rotate_as_a_no_op(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager().with_max_per_user(NonZeroU32::new(2).unwrap())).await?;
+    let u = user("peggy");
+    let a = m.create(&u, meta()).await?;
+    next_ms(&m).await;
+    let b = m.create(&u, meta()).await?;
+    next_ms(&m).await;
+    let id = SessionId::generate(&u);
+    let first = m.create_with_id(id.clone(), &u, meta()).await?;
+    let again = m.create_with_id(id.clone(), &u, meta()).await?;
+    assert_eq!(again.id, first.id);
+    assert_eq!(
+        again.created_at, first.created_at,
+        "the replay finds its own session"
+    );
+    assert!(m.get(&a.id).await?.is_none(), "the first run evicted a");
+    assert!(
+        m.get(&b.id).await?.is_some(),
+        "the replay evicted nothing more"
+    );
+    assert_eq!(m.list(&u).await?.len(), 2);
+    // an id must carry its user's slot tag, and cannot be taken twice
+    let stranger = (0..)
+        .map(|i| user(&format!("stranger-{i}")))
+        .find(|s| s.slot_tag() != u.slot_tag())
+        .unwrap();
+    assert!(matches!(
+        m.create_with_id(SessionId::generate(&stranger), &u, meta())
+            .await,
+        Err(Error::IdConflict { .. })
+    ));
+    // rotate replayed with the same new id
+    let new_id = SessionId::generate(&u);
+    let r1 = m.rotate_to(&b.id, new_id.clone()).await?.unwrap();
+    let r2 = m.rotate_to(&b.id, new_id.clone()).await?.unwrap();
+    assert_eq!((r1.id.clone(), r1.created_at), (r2.id, r2.created_at));
+    assert!(m.get(&b.id).await?.is_none());
+    assert_eq!(m.list(&u).await?.len(), 2);
+    Ok(())
+}
+
+async fn should_reject_bad_input_without_a_round_trip(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager()).await?;
+    let u = user("trent");
+    // once shut down, any round trip would fail with Error::Shutdown
+    m.redis().shutdown().await?;
+    let long = "a".repeat(100_000);
+    let good = SessionId::generate(&u).to_string();
+    for token in [
+        "",
+        "abc",
+        long.as_str(),
+        &good[..good.len() - 1],
+        &good.replace('.', "!"),
+    ] {
+        assert!(m.get_by_token(token).await?.is_none(), "{token:.30}");
+    }
+    assert!(matches!(SessionId::parse(""), Err(TokenError::Empty)));
+    assert!(matches!(
+        UserId::new(""),
+        Err(Error::InvalidId {
+            what: "user id",
+            ..
+        })
+    ));
+    assert!(matches!(
+        CharacterId::new("x".repeat(200)),
+        Err(Error::InvalidId { .. })
+    ));
+    let fat = SessionMetadata::new().with_user_agent("u".repeat(MAX_USER_AGENT_LEN + 1));
+    let e = m.create(&u, fat.clone()).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::MetadataTooLong {
+                field: "user_agent",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.is_invalid_input() && !e.is_retryable());
+    let id = SessionId::parse(&good)?;
+    assert!(matches!(
+        m.update_metadata(&id, fat).await,
+        Err(Error::MetadataTooLong { .. })
+    ));
+    assert!(matches!(
+        m.extend(&id, Duration::from_micros(1)).await,
+        Err(Error::ZeroDuration { .. })
+    ));
+    assert!(matches!(
+        SessionManager::new(
+            m.redis().clone(),
+            SessionConfig::default().with_idle_ttl(Duration::ZERO)
+        ),
+        Err(Error::ZeroDuration { .. })
+    ));
+    // a real round trip after shutdown is a typed error, not a panic
+    assert!(m.get(&id).await.is_err());
+    Ok(())
+}
+
+async fn should_give_every_key_a_ttl(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager()).await?;
+    let (u, v) = (user("victor"), user("walter"));
+    let s = m.create(&u, meta()).await?;
+    let t = m.create(&v, meta()).await?;
+    m.get(&s.id).await?;
+    m.bind_character(&t.id, &CharacterId::new("x")?).await?;
+    let r = m.rotate(&t.id).await?.unwrap();
+    m.extend(&s.id, Duration::from_secs(10)).await?;
+    let stats_key = format!("{}session-stats:{{all}}:counters", ctx.prefix);
+    let users_key = format!("{}session-stats:{{all}}:users", ctx.prefix);
+    eventually("stats are written", || async {
+        exists(&m, &users_key).await
+    })
+    .await?;
+    for key in [
+        session_key(&ctx, &s.id),
+        session_key(&ctx, &r.id),
+        index_key(&ctx, &u),
+        index_key(&ctx, &v),
+        stats_key,
+        users_key,
+    ] {
+        let p = pttl(&m, &key).await;
+        assert!(p > 0, "{key} has PTTL {p}");
+    }
+    for (id, user) in [(&s.id, &u), (&r.id, &v)] {
+        assert!(pttl(&m, &index_key(&ctx, user)).await >= pttl(&m, &session_key(&ctx, id)).await);
+    }
+    let census = m.recount().await?;
+    assert_eq!((census.sessions, census.users), (2, 2));
+    Ok(())
+}
+
+async fn should_count_sessions_without_scanning(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager().with_max_per_user(NonZeroU32::new(2).unwrap())).await?;
+    let (u, v) = (user("xavier"), user("yvonne"));
+    let a = m.create(&u, meta()).await?;
+    m.create(&u, meta()).await?;
+    m.create(&u, meta()).await?; // evicts one
+    m.create(&v, meta()).await?;
+    m.revoke(&a.id).await?; // already evicted: not counted twice
+    let b = m.list(&v).await?.remove(0);
+    m.revoke(&b.id).await?;
+    let deadline = Instant::now() + DEADLINE;
+    let s = loop {
+        let s = m.stats().await?;
+        if s.created == 4 && s.ended == 2 {
+            break s;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "counters did not settle: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(s.active, 2);
+    assert_eq!(s.unique_users, 2);
+    assert!(s.average_duration.is_some());
+    // expiry runs no script: recount makes `active` exact again
+    let _: () = m.redis().client().del(index_key(&ctx, &u)).await?;
+    let census = m.recount().await?;
+    assert_eq!((census.sessions, census.users), (2, 0));
+    let s = m.stats().await?;
+    assert_eq!(s.active, 2);
+    Ok(())
+}
+
+aeturnis_testkit::topology_tests!(
+    should_create_and_get_a_session,
+    should_slide_idle_expiry_on_activity,
+    should_slide_but_throttle_last_seen_writes,
+    should_extend_up_to_the_absolute_expiry,
+    should_bind_characters_and_update_metadata,
+    should_evict_the_least_recently_used_session,
+    should_keep_max_sessions_under_concurrent_creates,
+    should_end_idle_sessions,
+    should_end_sessions_at_the_absolute_lifetime,
+    should_rotate_to_a_new_id_and_kill_the_old_one,
+    should_revoke_one_all_and_others,
+    should_never_resurrect_a_revoked_session,
+    should_treat_a_replayed_create_or_rotate_as_a_no_op,
+    should_reject_bad_input_without_a_round_trip,
+    should_give_every_key_a_ttl,
+    should_count_sessions_without_scanning,
+);
