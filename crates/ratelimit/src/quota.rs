@@ -1,0 +1,103 @@
+//! How many requests per window.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// The shortest window: Redis key TTLs have millisecond resolution.
+pub const MIN_WINDOW: Duration = Duration::from_millis(1);
+/// The longest window (one year): longer ones are almost certainly a unit mistake.
+pub const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `limit` requests (cost units) per `window`. A zero limit cannot be
+/// written (`NonZeroU32`); a zero, sub-millisecond or over-a-year window is
+/// a typed error.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use std::time::Duration;
+/// use aeturnis_ratelimit::Quota;
+///
+/// let q = Quota::new(NonZeroU32::new(100).unwrap(), Duration::from_secs(60))?;
+/// assert_eq!(q.limit().get(), 100);
+/// assert!(Quota::new(NonZeroU32::MIN, Duration::ZERO).is_err());
+/// # Ok::<(), aeturnis_ratelimit::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quota {
+    limit: NonZeroU32,
+    window: Duration,
+}
+
+impl Quota {
+    /// `limit` per `window`.
+    pub fn new(limit: NonZeroU32, window: Duration) -> Result<Quota> {
+        if window.is_zero() {
+            return Err(Error::InvalidQuota("the window must be greater than zero"));
+        }
+        if window < MIN_WINDOW {
+            return Err(Error::InvalidQuota("the window must be at least 1 ms"));
+        }
+        if window > MAX_WINDOW {
+            return Err(Error::InvalidQuota("the window must be at most one year"));
+        }
+        Ok(Quota { limit, window })
+    }
+
+    /// `limit` per second.
+    #[must_use]
+    pub fn per_second(limit: NonZeroU32) -> Quota {
+        Quota {
+            limit,
+            window: Duration::from_secs(1),
+        }
+    }
+
+    /// `limit` per minute.
+    #[must_use]
+    pub fn per_minute(limit: NonZeroU32) -> Quota {
+        Quota {
+            limit,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    /// `limit` per hour.
+    #[must_use]
+    pub fn per_hour(limit: NonZeroU32) -> Quota {
+        Quota {
+            limit,
+            window: Duration::from_secs(3600),
+        }
+    }
+
+    /// The number of cost units per window.
+    #[must_use]
+    pub fn limit(&self) -> NonZeroU32 {
+        self.limit
+    }
+
+    /// The window.
+    #[must_use]
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_refuse_zero_and_out_of_range_windows() {
+        let one = NonZeroU32::MIN;
+        assert!(matches!(
+            Quota::new(one, Duration::ZERO),
+            Err(Error::InvalidQuota(_))
+        ));
+        assert!(Quota::new(one, Duration::from_micros(999)).is_err());
+        assert!(Quota::new(one, MAX_WINDOW + Duration::from_secs(1)).is_err());
+        assert!(Quota::new(one, MIN_WINDOW).is_ok());
+    }
+}

@@ -1,0 +1,322 @@
+//! Faults: script cache flushes, Redis restarts, Redis down, dropped
+//! connections.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aeturnis_ratelimit::{
+    Algorithm, DecisionSource, FailurePolicy, LimitKey, Quota, RateLimitConfig, RateLimiter,
+};
+use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::{Redis, RedisConfig};
+use aeturnis_testkit::{topology_tests, RedisServer, TestCtx};
+use anyhow::ensure;
+
+const ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::SlidingLog,
+    Algorithm::SlidingWindow,
+    Algorithm::Gcra { burst: None },
+    Algorithm::FixedWindow,
+];
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+fn config(
+    name: &str,
+    algorithm: Algorithm,
+    limit: u32,
+    window: Duration,
+) -> anyhow::Result<RateLimitConfig> {
+    Ok(RateLimitConfig::new(name, Quota::new(nz(limit), window)?)
+        .with_algorithm(algorithm)
+        .with_failure_policy(FailurePolicy::Propagate)
+        .with_deny_cache(false))
+}
+
+async fn connect_url(url: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Redis> {
+    let config = RedisConfig::from_url(url)?
+        .with_key_prefix(prefix)
+        .with_command_timeout(timeout);
+    Ok(Redis::connect(config).await?)
+}
+
+async fn should_survive_script_flush_mid_run(ctx: TestCtx) -> anyhow::Result<()> {
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(connect_url(&ctx.url, &ctx.prefix, Duration::from_secs(5)).await?);
+    }
+    for algorithm in ALGORITHMS {
+        let limiters: Vec<RateLimiter> = clients
+            .iter()
+            .map(|r| {
+                RateLimiter::new(r.clone(), config("flush", algorithm, 100, HOUR)?)
+                    .map_err(anyhow::Error::from)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let key = LimitKey::new(algorithm.name())?;
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let limiter = limiters[i % 4].clone();
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 60 == 0 {
+                    limiter.redis().client().script_flush_cluster(false).await?;
+                }
+                anyhow::Ok(limiter.check(&key).await?)
+            }));
+        }
+        let mut admitted = 0;
+        for t in tasks {
+            if t.await??.allowed {
+                admitted += 1;
+            }
+        }
+        ensure!(admitted == 100, "{}: {admitted} admitted", algorithm.name());
+    }
+    Ok(())
+}
+
+topology_tests!(should_survive_script_flush_mid_run);
+
+/// A restart that keeps the data (`SHUTDOWN SAVE`, then the same port and
+/// directory): callers see errors only while the server is down, then
+/// everything works again, and the limit is never exceeded across it. (A
+/// restart that loses the data forgets every window: that is data loss,
+/// not something a limiter can undo.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_recover_after_a_redis_restart_without_over_admitting() -> anyhow::Result<()> {
+    let mut server = RedisServer::start_standalone()?;
+    let redis = connect_url(&server.url(), "restart:", Duration::from_millis(500)).await?;
+    let key = LimitKey::user("restart")?;
+    let limiters: Vec<RateLimiter> = ALGORITHMS
+        .iter()
+        .map(|a| {
+            RateLimiter::new(redis.clone(), config(a.name(), *a, 100, HOUR)?)
+                .map_err(anyhow::Error::from)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let admitted = Arc::new([(); 4].map(|()| AtomicUsize::new(0)));
+    let errors = Arc::new([(); 4].map(|()| AtomicUsize::new(0)));
+    let recovered = Arc::new(AtomicBool::new(false));
+    let errors_after_recovery = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (i, limiter) in limiters.iter().enumerate() {
+        let (limiter, key) = (limiter.clone(), key.clone());
+        let (admitted, errors, stop) = (admitted.clone(), errors.clone(), stop.clone());
+        let (recovered, errors_after_recovery) = (recovered.clone(), errors_after_recovery.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Acquire) {
+                let after = recovered.load(Ordering::Acquire);
+                match limiter.check(&key).await {
+                    Ok(d) if d.allowed => drop(admitted[i].fetch_add(1, Ordering::AcqRel)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        anyhow::ensure!(e.is_retryable(), "not an availability error: {e}");
+                        errors[i].fetch_add(1, Ordering::AcqRel);
+                        if after {
+                            errors_after_recovery.fetch_add(1, Ordering::AcqRel);
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    // let some checks through, then restart mid-run
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admitted.iter().any(|a| a.load(Ordering::Acquire) < 20) {
+        ensure!(Instant::now() < deadline, "checks did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = server.cli(&["SHUTDOWN", "SAVE"]); // the connection drops: no reply
+    tokio::time::sleep(Duration::from_millis(300)).await; // the outage
+    server.restart()?;
+    // wait for the client to reconnect (a PING that answers)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while redis.client().ping::<String>(None).await.is_err() {
+        ensure!(Instant::now() < deadline, "no reconnect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    recovered.store(true, Ordering::Release);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while admitted
+        .iter()
+        .map(|a| a.load(Ordering::Acquire))
+        .sum::<usize>()
+        < 400
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "limit not reached after the restart: {admitted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // keep checking a little past the limit
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Release);
+    for t in tasks {
+        t.await??;
+    }
+    ensure!(
+        errors_after_recovery.load(Ordering::Acquire) == 0,
+        "errors after recovery"
+    );
+    for (i, a) in ALGORITHMS.iter().enumerate() {
+        let n = admitted[i].load(Ordering::Acquire);
+        let e = errors[i].load(Ordering::Acquire);
+        // a check that failed during the outage may have been counted
+        // before the save (never twice): admitted = 100 - (those)
+        ensure!(
+            n <= 100 && n + e >= 100,
+            "{}: {n} admitted, {e} errors",
+            a.name()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_follow_each_failure_policy_with_redis_killed() -> anyhow::Result<()> {
+    let mut server = RedisServer::start_standalone()?;
+    let redis = connect_url(&server.url(), "down:", Duration::from_millis(300)).await?;
+    let make = |name: &str, policy: FailurePolicy| -> anyhow::Result<RateLimiter> {
+        Ok(RateLimiter::new(
+            redis.clone(),
+            RateLimitConfig::new(name, Quota::new(nz(3), HOUR)?)
+                .with_algorithm(Algorithm::gcra())
+                .with_failure_policy(policy)
+                .with_unavailable_retry_after(Duration::from_secs(2)),
+        )?)
+    };
+    let open = make("open", FailurePolicy::FailOpen)?;
+    let closed = make("closed", FailurePolicy::FailClosed)?;
+    let local = make("local", FailurePolicy::LocalFallback)?;
+    let propagate = make("propagate", FailurePolicy::Propagate)?;
+    let key = LimitKey::user("p")?;
+    let blocked = LimitKey::user("blocked")?;
+    for _ in 0..4 {
+        closed.check(&blocked).await?;
+    }
+    ensure!(closed.check(&blocked).await?.source == DecisionSource::DenyCache);
+
+    server.kill()?;
+    let (o, c, p) = tokio::join!(open.check(&key), closed.check(&key), propagate.check(&key));
+    let o = o?;
+    ensure!(o.allowed && o.source == DecisionSource::FailOpen, "{o:?}");
+    let c = c?;
+    ensure!(
+        !c.allowed && c.source == DecisionSource::FailClosed,
+        "{c:?}"
+    );
+    ensure!(c.retry_after == Some(Duration::from_secs(2)));
+    ensure!(matches!(&p, Err(e) if e.is_retryable()), "{p:?}");
+    // the local fallback grants the same quota per instance
+    let decisions = futures::future::join_all((0..5).map(|_| local.check(&key))).await;
+    let mut allowed = 0;
+    for d in decisions {
+        let d = d?;
+        ensure!(d.source == DecisionSource::LocalFallback, "{d:?}");
+        allowed += usize::from(d.allowed);
+    }
+    ensure!(allowed == 3, "{allowed} admitted locally");
+    // a key known to be blocked is refused without a round trip
+    let started = Instant::now();
+    let d = closed.check(&blocked).await?;
+    ensure!(!d.allowed && d.source == DecisionSource::DenyCache, "{d:?}");
+    ensure!(
+        started.elapsed() < Duration::from_millis(250),
+        "the deny cache waited for Redis"
+    );
+    ensure!(local.stats().redis_unavailable == 5);
+
+    server.restart()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match propagate.check(&key).await {
+            Ok(d) => {
+                ensure!(d.source == DecisionSource::Redis);
+                break;
+            }
+            Err(e) => ensure!(Instant::now() < deadline, "no recovery: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let d = local.check(&key).await?;
+    ensure!(d.allowed && d.source == DecisionSource::Redis, "{d:?}");
+    Ok(())
+}
+
+/// Connections killed while checks are in flight: each check is counted at
+/// most once (counters are sent with replay disabled; the sliding log's
+/// replays are recognised by request id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let redis = connect_url(&server.url(), "kill:", Duration::from_secs(2)).await?;
+    // a window so long that nothing refills during the test
+    let window = Duration::from_secs(300 * 24 * 3600);
+    let key = LimitKey::user("k")?;
+    for algorithm in ALGORITHMS {
+        let limiter = RateLimiter::new(
+            redis.clone(),
+            config(algorithm.name(), algorithm, 1_000_000, window)?,
+        )?;
+        let (mut ok, mut failed) = (0_u32, 0_u32);
+        for _round in 0..20 {
+            let batch: Vec<_> = (0..300)
+                .map(|_| {
+                    let (l, k) = (limiter.clone(), key.clone());
+                    tokio::spawn(async move { l.check(&k).await })
+                })
+                .collect();
+            tokio::task::yield_now().await;
+            let _ = server.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+            for t in batch {
+                match t.await? {
+                    Ok(d) => {
+                        ensure!(d.allowed);
+                        ok += 1;
+                    }
+                    Err(e) => {
+                        ensure!(e.is_retryable(), "{e}");
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 || algorithm.is_replay_safe() && ok > 1000 {
+                break;
+            }
+        }
+        if !algorithm.is_replay_safe() {
+            ensure!(
+                failed > 0,
+                "{}: no check was in flight when connections were killed",
+                algorithm.name()
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let peek = loop {
+            match limiter.peek(&key, NonZeroU32::MIN).await {
+                Ok(p) => break p,
+                Err(e) => ensure!(Instant::now() < deadline, "{e}"),
+            }
+        };
+        let counted = 1_000_000 - peek.remaining;
+        ensure!(
+            counted >= ok && counted <= ok + failed,
+            "{}: counted {counted}, {ok} admitted, {failed} failed",
+            algorithm.name()
+        );
+    }
+    drop(server);
+    Ok(())
+}
