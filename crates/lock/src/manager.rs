@@ -56,6 +56,26 @@ impl fmt::Debug for LockManager {
     }
 }
 
+/// Leaves the fair queue (in a spawned task) unless disarmed: a waiter
+/// that times out, fails or is cancelled must not hold up the queue until
+/// its lease runs out.
+struct QueueExit(Option<(Redis, Arc<LockKeys>, LockToken)>);
+
+impl Drop for QueueExit {
+    fn drop(&mut self) {
+        let Some((redis, keys, token)) = self.0.take() else {
+            return;
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = scripts::dequeue(&redis, &keys, token.as_str()).await {
+                    tracing::debug!(error = %e, "lock: leaving the wait queue failed; its lease will expire");
+                }
+            });
+        }
+    }
+}
+
 /// A fenced write was refused: a holder with a newer fencing token has
 /// already written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +144,7 @@ impl LockManager {
         let keys = self.keys(resource)?;
         let ttl_ms = ttl_millis(ttl, Duration::ZERO)?;
         let token = LockToken::random();
-        match self.attempt(&keys, &token, ttl_ms).await {
+        match self.attempt(&keys, &token, ttl_ms, 0).await {
             Ok(Attempt::Acquired(fence)) => Ok(self.guard(keys, token, fence, ttl)),
             Ok(Attempt::Held(pttl)) => {
                 self.inner.stats.failed();
@@ -179,25 +199,36 @@ impl LockManager {
 
     async fn wait_for(
         &self,
-        keys: &LockKeys,
+        keys: &Arc<LockKeys>,
         token: &LockToken,
         ttl_ms: u64,
         started: Instant,
         timeout: Duration,
     ) -> Result<u64> {
-        if let Attempt::Acquired(fence) = self.attempt(keys, token, ttl_ms).await? {
+        let lease = self.wait_lease_ms();
+        if let Attempt::Acquired(fence) = self.attempt(keys, token, ttl_ms, lease).await? {
             return Ok(fence);
         }
+        // from here on we may sit in the fair queue: leave it if we give up
+        let mut queued = QueueExit(Some((
+            self.inner.redis.clone(),
+            Arc::clone(keys),
+            token.clone(),
+        )));
         let deadline = started + timeout;
         let waiter = self.inner.wakers.register(&keys.channel).await;
+        self.inner.stats.wait_started();
         let mut backoff = Backoff::new(&self.inner.config);
         let outcome = loop {
             let notified = waiter.notify().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             // register first, then try: a release in between still wakes us
-            let held = match self.attempt(keys, token, ttl_ms).await {
-                Ok(Attempt::Acquired(fence)) => break Ok(fence),
+            let held = match self.attempt(keys, token, ttl_ms, lease).await {
+                Ok(Attempt::Acquired(fence)) => {
+                    queued.0 = None;
+                    break Ok(fence);
+                }
                 Ok(Attempt::Held(pttl)) => pttl,
                 Err(e) => break Err(e),
             };
@@ -209,20 +240,34 @@ impl LockManager {
                     retry_after: Duration::from_millis(held),
                 });
             }
-            let delay = backoff
-                .next_delay()
-                .min(Duration::from_millis(held.saturating_add(1)))
-                .min(deadline - now);
+            let mut delay = backoff.next_delay().min(deadline - now);
+            if held > 0 {
+                // held: no point sleeping past the holder's expiry
+                delay = delay.min(Duration::from_millis(held + 1));
+            }
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep(delay) => {}
             }
         };
-        self.inner.stats.waited(started.elapsed());
+        self.inner.stats.wait_ended(started.elapsed());
         outcome
     }
 
-    async fn attempt(&self, keys: &LockKeys, token: &LockToken, ttl_ms: u64) -> Result<Attempt> {
+    /// How long a queued waiter keeps its place without re-trying: four
+    /// back-off ceilings, at least 200 ms.
+    fn wait_lease_ms(&self) -> u64 {
+        let lease = (self.inner.config.backoff_max * 4).max(Duration::from_millis(200));
+        u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn attempt(
+        &self,
+        keys: &LockKeys,
+        token: &LockToken,
+        ttl_ms: u64,
+        wait_lease_ms: u64,
+    ) -> Result<Attempt> {
         scripts::acquire(
             &self.inner.redis,
             keys,
@@ -230,6 +275,7 @@ impl LockManager {
             ttl_ms,
             self.inner.fence_ttl_ms,
             0,
+            wait_lease_ms,
         )
         .await
     }

@@ -220,7 +220,7 @@ impl Redlock {
             let last = match self.round(&keys, ttl).await {
                 Ok((token, Round::Acquired { fence })) => {
                     if waiter.is_some() {
-                        self.inner.stats.waited(started.elapsed());
+                        self.inner.stats.wait_ended(started.elapsed());
                     }
                     return Ok(self.guard(keys, token, fence, ttl));
                 }
@@ -238,14 +238,18 @@ impl Redlock {
             let now = Instant::now();
             if now >= deadline {
                 if waiter.is_some() {
-                    self.inner.stats.waited(started.elapsed());
+                    self.inner.stats.wait_ended(started.elapsed());
                 }
                 self.inner.stats.failed();
                 return Err(last);
             }
             let w = match &waiter {
                 Some(w) => w,
-                None => waiter.insert(self.inner.wakers.register(&keys.channel).await),
+                None => {
+                    let w = waiter.insert(self.inner.wakers.register(&keys.channel).await);
+                    self.inner.stats.wait_started();
+                    w
+                }
             };
             let delay = backoff.next_delay().min(deadline - now);
             tokio::select! {
@@ -352,7 +356,7 @@ impl Redlock {
                     let keys = Arc::clone(&keys);
                     let token = token.clone();
                     async move {
-                        scripts::acquire(&m, &keys, &token, ttl_ms, fence_ttl_ms, floor).await
+                        scripts::acquire(&m, &keys, &token, ttl_ms, fence_ttl_ms, floor, 0).await
                     }
                 },
                 |t| t.yes >= quorum || t.no + t.failed > n - quorum,
@@ -427,15 +431,11 @@ impl Redlock {
         if tally.yes >= quorum && ttl > started.elapsed() + clock_drift(ttl) {
             return Ok(true);
         }
-        if tally.failed > n - quorum {
-            return Err(self.quorum_error(&lease.keys.resource, &tally));
-        }
-        Ok(false)
+        lost_or_unknown(self, &lease.keys.resource, &tally)
     }
 
     pub(crate) async fn release_lease(&self, lease: &Lease) -> Result<bool> {
         let tally = self.release_everywhere(&lease.keys, &lease.token).await;
-        let n = self.inner.masters.len();
         let quorum = self.inner.quorum;
         if tally.yes > 0 {
             self.inner.wakers.wake(&lease.keys.channel);
@@ -443,9 +443,18 @@ impl Redlock {
         if tally.yes >= quorum {
             return Ok(true);
         }
-        if tally.failed > n - quorum {
-            return Err(self.quorum_error(&lease.keys.resource, &tally));
-        }
+        lost_or_unknown(self, &lease.keys.resource, &tally)
+    }
+}
+
+/// Not confirmed by a quorum: "lost" (`Ok(false)`) only when enough masters
+/// answered "not yours" that no quorum could have confirmed it; otherwise
+/// the failures leave it unknown, which is a quorum error, not a loss.
+fn lost_or_unknown(red: &Redlock, resource: &str, tally: &Tally) -> Result<bool> {
+    let n = red.inner.masters.len();
+    if tally.no > n - red.inner.quorum {
         Ok(false)
+    } else {
+        Err(red.quorum_error(resource, tally))
     }
 }

@@ -18,24 +18,66 @@ use aeturnis_redis_core::{KeySpace, LuaScript, Redis, RedisKey};
 
 use crate::error::{Error, Result};
 
-/// Acquire: `SET NX PX` plus the fencing counter, in one script.
+/// Acquire: `SET NX PX` plus the fencing counter, in one script, with a
+/// FIFO queue of live waiters for fairness.
 ///
 /// Idempotent for its token: if the lock already holds `TOKEN:…` (a replay
 /// of an acquire that succeeded), it answers "acquired" with the fence it
 /// issued then, without touching anything.
 ///
-/// `KEYS`: lock, state. `ARGV`: token, ttl ms, fence ttl ms, fence floor.
-/// Reply: `{1, fence}` or `{0, pttl}`.
+/// Fairness: a waiter (`wait lease > 0`) that finds the lock held joins a
+/// queue (a sorted set scored by a ticket counter) and stays in it while it
+/// keeps re-trying within its lease (server time). A free lock goes only to
+/// the head of the queue, so a task that just released cannot barge ahead
+/// of older waiters. Dead waiters (lease run out) are dropped from the head.
+///
+/// `KEYS`: lock, state, queue, alive. `ARGV`: token, ttl ms, fence ttl ms,
+/// fence floor, wait lease ms (`0`: do not queue).
+/// Reply: `{1, fence}`, or `{0, pttl}` when held, or `{0, 0}` when free
+/// but promised to an older waiter.
 static ACQUIRE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "lock_acquire",
         r"
+local tok = ARGV[1]
 local v = redis.call('GET', KEYS[1])
 if v then
-  local p = ARGV[1] .. ':'
+  local p = tok .. ':'
   if string.sub(v, 1, #p) == p then
     return {1, tonumber(string.sub(v, #p + 1))}
   end
+end
+local lease = tonumber(ARGV[5])
+if redis.call('EXISTS', KEYS[3]) == 1 or (v and lease > 0) then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  while head do
+    if tonumber(redis.call('HGET', KEYS[4], head) or '0') >= now then break end
+    redis.call('ZREM', KEYS[3], head)
+    redis.call('HDEL', KEYS[4], head)
+    head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  end
+  if v or (head and head ~= tok) then
+    if lease > 0 then
+      if not redis.call('ZSCORE', KEYS[3], tok) then
+        redis.call('ZADD', KEYS[3], redis.call('HINCRBY', KEYS[2], 'q', 1), tok)
+      end
+      redis.call('HSET', KEYS[4], tok, now + lease)
+      redis.call('PEXPIRE', KEYS[3], lease * 2)
+      redis.call('PEXPIRE', KEYS[4], lease * 2)
+    end
+    if v then
+      return {0, redis.call('PTTL', KEYS[1])}
+    end
+    return {0, 0}
+  end
+  if head then
+    redis.call('ZREM', KEYS[3], tok)
+    redis.call('HDEL', KEYS[4], tok)
+  end
+end
+if v then
   return {0, redis.call('PTTL', KEYS[1])}
 end
 local f = redis.call('HINCRBY', KEYS[2], 'n', 1)
@@ -45,8 +87,22 @@ if f <= floor then
   redis.call('HSET', KEYS[2], 'n', f)
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. f, 'PX', ARGV[2])
+redis.call('SET', KEYS[1], tok .. ':' .. f, 'PX', ARGV[2])
 return {1, f}
+",
+    )
+});
+
+/// Leave the waiters' queue (a waiter that gave up or was cancelled).
+///
+/// `KEYS`: queue, alive. `ARGV`: token. Idempotent.
+static DEQUEUE: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "lock_dequeue",
+        r"
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
 ",
     )
 });
@@ -144,6 +200,7 @@ pub(crate) fn register(redis: &Redis) {
         &*EXTEND,
         &*FORCE_RELEASE,
         &*FENCED_WRITE,
+        &*DEQUEUE,
     ] {
         redis.register_script(s);
     }
@@ -156,6 +213,8 @@ pub(crate) struct LockKeys {
     pub(crate) lock: RedisKey,
     pub(crate) state: RedisKey,
     pub(crate) fenced: RedisKey,
+    pub(crate) queue: RedisKey,
+    pub(crate) alive: RedisKey,
     pub(crate) channel: String,
 }
 
@@ -169,12 +228,16 @@ impl LockKeys {
         let lock = keys.key("lock").tag(resource).build()?;
         let state = keys.key("lock").tag(resource).part("state").build()?;
         let fenced = keys.key("lock").tag(resource).part("fenced").build()?;
+        let queue = keys.key("lock").tag(resource).part("queue").build()?;
+        let alive = keys.key("lock").tag(resource).part("alive").build()?;
         let channel = format!("{lock}:released");
         Ok(Arc::new(LockKeys {
             resource: resource.to_owned(),
             lock,
             state,
             fenced,
+            queue,
+            alive,
             channel,
         }))
     }
@@ -205,16 +268,23 @@ pub(crate) async fn acquire(
     ttl_ms: u64,
     fence_ttl_ms: u64,
     floor: u64,
+    wait_lease_ms: u64,
 ) -> Result<Attempt> {
     let reply: Vec<i64> = redis
         .script(
             &ACQUIRE,
-            vec![keys.lock.clone(), keys.state.clone()],
+            vec![
+                keys.lock.clone(),
+                keys.state.clone(),
+                keys.queue.clone(),
+                keys.alive.clone(),
+            ],
             vec![
                 Value::from(token),
                 Value::from(ttl_ms.to_string()),
                 Value::from(fence_ttl_ms.to_string()),
                 Value::from(floor.to_string()),
+                Value::from(wait_lease_ms.to_string()),
             ],
         )
         .await?;
@@ -225,6 +295,17 @@ pub(crate) async fn acquire(
     } else {
         Attempt::Held(n)
     })
+}
+
+pub(crate) async fn dequeue(redis: &Redis, keys: &LockKeys, token: &str) -> Result<()> {
+    let _: i64 = redis
+        .script(
+            &DEQUEUE,
+            vec![keys.queue.clone(), keys.alive.clone()],
+            vec![Value::from(token)],
+        )
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn release(
@@ -316,8 +397,8 @@ mod tests {
         let redis = connect(&ctx).await?;
         let keys = LockKeys::new(redis.keys(), "replayed")?;
         let day = 86_400_000;
-        let first = acquire(&redis, &keys, "tok-a", 5_000, day, 0).await?;
-        let replay = acquire(&redis, &keys, "tok-a", 5_000, day, 0).await?;
+        let first = acquire(&redis, &keys, "tok-a", 5_000, day, 0, 0).await?;
+        let replay = acquire(&redis, &keys, "tok-a", 5_000, day, 0, 0).await?;
         assert_eq!(first, Attempt::Acquired(1));
         assert_eq!(
             replay, first,
@@ -326,7 +407,7 @@ mod tests {
         let n: i64 = redis.client().hget(&keys.state, "n").await?;
         assert_eq!(n, 1, "the replay must not bump the fencing counter");
         assert!(matches!(
-            acquire(&redis, &keys, "tok-b", 5_000, day, 0).await?,
+            acquire(&redis, &keys, "tok-b", 5_000, day, 0, 0).await?,
             Attempt::Held(ms) if ms > 0 && ms <= 5_000
         ));
         assert!(extend(&redis, &keys, "tok-a", 5_000).await?);
@@ -343,7 +424,7 @@ mod tests {
         let state_ttl: i64 = redis.client().pttl(&keys.state).await?;
         assert!(state_ttl > 0, "the fence counter must carry a TTL");
         assert_eq!(
-            acquire(&redis, &keys, "tok-c", 5_000, day, 0).await?,
+            acquire(&redis, &keys, "tok-c", 5_000, day, 0, 0).await?,
             Attempt::Acquired(2)
         );
         Ok(())
@@ -354,12 +435,12 @@ mod tests {
         let keys = LockKeys::new(redis.keys(), "floored")?;
         let day = 86_400_000;
         assert_eq!(
-            acquire(&redis, &keys, "t1", 5_000, day, 41).await?,
+            acquire(&redis, &keys, "t1", 5_000, day, 41, 0).await?,
             Attempt::Acquired(42)
         );
         assert!(release(&redis, &keys, "t1", day).await?);
         assert_eq!(
-            acquire(&redis, &keys, "t2", 5_000, day, 0).await?,
+            acquire(&redis, &keys, "t2", 5_000, day, 0, 0).await?,
             Attempt::Acquired(43)
         );
         Ok(())

@@ -74,8 +74,11 @@ impl StatsCell {
     pub(crate) fn failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
-    pub(crate) fn waited(&self, d: Duration) {
+    /// Counted once the waiter is registered for wake-ups.
+    pub(crate) fn wait_started(&self) {
         self.waits.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn wait_ended(&self, d: Duration) {
         self.wait_nanos.fetch_add(nanos(d), Ordering::Relaxed);
     }
     pub(crate) fn extended(&self) {
@@ -118,7 +121,8 @@ mod tests {
         assert_eq!(cell.snapshot().average_hold(), Duration::ZERO);
         cell.released(Duration::from_millis(10));
         cell.released(Duration::from_millis(30));
-        cell.waited(Duration::from_millis(4));
+        cell.wait_started();
+        cell.wait_ended(Duration::from_millis(4));
         let s = cell.snapshot();
         assert_eq!(s.released, 2);
         assert_eq!(s.average_hold(), Duration::from_millis(20));

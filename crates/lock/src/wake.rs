@@ -4,9 +4,10 @@
 //! woken by local releases at once and by release messages from other
 //! processes through one shared pub/sub client (created on the first wait,
 //! never per waiter). A channel is subscribed while it has waiters and
-//! unsubscribed when the last one leaves. `notify_one` wakes waiters in
-//! FIFO order, so within a process the longest waiter tries first; the
-//! bounded back-off poll covers a lost message.
+//! unsubscribed when the last one leaves. A release wakes every local
+//! waiter of the resource, because only the head of the fair queue (kept
+//! in Redis by the acquire script) can take the lock; the bounded back-off
+//! poll covers a lost message.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -103,7 +104,7 @@ impl Wakers {
                                     Ok(msg) => wake(&map, &msg.channel),
                                     Err(RecvError::Lagged(_)) => {
                                         for (notify, _) in lock(&map).values() {
-                                            notify.notify_one();
+                                            notify.notify_waiters();
                                         }
                                     }
                                     Err(RecvError::Closed) => return,
@@ -145,7 +146,8 @@ fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Not
 
 fn wake(waiters: &Waiters, channel: &str) {
     if let Some((notify, _)) = lock(waiters).get(channel) {
-        notify.notify_one();
+        // every local waiter re-tries: only the head of the fair queue can win
+        notify.notify_waiters();
     }
 }
 

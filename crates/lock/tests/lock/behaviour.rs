@@ -1,0 +1,278 @@
+//! Single-instance behaviour, on standalone and on the 6-node cluster.
+
+use std::time::{Duration, Instant};
+
+use aeturnis_lock::{Error, LockConfig, Redlock, RedlockConfig, StaleFence};
+use aeturnis_testkit::TestCtx;
+
+use crate::support::{connect, eventually, manager};
+
+const LONG: Duration = Duration::from_secs(30);
+
+async fn should_acquire_release_with_rising_fences(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let first = locks.try_acquire("res", LONG).await?;
+    let remaining = locks.remaining("res").await?;
+    assert!(remaining.is_some_and(|r| r > Duration::from_secs(25) && r <= LONG));
+    let f1 = first.fence();
+    first.release().await?;
+    assert_eq!(locks.remaining("res").await?, None);
+    let second = locks.try_acquire("res", LONG).await?;
+    assert!(second.fence() > f1, "fences must strictly increase");
+    assert_ne!(second.token().as_str(), "");
+    second.release().await?;
+    let stats = locks.stats();
+    assert_eq!((stats.acquired, stats.released, stats.losses), (2, 2, 0));
+    Ok(())
+}
+
+async fn should_deny_a_held_lock_with_retry_after(ctx: TestCtx) -> anyhow::Result<()> {
+    let a = manager(&ctx, LockConfig::default()).await?;
+    let b = manager(&ctx, LockConfig::default()).await?;
+    let held = a.try_acquire("res", Duration::from_secs(5)).await?;
+    let err = b
+        .try_acquire("res", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(err.is_contended(), "{err:?}");
+    let after = err.retry_after().unwrap();
+    assert!(after > Duration::ZERO && after <= Duration::from_secs(5));
+    let err = b
+        .acquire_within("res", Duration::from_secs(5), Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_eq!(b.stats().failed, 2);
+    held.release().await?;
+    Ok(())
+}
+
+async fn should_wake_a_waiter_on_release(ctx: TestCtx) -> anyhow::Result<()> {
+    // polling alone would take up to 10 s here: only the release message can wake it sooner
+    let slow_poll =
+        LockConfig::default().with_backoff(Duration::from_secs(10), Duration::from_secs(10));
+    let holder = manager(&ctx, LockConfig::default()).await?;
+    let waiter = manager(&ctx, slow_poll).await?;
+    let waiting = waiter.clone();
+    let held = holder.try_acquire("res", LONG).await?;
+    let task = tokio::spawn(async move {
+        let started = Instant::now();
+        let g = waiter.acquire("res", LONG).await?;
+        let waited = started.elapsed();
+        g.release().await?;
+        anyhow::Ok((waited, waiter.stats()))
+    });
+    // `waits` counts a waiter once it is registered for wake-ups
+    eventually(Duration::from_secs(5), "the waiter is waiting", || async {
+        Ok(waiting.stats().waits == 1)
+    })
+    .await?;
+    held.release().await?;
+    let (waited, stats) = task.await??;
+    assert!(
+        waited < Duration::from_secs(5),
+        "woken by release, not by the 10 s poll: {waited:?}"
+    );
+    assert_eq!(stats.waits, 1);
+    Ok(())
+}
+
+async fn should_never_release_another_holders_lock(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let stale = locks.try_acquire("res", Duration::from_millis(100)).await?;
+    eventually(Duration::from_secs(3), "the lease expires", || async {
+        Ok(locks.remaining("res").await?.is_none())
+    })
+    .await?;
+    let fresh = locks.try_acquire("res", LONG).await?;
+    assert!(fresh.fence() > stale.fence());
+    // the stale holder: extend and release both fail, neither touches the new lock
+    let err = stale.extend(LONG).await.unwrap_err();
+    assert!(err.is_lock_lost(), "{err:?}");
+    assert!(
+        stale.is_lost(),
+        "extend finding the lock lost fires the signal"
+    );
+    tokio::time::timeout(Duration::from_secs(1), stale.lost()).await?;
+    // a fenced write with the stale token is refused after the new holder wrote
+    locks
+        .fenced_write("res", fresh.fence(), "new")
+        .await?
+        .unwrap();
+    let refused = locks.fenced_write("res", stale.fence(), "old").await?;
+    let refused: StaleFence = refused.unwrap_err();
+    assert_eq!(
+        (refused.offered, refused.current),
+        (stale.fence(), fresh.fence())
+    );
+    let (fence, value): (_, String) = locks.fenced_read("res").await?.unwrap();
+    assert_eq!((fence, value.as_str()), (fresh.fence(), "new"));
+    assert!(stale.release().await.unwrap_err().is_lock_lost());
+    assert!(
+        locks.remaining("res").await?.is_some(),
+        "the new holder's lock survives"
+    );
+    fresh.extend(LONG).await?;
+    fresh.release().await?;
+    Ok(())
+}
+
+async fn should_keep_a_watched_lock_alive(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default().with_watchdog(true)).await?;
+    let other = manager(&ctx, LockConfig::default()).await?;
+    let guard = locks.try_acquire("res", Duration::from_millis(300)).await?;
+    // long work: well past the 300 ms lease
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(other
+        .try_acquire("res", LONG)
+        .await
+        .unwrap_err()
+        .is_contended());
+    assert!(!guard.is_lost());
+    assert!(locks.stats().extends >= 2, "{:?}", locks.stats());
+    // an admin takes it away: the watchdog notices and fires the signal
+    assert!(other.force_release("res").await?);
+    tokio::time::timeout(Duration::from_secs(2), guard.lost()).await?;
+    assert!(guard.release().await.unwrap_err().is_lock_lost());
+    let stats = locks.stats();
+    assert!(stats.losses >= 1, "{stats:?}");
+    assert_eq!(other.stats().forced, 1);
+    Ok(())
+}
+
+async fn should_release_with_lock_on_error_panic_and_cancel(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    // error: the closure's error comes back, the lock is released
+    let out: Result<(), &str> = locks
+        .with_lock("res", LONG, |_ctx| async { Err("boom") })
+        .await?;
+    assert_eq!(out, Err("boom"));
+    assert_eq!(locks.remaining("res").await?, None);
+    // panic: unwinding drops the guard, which releases in a spawned task
+    let l = locks.clone();
+    let joined = tokio::spawn(async move {
+        l.with_lock("res", LONG, |_ctx| async { panic!("inside the lock") })
+            .await
+    })
+    .await;
+    assert!(joined.unwrap_err().is_panic());
+    eventually(Duration::from_secs(2), "released after panic", || async {
+        Ok(locks.remaining("res").await?.is_none())
+    })
+    .await?;
+    // cancellation: the future is dropped mid-work
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(100),
+        locks.with_lock("res", LONG, |_ctx| std::future::pending::<()>()),
+    )
+    .await;
+    assert!(cancelled.is_err());
+    eventually(Duration::from_secs(2), "released after cancel", || async {
+        Ok(locks.remaining("res").await?.is_none())
+    })
+    .await?;
+    // and the context carries the fence
+    let fence = locks
+        .with_lock("res", LONG, |ctx| async move { ctx.fence() })
+        .await?;
+    assert!(fence.get() >= 4);
+    Ok(())
+}
+
+async fn should_refuse_bad_input_with_typed_errors(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let e = locks.try_acquire("", LONG).await.unwrap_err();
+    assert!(matches!(e, Error::InvalidResource { .. }), "{e:?}");
+    let e = locks.try_acquire("bad\u{7}name", LONG).await.unwrap_err();
+    assert!(matches!(e, Error::InvalidResource { .. }), "{e:?}");
+    let e = locks.try_acquire("res", Duration::ZERO).await.unwrap_err();
+    assert!(matches!(e, Error::InvalidTtl { .. }), "{e:?}");
+    let e = locks
+        .try_acquire("res", Duration::from_millis(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidTtl { .. }), "{e:?}");
+    // Redlock: fewer than 3, or an even count, is refused with a reason
+    let r = connect(&ctx).await?;
+    for n in [1, 2, 4] {
+        let e = Redlock::new(vec![r.clone(); n], RedlockConfig::default()).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidMasters { masters, .. } if masters == n),
+            "{e:?}"
+        );
+    }
+    let red = Redlock::new(vec![r.clone(); 3], RedlockConfig::default())?;
+    // 52 ms leaves nothing after the 50 ms master timeout and the 2.5 ms drift
+    let e = red
+        .try_acquire("res", Duration::from_millis(52))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidTtl { .. }), "{e:?}");
+    Ok(())
+}
+
+async fn should_serve_all_50_contending_tasks(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let locks = locks.clone();
+        set.spawn(async move {
+            let started = Instant::now();
+            let guard = locks.acquire("hot", LONG).await?;
+            let waited = started.elapsed();
+            tokio::time::sleep(Duration::from_millis(1)).await; // the work
+            guard.release().await?;
+            anyhow::Ok(waited)
+        });
+    }
+    let mut waits = Vec::new();
+    while let Some(w) = set.join_next().await {
+        waits.push(w??);
+    }
+    waits.sort();
+    assert_eq!(waits.len(), 50, "every task is served");
+    let pct = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize];
+    println!(
+        "[{:?}] wait distribution over 50 tasks: min {:?} p50 {:?} p90 {:?} p99 {:?} max {:?}",
+        ctx.topology,
+        waits[0],
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        waits[49]
+    );
+    let stats = locks.stats();
+    assert_eq!((stats.acquired, stats.released, stats.failed), (50, 50, 0));
+    assert!(stats.waits >= 1 && stats.average_wait() > Duration::ZERO);
+    Ok(())
+}
+
+aeturnis_testkit::topology_tests!(
+    should_acquire_release_with_rising_fences,
+    should_deny_a_held_lock_with_retry_after,
+    should_wake_a_waiter_on_release,
+    should_never_release_another_holders_lock,
+    should_keep_a_watched_lock_alive,
+    should_release_with_lock_on_error_panic_and_cancel,
+    should_refuse_bad_input_with_typed_errors,
+    should_serve_all_50_contending_tasks,
+);
+
+/// Drop runs on a single-threaded runtime: a `block_on` inside drop would
+/// panic or deadlock here; the release must happen in a spawned task.
+#[tokio::test(flavor = "current_thread")]
+async fn should_release_on_drop_without_blocking() -> anyhow::Result<()> {
+    let ctx = TestCtx::standalone("drop").await;
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let guard = locks.try_acquire("res", LONG).await?;
+    let started = Instant::now();
+    drop(guard);
+    let drop_took = started.elapsed();
+    eventually(Duration::from_secs(2), "released after drop", || async {
+        Ok(locks.remaining("res").await?.is_none())
+    })
+    .await?;
+    assert_eq!(locks.stats().released, 1);
+    println!("drop returned in {drop_took:?}");
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Redlock over independent masters.
+
+use std::time::{Duration, Instant};
+
+use aeturnis_lock::{Error, Redlock, RedlockConfig};
+use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::Redis;
+use aeturnis_testkit::Masters;
+
+use crate::exclusion::PER_TASK;
+use crate::support::{check_sections, config, increments, Locker};
+
+async fn redlock(urls: &[String], prefix: &str) -> anyhow::Result<(Redlock, Vec<Redis>)> {
+    let mut masters = Vec::new();
+    for url in urls {
+        masters.push(
+            Redis::connect(config(url, prefix)?.with_command_timeout(Duration::from_secs(1)))
+                .await?,
+        );
+    }
+    Ok((
+        Redlock::new(masters.clone(), RedlockConfig::default())?,
+        masters,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_exclude_16_tasks_on_4_redlock_clients() -> anyhow::Result<()> {
+    let urls = aeturnis_testkit::redlock_urls().await;
+    let prefix = format!("t:redlock-excl:{}:", std::process::id());
+    let mut lockers = Vec::new();
+    for _ in 0..4 {
+        let (red, masters) = redlock(&urls, &prefix).await?;
+        lockers.push((Locker::Red(red), masters[0].clone()));
+    }
+    let counter = format!("{prefix}counter");
+    let per_task = PER_TASK / 4;
+    let sections = increments(
+        lockers.clone(),
+        counter.clone(),
+        4,
+        per_task,
+        Duration::from_secs(5),
+    )
+    .await?;
+    let total = 4 * 4 * per_task;
+    let value: i64 = lockers[0].1.client().get(&counter).await?;
+    assert_eq!(value, i64::try_from(total)?);
+    // across independent Redlock clients fences are not a total order (see the crate docs)
+    check_sections(&sections, false)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_survive_one_dead_master_and_fail_typed_with_two() -> anyhow::Result<()> {
+    let mut masters = Masters::start(3)?;
+    let (red, _handles) = redlock(&masters.urls(), "rl:").await?;
+    let ttl = Duration::from_secs(2);
+    for _ in 0..20 {
+        red.acquire("res", ttl).await?.release().await?;
+    }
+    masters.servers[2].kill()?;
+    let mut fences = Vec::new();
+    for _ in 0..20 {
+        let g = red.acquire("res", ttl).await?;
+        fences.push(g.fence());
+        g.extend(ttl).await?; // extend needs (and has) a quorum
+        g.release().await?;
+    }
+    assert!(fences.windows(2).all(|w| w[0] < w[1]), "{fences:?}");
+    masters.servers[1].kill()?;
+    let timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let err = red.acquire_within("res", ttl, timeout).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::Quorum {
+                needed: 2,
+                masters: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_unavailable());
+    assert!(
+        took < timeout + Duration::from_secs(1),
+        "quorum error took {took:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_hold_redlock_only_with_quorum_and_validity() -> anyhow::Result<()> {
+    let urls = aeturnis_testkit::redlock_urls().await;
+    let prefix = format!("t:redlock-q:{}:", std::process::id());
+    let (a, masters) = redlock(&urls, &prefix).await?;
+    let (b, _) = redlock(&urls, &prefix).await?;
+    let g = a.try_acquire("res", Duration::from_secs(5)).await?;
+    // at least a quorum holds it (the round returns as soon as a quorum granted)
+    let mut holding = 0;
+    for m in &masters {
+        let v: Option<String> = m.client().get(format!("{prefix}lock:{{res}}")).await?;
+        holding += usize::from(v.is_some_and(|v| v.starts_with(g.token().as_str())));
+    }
+    assert!(holding >= a.quorum(), "{holding} masters hold it");
+    let e = b
+        .try_acquire("res", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(e.is_contended(), "{e:?}");
+    g.release().await?;
+    for m in &masters {
+        let v: Option<String> = m.client().get(format!("{prefix}lock:{{res}}")).await?;
+        assert!(v.is_none(), "released everywhere");
+    }
+    let g = b.try_acquire("res", Duration::from_secs(5)).await?;
+    g.release().await?;
+    Ok(())
+}
