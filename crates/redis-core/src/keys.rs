@@ -35,7 +35,7 @@ pub const MAX_SEGMENT_LEN: usize = 512;
 /// Longest accepted complete key, in bytes.
 pub const MAX_KEY_LEN: usize = 2048;
 /// Longest accepted prefix, in bytes.
-pub const MAX_PREFIX_LEN: usize = 64;
+pub const MAX_PREFIX_LEN: usize = 128;
 
 /// Why a key, segment or prefix was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,7 +155,7 @@ impl KeySpace {
     /// The default prefix, as in the original system.
     pub const DEFAULT_PREFIX: &'static str = "aeturnis:";
 
-    /// A key space under `prefix`: 1 to 64 bytes of ASCII letters, digits and
+    /// A key space under `prefix`: 1 to 128 bytes of ASCII letters, digits and
     /// `:_-.`; no glob characters and no braces, so the prefix can neither
     /// widen a pattern nor pin every key to one cluster slot.
     pub fn new(prefix: &str) -> Result<Self, KeyError> {
@@ -493,7 +493,7 @@ mod tests {
         for bad in ["a b", "a*", "a{b}", "a?", "é:"] {
             assert!(KeySpace::new(bad).is_err(), "{bad}");
         }
-        assert!(KeySpace::new(&"p".repeat(65)).is_err());
+        assert!(KeySpace::new(&"p".repeat(MAX_PREFIX_LEN + 1)).is_err());
     }
 
     #[test]
