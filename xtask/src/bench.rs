@@ -46,12 +46,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     )?;
 
     let out_dir = root.join("target/bench");
-    let records_path = out_dir.join("records.jsonl");
+    // Per run, so that concurrent bench runs do not mix their records.
+    let records_path = out_dir.join(format!("records-{}.jsonl", std::process::id()));
     std::fs::create_dir_all(&out_dir)?;
     let _ = std::fs::remove_file(&records_path);
 
     let topologies = vec!["standalone".to_owned(), "redlock".to_owned()];
-    redis::with_topologies("xtask-bench.json", &topologies, |entries| {
+    redis::with_topologies("bench", &topologies, |entries| {
         let mut env = vec![(
             "AETURNIS_BENCH_OUT".to_owned(),
             records_path.display().to_string(),
@@ -105,6 +106,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         .map(serde_json::from_str)
         .collect::<Result<Vec<Value>, _>>()
         .context("parsing bench records")?;
+    let _ = std::fs::remove_file(&records_path);
     let results = out_dir.join("results.json");
     std::fs::write(&results, serde_json::to_string_pretty(&records)?)?;
 

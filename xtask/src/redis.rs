@@ -122,21 +122,45 @@ pub(crate) fn up(
         .collect())
 }
 
-/// Starts `topologies` owned by this xtask process (recorded in `target/redis/NAME`),
-/// runs `f` with their state entries, and stops them again, also when `f` fails.
+/// Starts `topologies` owned by this xtask process, runs `f` with their state entries,
+/// and stops them again, also when `f` fails.
+///
+/// The state goes to `target/redis/run-{kind}-{pid}.json`, so concurrent xtask runs in
+/// one workspace never stop each other's servers; the files of runs whose xtask died
+/// are cleaned up here.
 pub(crate) fn with_topologies<T>(
-    name: &str,
+    kind: &str,
     topologies: &[String],
     f: impl FnOnce(&[Value]) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let state = state_path(name);
-    // Leftovers of a run that was killed before it could clean up.
-    if !read_state(&state)?.is_empty() {
-        down(&state, &all())?;
-    }
+    clean_dead_runs();
+    let state = state_path(&format!("run-{kind}-{}.json", std::process::id()));
     let result = up(&state, topologies, Some(std::process::id())).and_then(|entries| f(&entries));
     step("stop redis", || down(&state, &all()))?;
     result
+}
+
+/// Stops what xtask runs that died without cleaning up had recorded (their reapers
+/// normally did that already) and removes their state files.
+fn clean_dead_runs() {
+    let Ok(files) = std::fs::read_dir(state_path("")) else {
+        return;
+    };
+    for file in files.flatten() {
+        let path = file.path();
+        let name = file.file_name().to_string_lossy().into_owned();
+        let owner = name
+            .strip_prefix("run-")
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.rsplit('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = owner {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = down(&path, &all());
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
 }
 
 /// Stops the recorded processes of `topologies` and forgets them.

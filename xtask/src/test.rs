@@ -10,7 +10,7 @@ use crate::util::{self, step};
 /// (also when the tests fail) and exits with the tests' exit code.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     step("check redis-server/redis-cli >= 7", util::ensure_redis)?;
-    redis::with_topologies("xtask-test.json", &redis::all(), |entries| {
+    redis::with_topologies("test", &redis::all(), |entries| {
         let env = env_pairs(entries);
         for (name, value) in &env {
             println!("    {name}={value}");
