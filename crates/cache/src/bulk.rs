@@ -9,7 +9,7 @@ use aeturnis_redis_core::fred::bytes::Bytes;
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::{Expiration, Key};
 use aeturnis_redis_core::RedisKey;
-use futures::future::try_join_all;
+use futures::future::{try_join_all, Either};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -151,8 +151,22 @@ impl Cache {
             vec![(0..entries.len()).collect()]
         };
         let mut encoded: Vec<Option<(Bytes, i64)>> = encoded.into_iter().map(Some).collect();
-        let mut batches = Vec::with_capacity(groups.len());
+        let mut sends = Vec::with_capacity(groups.len());
         for group in &groups {
+            let first = &entries[group[0]].0;
+            if let [i] = group[..] {
+                // a slot with one key: a plain SET (fred pipelines concurrent
+                // commands on the connection anyway)
+                if let Some((bytes, px)) = encoded[i].take() {
+                    sends.push(Either::Left(async move {
+                        client
+                            .set::<(), _, _>(first, bytes, Some(Expiration::PX(px)), None, false)
+                            .await
+                            .map_err(|e| Error::from_fred(first.as_str(), e))
+                    }));
+                }
+                continue;
+            }
             let pipeline = client.pipeline();
             for &i in group {
                 if let Some((bytes, px)) = encoded[i].take() {
@@ -163,16 +177,15 @@ impl Cache {
                         .map_err(|e| Error::from_fred(key.as_str(), e))?;
                 }
             }
-            batches.push((group[0], pipeline));
+            sends.push(Either::Right(async move {
+                pipeline
+                    .all::<Vec<Value>>()
+                    .await
+                    .map(drop)
+                    .map_err(|e| Error::from_fred(first.as_str(), e))
+            }));
         }
-        try_join_all(batches.iter().map(|(first, pipeline)| async move {
-            pipeline
-                .all::<Vec<Value>>()
-                .await
-                .map(drop)
-                .map_err(|e| Error::from_fred(entries[*first].0.as_str(), e))
-        }))
-        .await?;
+        try_join_all(sends).await?;
         Ok(())
     }
 }

@@ -248,41 +248,69 @@ impl Cache {
         action: Action,
         tally: &Tally<'_>,
     ) -> Result<()> {
-        let batch = self.config().scan_batch.get();
-        let mut cursor = String::from("0");
+        let mut page = self.scan_page(node.as_ref(), "0", pattern).await?;
         loop {
-            let page: Value = match &node {
-                Some(server) => {
-                    self.client()
-                        .with_cluster_node(server.clone())
-                        .scan_page(cursor.clone(), pattern.to_owned(), Some(batch), None)
-                        .await
-                }
-                None => {
-                    self.client()
-                        .scan_page(cursor.clone(), pattern.to_owned(), Some(batch), None)
-                        .await
-                }
-            }
-            .map_err(|e| Error::from_fred(pattern, e))?;
-            let (next, keys) = parse_scan_page(page)?;
+            let (next, keys) = page;
             let seen = keys.len() as u64;
-            let deleted = match action {
-                Action::Count => 0,
-                Action::Unlink if keys.is_empty() => 0,
-                Action::Unlink => self.unlink_batch(keys, batch as usize, pattern).await?,
+            let more = next != "0";
+            let (deleted, next_page) = match (action, more) {
+                (Action::Count, false) => (0, None),
+                (Action::Count, true) => (
+                    0,
+                    Some(self.scan_page(node.as_ref(), &next, pattern).await?),
+                ),
+                (Action::Unlink, false) => (self.unlink_batch(keys, pattern).await?, None),
+                (Action::Unlink, true) => {
+                    // read the next page while this one is being deleted
+                    // (SCAN is not disturbed by deletions)
+                    let (next_page, deleted) = futures::future::try_join(
+                        self.scan_page(node.as_ref(), &next, pattern),
+                        self.unlink_batch(keys, pattern),
+                    )
+                    .await?;
+                    (deleted, Some(next_page))
+                }
             };
             tally.add(seen, deleted);
-            if next == "0" {
-                return Ok(());
+            match next_page {
+                Some(p) => page = p,
+                None => return Ok(()),
             }
-            cursor = next;
         }
+    }
+
+    /// One `SCAN cursor MATCH pattern COUNT batch` on `node` (or the server).
+    async fn scan_page(
+        &self,
+        node: Option<&Server>,
+        cursor: &str,
+        pattern: &str,
+    ) -> Result<(String, Vec<Key>)> {
+        let batch = self.config().scan_batch.get();
+        let page: Value = match node {
+            Some(server) => {
+                self.client()
+                    .with_cluster_node(server.clone())
+                    .scan_page(cursor.to_owned(), pattern.to_owned(), Some(batch), None)
+                    .await
+            }
+            None => {
+                self.client()
+                    .scan_page(cursor.to_owned(), pattern.to_owned(), Some(batch), None)
+                    .await
+            }
+        }
+        .map_err(|e| Error::from_fred(pattern, e))?;
+        parse_scan_page(page)
     }
 
     /// `UNLINK`s `keys` in commands of at most `batch` keys of one slot
     /// (on a cluster), all sent together.
-    async fn unlink_batch(&self, keys: Vec<Key>, batch: usize, pattern: &str) -> Result<u64> {
+    async fn unlink_batch(&self, keys: Vec<Key>, pattern: &str) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let batch = self.config().scan_batch.get() as usize;
         let client = self.client();
         let groups: Vec<Vec<Key>> = if self.redis().is_cluster() {
             let mut by_slot: std::collections::HashMap<u16, Vec<Key>> =

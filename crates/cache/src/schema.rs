@@ -3,8 +3,16 @@
 //! | helper | key (after the prefix) | holds |
 //! |---|---|---|
 //! | [`Schema::user_profile`] | `user:{id}:profile` | a player's profile |
+//! | [`Schema::user_settings`] | `user:{id}:settings` | preferences |
+//! | [`Schema::user_friends`] | `user:{id}:friends` | a set of friend ids |
+//! | [`Schema::char_data`] | `char:{id}:data` | core character data |
 //! | [`Schema::char_inventory`] | `char:{id}:inventory` | a character's inventory |
+//! | [`Schema::guild_data`] | `guild:{id}:data` | guild information |
+//! | [`Schema::zone_data`] | `zone:{id}:data` | zone state |
 //! | [`Schema::leaderboard`] | `leaderboard:{type}` | a sorted set of scores |
+//!
+//! Sessions and rate limits have their own crates (`aeturnis-session`,
+//! `aeturnis-ratelimit`) and key builders.
 //!
 //! The id is the key's hash tag (`{...}`), so every key of one user (or one
 //! character) lives in one cluster slot and a script may touch them
@@ -42,6 +50,31 @@ impl Schema {
     /// `user:{id}:profile`.
     pub fn user_profile(&self, user_id: impl AsRef<str>) -> Result<RedisKey, KeyError> {
         self.keys.key("user").tag(user_id).part("profile").build()
+    }
+
+    /// `user:{id}:settings`.
+    pub fn user_settings(&self, user_id: impl AsRef<str>) -> Result<RedisKey, KeyError> {
+        self.keys.key("user").tag(user_id).part("settings").build()
+    }
+
+    /// `user:{id}:friends`.
+    pub fn user_friends(&self, user_id: impl AsRef<str>) -> Result<RedisKey, KeyError> {
+        self.keys.key("user").tag(user_id).part("friends").build()
+    }
+
+    /// `char:{id}:data`.
+    pub fn char_data(&self, char_id: impl AsRef<str>) -> Result<RedisKey, KeyError> {
+        self.keys.key("char").tag(char_id).part("data").build()
+    }
+
+    /// `guild:{id}:data`.
+    pub fn guild_data(&self, guild_id: impl AsRef<str>) -> Result<RedisKey, KeyError> {
+        self.keys.key("guild").tag(guild_id).part("data").build()
+    }
+
+    /// `zone:{id}:data`.
+    pub fn zone_data(&self, zone_id: impl AsRef<str>) -> Result<RedisKey, KeyError> {
+        self.keys.key("zone").tag(zone_id).part("data").build()
     }
 
     /// `char:{id}:inventory`.

@@ -623,6 +623,38 @@ async fn should_count_stats_correctly_under_concurrency(ctx: TestCtx) -> Result<
     Ok(())
 }
 
+/// Creates `count` keys `purge:{tag}:<name>:<i>` with a TTL, spread over
+/// 512 hash tags (so over 512 slots on all three primaries), one `EVAL`
+/// per tag: test setup that does not pay for 100k client-side commands.
+async fn create_keys(cache: &Cache, name: &str, count: u32) -> Result<()> {
+    const TAGS: u32 = 512;
+    let lua =
+        "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'PX', 600000) end return #KEYS";
+    let mut calls = Vec::new();
+    for tag in 0..TAGS {
+        let keys: Vec<String> = (tag..count)
+            .step_by(TAGS as usize)
+            .map(|i| {
+                Ok(cache
+                    .key("purge")
+                    .tag(tag.to_string())
+                    .id(name)
+                    .id(i.to_string())
+                    .build()?
+                    .into_string())
+            })
+            .collect::<Result<_>>()?;
+        let client = cache.redis().client().clone();
+        calls.push(async move { client.eval::<i64, _, _, _>(lua, keys, vec!["v"]).await });
+    }
+    let created: i64 = futures::future::try_join_all(calls)
+        .await?
+        .into_iter()
+        .sum();
+    ensure!(created == i64::from(count), "created {created}");
+    Ok(())
+}
+
 /// The large run is on the cluster only (the glob and decoy cases above
 /// run on both topologies).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -631,31 +663,21 @@ async fn should_delete_100k_keys_exactly_on_the_cluster() -> Result<()> {
     assert_eq!(ctx.topology, Topology::Cluster);
     let cache = cache(&ctx).await?;
     let started = std::time::Instant::now();
-    let mut batch = Vec::with_capacity(10_000);
-    for i in 0..100_000u32 {
-        batch.push((cache.key("purge").id("x*").id(i.to_string()).build()?, i));
-        if batch.len() == 10_000 {
-            cache.mset(&batch, Ttl::Default).await?;
-            batch.clear();
-        }
-    }
-    let decoys: Vec<(RedisKey, u32)> = (0..2_000)
-        .map(|i| Ok((cache.key("purge").id("xy").id(i.to_string()).build()?, i)))
-        .collect::<Result<_>>()?;
-    cache.mset(&decoys, Ttl::Default).await?;
+    create_keys(&cache, "x*", 100_000).await?;
+    // decoys a widened `x*` would catch
+    create_keys(&cache, "xy", 2_000).await?;
+    create_keys(&cache, "x", 2_000).await?;
     let written = started.elapsed();
 
-    let deleted = cache
-        .delete_matching(cache.pattern("purge").id("x*").any())
-        .await?;
+    let (tx, rx) = tokio::sync::watch::channel(DeleteProgress::default());
+    let pattern = MatchPattern::raw(format!(
+        "purge:*:{}:*",
+        aeturnis_redis_core::escape_pattern("x*")
+    ));
+    let deleted = cache.delete_matching_with_progress(pattern, &tx).await?;
     assert_eq!(deleted, 100_000);
-    assert_eq!(cache.count_matching(MatchPattern::all()).await?, 2_000);
-    let decoy_keys: Vec<RedisKey> = decoys.iter().map(|(k, _)| k.clone()).collect();
-    assert!(cache
-        .mget::<u32>(&decoy_keys)
-        .await?
-        .iter()
-        .all(Option::is_some));
+    assert_eq!(rx.borrow().deleted, 100_000);
+    assert_eq!(cache.count_matching(MatchPattern::all()).await?, 4_000);
     eprintln!(
         "100k keys: written in {written:?}, deleted in {:?}",
         started.elapsed() - written
