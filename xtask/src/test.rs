@@ -16,17 +16,12 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             println!("    {name}={value}");
         }
         let name = format!("cargo test --workspace {}", args.join(" "));
-        let status = step(name.trim_end(), || {
-            let mut cargo = util::cargo();
-            cargo
-                .args(["test", "--workspace"])
-                .args(args)
-                .envs(env.iter().cloned());
-            util::status(&mut cargo)
-        })?;
-        if !status.success() {
-            println!("==> tests failed: {status}");
-        }
+        let mut cargo = util::cargo();
+        cargo
+            .args(["test", "--workspace"])
+            .args(args)
+            .envs(env.iter().cloned());
+        let status = util::step_status(name.trim_end(), &mut cargo)?;
         Ok(status
             .code()
             .and_then(|c| u8::try_from(c).ok())

@@ -36,6 +36,22 @@ pub(crate) fn step<T>(name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyh
     result
 }
 
+/// Runs a command as a named step like [`step`], reporting `FAILED` when it exits
+/// unsuccessfully, and returns its exit status.
+pub(crate) fn step_status(name: &str, command: &mut Command) -> anyhow::Result<ExitStatus> {
+    println!("==> {name}");
+    let started = Instant::now();
+    let result = status(command);
+    let secs = started.elapsed().as_secs_f64();
+    let verdict = match &result {
+        Ok(status) if status.success() => "ok".to_owned(),
+        Ok(status) => format!("FAILED: {status}"),
+        Err(_) => "FAILED".to_owned(),
+    };
+    println!("==> {name} ... {verdict} ({secs:.1}s)");
+    result
+}
+
 /// Runs a command with inherited stdio and fails unless it exits successfully.
 pub(crate) fn run(command: &mut Command) -> anyhow::Result<()> {
     let status = status(command)?;
