@@ -31,7 +31,7 @@
 //! # fn main() {}
 //! ```
 //!
-//! [`bench`] holds the measuring helpers used by `cargo xtask bench`.
+//! [`bench`](mod@bench) holds the measuring helpers used by `cargo xtask bench`.
 
 pub mod bench;
 mod cluster;
