@@ -1,0 +1,405 @@
+//! Session bench: `aeturnis-session` against raw fred and against
+//! tower-sessions-redis-store, on the same Redis, in one run, 50 concurrent
+//! tasks on a 2-worker runtime, one shared client per side, typical
+//! metadata (IP, a 111-byte browser user agent, device, location and a bound
+//! character; about 270 bytes as the original system's JSON session).
+//!
+//! * get-and-slide (default config: the expiry slides on every read, last
+//!   seen is recorded at most every 60 s) against raw fred
+//!   `GETEX key PX 1800000` of the same stored bytes;
+//! * load+touch (`get` with `touch_interval = 0`, so every read also
+//!   records last seen and the LRU order) against tower-sessions-redis-store
+//!   `load` + `save` of the same fields;
+//! * create (5 per user, so it evicts) against raw fred `EVALSHA` of a
+//!   hand-written equivalent script (SET PX, ZADD, evict the oldest over 5);
+//! * Redis bytes per session (`MEMORY USAGE` of session keys plus the
+//!   user indexes, divided by sessions): 1 session per user on the
+//!   get-and-slide record, 5 per user on the create record.
+//!
+//! Every figure is the median of 3 runs. Run it with `cargo xtask bench session`.
+
+#![allow(clippy::print_stdout)]
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aeturnis_redis_core::fred::bytes::Bytes;
+use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::fred::types::scripts::Script;
+use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand};
+use aeturnis_redis_core::{Redis, RedisConfig};
+use aeturnis_session::{
+    CharacterId, Session, SessionConfig, SessionId, SessionManager, SessionMetadata, UserId,
+};
+use aeturnis_testkit::bench::{append_records, measure, median_of_3, BenchRecord};
+use aeturnis_tests::{bench_redis_url, multi_thread_runtime};
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::SessionStore;
+use tower_sessions_redis_store::RedisStore;
+
+const LAYER: &str = "session";
+const CONCURRENCY: usize = 50;
+const OPS: usize = 100_000;
+const USERS: usize = 1000;
+const IDLE_MS: i64 = 1_800_000;
+
+fn metadata(i: usize) -> SessionMetadata {
+    SessionMetadata::new()
+        .with_ip_address(format!("203.0.{}.{}", i % 250, (i / 250) % 250).parse().unwrap_or(std::net::IpAddr::from([203, 0, 113, 7])))
+        .with_user_agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
+        .with_device("desktop")
+        .with_location("Berlin, DE")
+}
+
+fn user(i: usize) -> anyhow::Result<UserId> {
+    Ok(UserId::new(format!("player-{i:06}"))?)
+}
+
+/// The original system's session as JSON, to size "typical metadata".
+fn json_size(s: &Session) -> usize {
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "sessionId": s.id.to_string(),
+        "userId": s.user.as_str(),
+        "characterId": s.character.as_ref().map(CharacterId::as_str),
+        "createdAt": ms(s.created_at),
+        "lastActivity": ms(s.last_seen),
+        "ipAddress": s.metadata.ip_address.map(|i| i.to_string()),
+        "userAgent": s.metadata.user_agent,
+        "deviceInfo": s.metadata.device,
+        "location": s.metadata.location,
+    })
+    .to_string()
+    .len()
+}
+
+async fn connect(url: &str, prefix: &str) -> anyhow::Result<Redis> {
+    Ok(Redis::connect(RedisConfig::from_url(url)?.with_key_prefix(prefix)).await?)
+}
+
+fn report(records: &mut Vec<BenchRecord>, record: BenchRecord) {
+    println!(
+        "{LAYER} {:<34} c={:<3} {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | {:<40} {:>9.0} ops/s | ratio {:.2}{}",
+        record.case,
+        record.concurrency,
+        record.ops_per_sec,
+        record.p50_us,
+        record.p99_us,
+        record.baseline,
+        record.baseline_ops_per_sec,
+        record.ratio,
+        record
+            .redis_bytes_per_item
+            .map(|b| format!(" | {b:.0} B/session"))
+            .unwrap_or_default()
+    );
+    records.push(record);
+}
+
+fn main() -> anyhow::Result<()> {
+    let url = bench_redis_url()?;
+    let runtime = multi_thread_runtime()?;
+    let mut records = Vec::new();
+    runtime.block_on(async {
+        get_and_slide(&url, &mut records).await?;
+        load_and_touch(&url, &mut records).await?;
+        create(&url, &mut records).await?;
+        anyhow::Ok(())
+    })?;
+    append_records(&records)
+}
+
+/// Sessions for `USERS` users (one each), with a bound character.
+async fn populate(m: &SessionManager) -> anyhow::Result<Vec<SessionId>> {
+    let hero = CharacterId::new("hero-0001")?;
+    let mut ids = Vec::with_capacity(USERS);
+    for i in 0..USERS {
+        let s = m.create(&user(i)?, metadata(i)).await?;
+        m.bind_character(&s.id, &hero).await?;
+        ids.push(s.id);
+    }
+    Ok(ids)
+}
+
+async fn get_and_slide(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()> {
+    let redis = connect(url, "bench-session-get:").await?;
+    let m = SessionManager::new(redis.clone(), SessionConfig::default())?;
+    let ids = Arc::new(populate(&m).await?);
+    let typical = m
+        .get(&ids[0])
+        .await?
+        .map(|s| json_size(&s))
+        .unwrap_or_default();
+    println!("{LAYER} typical session: {typical} B as the original's JSON");
+    // the raw side reads the same stored bytes from plain keys
+    let client = redis.client().clone();
+    let mut raw_keys = Vec::with_capacity(USERS);
+    for (i, id) in ids.iter().enumerate() {
+        let key = format!("bench-session-get:s:{{{}}}:{}", id.tag(), &id.as_str()[5..]);
+        let bytes: Bytes = client.get(&key).await?;
+        let raw = format!("bench-session-raw:{i}");
+        let () = client
+            .set(&raw, bytes, Some(Expiration::PX(IDLE_MS)), None, false)
+            .await?;
+        raw_keys.push(raw);
+    }
+    let raw_keys = Arc::new(raw_keys);
+    let getex = CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false);
+    let baseline = median_of_3(|| {
+        let (client, keys, getex) = (client.clone(), Arc::clone(&raw_keys), getex.clone());
+        measure(CONCURRENCY, OPS, move |i| {
+            let (client, keys, getex) = (client.clone(), Arc::clone(&keys), getex.clone());
+            async move {
+                let key = keys[i % keys.len()].as_str();
+                let v: Bytes = client.custom(getex, vec![key, "PX", "1800000"]).await?;
+                anyhow::ensure!(!v.is_empty(), "missing raw session");
+                Ok(())
+            }
+        })
+    })
+    .await?;
+    let ours = median_of_3(|| {
+        let (m, ids) = (m.clone(), Arc::clone(&ids));
+        measure(CONCURRENCY, OPS, move |i| {
+            let (m, ids) = (m.clone(), Arc::clone(&ids));
+            async move {
+                let s = m.get(&ids[i % ids.len()]).await?;
+                anyhow::ensure!(s.is_some(), "missing session");
+                Ok(())
+            }
+        })
+    })
+    .await?;
+    // memory: one session per user, index included
+    let users: Vec<UserId> = (0..USERS).map(user).collect::<anyhow::Result<_>>()?;
+    let one = bytes_per_session(&m, &users).await?;
+    report(
+        records,
+        BenchRecord::new(
+            LAYER,
+            "get-and-slide (touch 60 s)",
+            CONCURRENCY,
+            "multi_thread(2)",
+            ours,
+            "fred GETEX PX (same bytes)",
+            baseline.ops_per_sec,
+        )
+        .with_baseline_latency(baseline)
+        .with_redis_bytes_per_item(one),
+    );
+    let _ = redis.shutdown().await;
+    Ok(())
+}
+
+async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()> {
+    let redis = connect(url, "bench-session-touch:").await?;
+    let m = SessionManager::new(
+        redis.clone(),
+        SessionConfig::default().with_touch_interval(Duration::ZERO),
+    )?;
+    let ids = Arc::new(populate(&m).await?);
+    // tower-sessions: the same fields in a record, stored by its Redis store
+    let tower_client = Client::new(Config::from_url(url)?, None, None, None);
+    tower_client.init().await?;
+    let store = RedisStore::new(tower_client.clone());
+    let mut tower_ids = Vec::with_capacity(USERS);
+    for (i, id) in ids.iter().enumerate() {
+        let s = m.get(id).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
+        let mut data = HashMap::new();
+        data.insert("user".to_owned(), serde_json::json!(s.user.as_str()));
+        data.insert("character".to_owned(), serde_json::json!("hero-0001"));
+        data.insert(
+            "ip".to_owned(),
+            serde_json::json!(s.metadata.ip_address.map(|a| a.to_string())),
+        );
+        data.insert(
+            "user_agent".to_owned(),
+            serde_json::json!(s.metadata.user_agent),
+        );
+        data.insert("device".to_owned(), serde_json::json!(s.metadata.device));
+        data.insert(
+            "location".to_owned(),
+            serde_json::json!(s.metadata.location),
+        );
+        data.insert("created".to_owned(), serde_json::json!(i));
+        data.insert("last_seen".to_owned(), serde_json::json!(i));
+        let mut record = Record {
+            id: Id::default(),
+            data,
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
+        };
+        store
+            .create(&mut record)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tower_ids.push(record.id);
+    }
+    let tower_ids = Arc::new(tower_ids);
+    let baseline = median_of_3(|| {
+        let (store, ids) = (store.clone(), Arc::clone(&tower_ids));
+        measure(CONCURRENCY, OPS, move |i| {
+            let (store, ids) = (store.clone(), Arc::clone(&ids));
+            async move {
+                let id = &ids[i % ids.len()];
+                let mut record = store
+                    .load(id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .ok_or_else(|| anyhow::anyhow!("missing tower session"))?;
+                record.expiry_date = time::OffsetDateTime::now_utc() + time::Duration::minutes(30);
+                record
+                    .data
+                    .insert("last_seen".to_owned(), serde_json::json!(i));
+                store
+                    .save(&record)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(())
+            }
+        })
+    })
+    .await?;
+    let ours = median_of_3(|| {
+        let (m, ids) = (m.clone(), Arc::clone(&ids));
+        measure(CONCURRENCY, OPS, move |i| {
+            let (m, ids) = (m.clone(), Arc::clone(&ids));
+            async move {
+                let s = m.get(&ids[i % ids.len()]).await?;
+                anyhow::ensure!(s.is_some(), "missing session");
+                Ok(())
+            }
+        })
+    })
+    .await?;
+    report(
+        records,
+        BenchRecord::new(
+            LAYER,
+            "load+touch (touch every read)",
+            CONCURRENCY,
+            "multi_thread(2)",
+            ours,
+            "tower-sessions-redis-store load+save",
+            baseline.ops_per_sec,
+        )
+        .with_baseline_latency(baseline),
+    );
+    tower_client.quit().await?;
+    let _ = redis.shutdown().await;
+    Ok(())
+}
+
+/// A hand-written create: store the bytes with the idle TTL, index by time,
+/// evict the oldest over the limit.
+const RAW_CREATE: &str = r#"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+while redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[5]) do
+  local oldest = redis.call('ZPOPMIN', KEYS[2])
+  redis.call('DEL', ARGV[6] .. oldest[1])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+"#;
+
+async fn create(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()> {
+    let redis = connect(url, "bench-session-create:").await?;
+    let m = SessionManager::new(
+        redis.clone(),
+        SessionConfig::default().with_max_per_user(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN)),
+    )?;
+    let users: Arc<Vec<UserId>> = Arc::new((0..USERS).map(user).collect::<anyhow::Result<_>>()?);
+    // the same stored bytes for the raw side
+    let sample_session = m.create(&users[0], metadata(0)).await?;
+    let sample_key = format!(
+        "bench-session-create:s:{{{}}}:{}",
+        sample_session.id.tag(),
+        &sample_session.id.as_str()[5..]
+    );
+    let client = redis.client().clone();
+    let bytes: Bytes = client.get(&sample_key).await?;
+    m.revoke_all(&users[0]).await?;
+    let script = Script::from_lua(RAW_CREATE);
+    script.load(&client).await?;
+    let baseline = median_of_3(|| {
+        let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
+        measure(CONCURRENCY, OPS, move |i| {
+            let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
+            async move {
+                let u = i % USERS;
+                let tag = format!("{:04x}", u % 65536);
+                let member = format!("{i:022}");
+                let keys = vec![
+                    format!("bench-session-rawc:s:{{{tag}}}:{member}"),
+                    format!("bench-session-rawc:su:{{{tag}}}:player-{u:06}"),
+                ];
+                let args: Vec<Value> = vec![
+                    Value::Bytes(bytes),
+                    Value::Integer(IDLE_MS),
+                    Value::Integer(i as i64),
+                    member.into(),
+                    Value::Integer(5),
+                    format!("bench-session-rawc:s:{{{tag}}}:").into(),
+                ];
+                let _: i64 = script.evalsha(&client, keys, args).await?;
+                Ok(())
+            }
+        })
+    })
+    .await?;
+    let ours = median_of_3(|| {
+        let (m, users) = (m.clone(), Arc::clone(&users));
+        measure(CONCURRENCY, OPS, move |i| {
+            let (m, users) = (m.clone(), Arc::clone(&users));
+            async move {
+                m.create(&users[i % users.len()], metadata(i)).await?;
+                Ok(())
+            }
+        })
+    })
+    .await?;
+    // memory: now every user has 5 sessions
+    let five = bytes_per_session(&m, &users).await?;
+    report(
+        records,
+        BenchRecord::new(
+            LAYER,
+            "create (evicting, 5 per user)",
+            CONCURRENCY,
+            "multi_thread(2)",
+            ours,
+            "fred EVALSHA equivalent script",
+            baseline.ops_per_sec,
+        )
+        .with_baseline_latency(baseline)
+        .with_redis_bytes_per_item(five),
+    );
+    let _ = redis.shutdown().await;
+    Ok(())
+}
+
+async fn bytes_per_session(m: &SessionManager, users: &[UserId]) -> anyhow::Result<f64> {
+    let client = m.redis().client();
+    let prefix = m.redis().keys().prefix().to_owned();
+    let (mut bytes, mut sessions) = (0i64, 0usize);
+    for u in users {
+        let listed = m.list(u).await?;
+        for s in &listed {
+            let key = format!("{prefix}s:{{{}}}:{}", s.id.tag(), &s.id.as_str()[5..]);
+            let b: Option<i64> = client.memory_usage(&key, Some(0)).await?;
+            bytes += b.unwrap_or(0);
+        }
+        let index = format!("{prefix}su:{{{}}}:{}", u.slot_tag(), u.as_str());
+        let b: Option<i64> = client.memory_usage(&index, Some(0)).await?;
+        bytes += b.unwrap_or(0);
+        sessions += listed.len();
+    }
+    anyhow::ensure!(sessions > 0, "no sessions to measure");
+    Ok(bytes as f64 / sessions as f64)
+}
