@@ -1,0 +1,45 @@
+//! Start-up errors: what can stop [`AppState`](crate::AppState) from being built.
+
+/// Result alias of `aeturnis-demo`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the server state could not be built (bad configuration or an
+/// unreachable Redis). Request-time failures are [`ApiError`](crate::ApiError).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Redis configuration is invalid.
+    #[error(transparent)]
+    RedisConfig(#[from] aeturnis_redis_core::ConfigError),
+    /// Connecting to Redis failed.
+    #[error(transparent)]
+    Redis(#[from] aeturnis_redis_core::Error),
+    /// The cache configuration is invalid.
+    #[error(transparent)]
+    Cache(#[from] aeturnis_cache::Error),
+    /// The session configuration is invalid.
+    #[error(transparent)]
+    Session(#[from] aeturnis_session::Error),
+    /// A rate-limit preset is invalid.
+    #[error(transparent)]
+    RateLimit(#[from] aeturnis_ratelimit::Error),
+    /// The lock configuration is invalid.
+    #[error(transparent)]
+    Lock(#[from] aeturnis_lock::Error),
+    /// A demo setting is invalid.
+    #[error("invalid demo setting `{variable}`: {reason}")]
+    Setting {
+        /// The variable or field.
+        variable: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Redis could not be reached; starting again later may work.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Redis(e) if e.is_retryable())
+    }
+}

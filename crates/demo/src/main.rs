@@ -1,0 +1,73 @@
+//! `aeturnis-demo`: the example game API server.
+//!
+//! `REDIS_URL` (or the other `REDIS_*` variables) names Redis, `DEMO_ADDR`
+//! the listen address (default `127.0.0.1:8080`), `RUST_LOG` the log filter
+//! (default `info`). Stops gracefully on Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+
+use aeturnis_demo::{app, AppState};
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let addr: SocketAddr = std::env::var("DEMO_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:8080".to_owned())
+        .parse()
+        .context("DEMO_ADDR must be an address such as 127.0.0.1:8080")?;
+    let state = AppState::from_env()
+        .await
+        .context("connecting to Redis (set REDIS_URL)")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        redis = ?state.redis(),
+        "aeturnis-demo listening"
+    );
+    axum::serve(
+        listener,
+        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
+    tracing::info!("shutting down");
+    state.redis().shutdown().await?;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

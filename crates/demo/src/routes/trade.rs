@@ -1,0 +1,86 @@
+//! `POST /trade`: a lock on both players, and a fenced write of the trade.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::extract::{CurrentSession, JsonBody};
+use crate::response::ApiError;
+use crate::state::AppState;
+use crate::validate;
+
+/// `{"with": "bob", "item": "sword"}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Trade {
+    with: String,
+    item: String,
+}
+
+/// What the fenced write records.
+#[derive(Debug, Serialize)]
+struct TradeRecord<'a> {
+    from: &'a str,
+    to: &'a str,
+    item: &'a str,
+}
+
+/// The lock resource for a trade between two players: both names in
+/// sorted order, so `alice → bob` and `bob → alice` contend.
+pub(crate) fn trade_resource(a: &str, b: &str) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    format!("trade:{first}:{second}")
+}
+
+/// Trades `item` to `with` under `with_lock` on both players. Inside the
+/// lock the trade is recorded with the lock's fencing token
+/// (`fenced_write`), which refuses a write from an older holder.
+pub(crate) async fn trade(
+    State(state): State<AppState>,
+    CurrentSession(session): CurrentSession,
+    JsonBody(body): JsonBody<Trade>,
+) -> Result<Json<Value>, ApiError> {
+    let with = validate::player_name("with", &body.with)?;
+    let item = validate::text("item", &body.item, validate::MAX_ITEM_LEN)?;
+    let user = session.user.as_str();
+    if with == user {
+        return Err(ApiError::bad_request("you cannot trade with yourself"));
+    }
+    let resource = trade_resource(user, with);
+    let locks = state.locks();
+    let record = &TradeRecord {
+        from: user,
+        to: with,
+        item,
+    };
+    let resource = resource.as_str();
+    let (fence, written) = locks
+        .with_lock(resource, state.config().trade_lock_ttl, |ctx| async move {
+            let fence = ctx.fence();
+            (fence, locks.fenced_write(resource, fence, record).await)
+        })
+        .await?;
+    if let Err(stale) = written? {
+        // Only possible when the lease ran out mid-trade and a newer holder
+        // already recorded its trade.
+        return Err(ApiError::Busy {
+            message: format!(
+                "the trade lock was lost: trade {} was recorded first",
+                stale.current
+            ),
+            retry_after: std::time::Duration::from_secs(1),
+        });
+    }
+    Ok(Json(json!({ "fence": fence.get(), "trade": "done" })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_name_the_same_resource_in_both_directions() {
+        assert_eq!(trade_resource("alice", "bob"), "trade:alice:bob");
+        assert_eq!(trade_resource("bob", "alice"), "trade:alice:bob");
+    }
+}

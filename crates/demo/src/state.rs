@@ -1,0 +1,150 @@
+//! [`AppState`]: the Redis connection and every layer built on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aeturnis_cache::Cache;
+use aeturnis_lock::LockManager;
+use aeturnis_ratelimit::RateLimiter;
+use aeturnis_redis_core::{Redis, RedisConfig};
+use aeturnis_session::SessionManager;
+
+use crate::config::DemoConfig;
+use crate::error::Result;
+use crate::players::{self, PlayerProfile};
+
+/// One rate limiter per preset the server uses.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Limiters {
+    /// `POST /auth/login`, per client IP.
+    pub auth: RateLimiter,
+    /// `POST /chat`, per user.
+    pub chat: RateLimiter,
+    /// `POST /combat/action`, per user.
+    pub combat: RateLimiter,
+    /// Movement (no endpoint; shown in `/health`).
+    pub movement: RateLimiter,
+    /// Every request, per client IP.
+    pub api: RateLimiter,
+}
+
+impl Limiters {
+    /// Each limiter with its name, in a fixed order.
+    #[must_use]
+    pub fn all(&self) -> [(&'static str, &RateLimiter); 5] {
+        [
+            ("auth", &self.auth),
+            ("chat", &self.chat),
+            ("combat", &self.combat),
+            ("movement", &self.movement),
+            ("api", &self.api),
+        ]
+    }
+}
+
+/// Everything a handler needs; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redis: Redis,
+    cache: Cache,
+    sessions: SessionManager,
+    locks: LockManager,
+    limits: Limiters,
+    players: HashMap<String, PlayerProfile>,
+    config: DemoConfig,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("redis", &self.inner.redis)
+            .field("players", &self.inner.players.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Connects with [`RedisConfig::from_env`] and builds every layer from
+    /// [`DemoConfig::from_env`].
+    ///
+    /// # Errors
+    /// A bad variable, or Redis cannot be reached.
+    pub async fn from_env() -> Result<AppState> {
+        let redis = Redis::connect(RedisConfig::from_env()?).await?;
+        AppState::new(redis, DemoConfig::from_env()?)
+    }
+
+    /// Builds every layer on `redis` (whose key prefix every key gets).
+    ///
+    /// # Errors
+    /// A layer refused its configuration.
+    pub fn new(redis: Redis, config: DemoConfig) -> Result<AppState> {
+        let limiter =
+            |c: &aeturnis_ratelimit::RateLimitConfig| RateLimiter::new(redis.clone(), c.clone());
+        let limits = Limiters {
+            auth: limiter(&config.auth_limit)?,
+            chat: limiter(&config.chat_limit)?,
+            combat: limiter(&config.combat_limit)?,
+            movement: limiter(&config.movement_limit)?,
+            api: limiter(&config.api_limit)?,
+        };
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                cache: Cache::new(redis.clone(), config.cache.clone())?,
+                sessions: SessionManager::new(redis.clone(), config.sessions.clone())?,
+                locks: LockManager::new(redis.clone(), config.locks.clone())?,
+                limits,
+                players: players::seed(),
+                config,
+                redis,
+            }),
+        })
+    }
+
+    /// The Redis connection (call [`Redis::shutdown`] when the server stops).
+    #[must_use]
+    pub fn redis(&self) -> &Redis {
+        &self.inner.redis
+    }
+
+    /// The cache.
+    #[must_use]
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
+    /// The session manager.
+    #[must_use]
+    pub fn sessions(&self) -> &SessionManager {
+        &self.inner.sessions
+    }
+
+    /// The lock manager.
+    #[must_use]
+    pub fn locks(&self) -> &LockManager {
+        &self.inner.locks
+    }
+
+    /// The rate limiters.
+    #[must_use]
+    pub fn limits(&self) -> &Limiters {
+        &self.inner.limits
+    }
+
+    /// The settings the state was built with.
+    #[must_use]
+    pub fn config(&self) -> &DemoConfig {
+        &self.inner.config
+    }
+
+    /// Looks a player up in the in-memory "database".
+    #[must_use]
+    pub fn load_player(&self, id: &str) -> Option<PlayerProfile> {
+        self.inner.players.get(id).cloned()
+    }
+}
