@@ -5,7 +5,7 @@
 //! cargo xtask test [cargo test args]   start every topology, cargo test --workspace, stop them
 //! cargo xtask ci                       fmt --check, clippy -D warnings, docs -D warnings, test
 //! cargo xtask bench [LAYER]            benches against a fresh Redis -> target/bench/results.json
-//! cargo xtask demo                     the demo game API (later issue)
+//! cargo xtask demo                     the demo game API server with its own Redis
 //! ```
 //!
 //! One module per task; `util` holds the shared helpers (project root, timed steps,
@@ -34,7 +34,7 @@ tasks:
   bench [LAYER]         run bench targets against a fresh Redis; writes target/bench/results.json
                         and docs/bench/results.md (layers: core cache session lock ratelimit
                         patterns tower)
-  demo                  run the demo game API server (comes in a later issue)";
+  demo [ARGS...]        run the demo game API server (DEMO_ADDR) with its own Redis; ARGS to cargo run";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
