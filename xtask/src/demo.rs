@@ -21,7 +21,7 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     step("check redis-server/redis-cli >= 7", util::ensure_redis)?;
     let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_owned());
-    redis::with_topologies("demo.json", &["standalone".to_owned()], |entries| {
+    redis::with_topologies("demo", &["standalone".to_owned()], |entries| {
         let url = entries
             .iter()
             .find(|e| e["topology"] == "standalone")
