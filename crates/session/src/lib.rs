@@ -62,8 +62,10 @@
 //! * **Replay.** Create carries a client-chosen id (a replay finds its own
 //!   session), rotate carries the new id, revoke is idempotent; extend is
 //!   not, so it is sent without replay.
-//! * **Stats** live in their own slot and are updated after the per-user
-//!   script, separately; see [`SessionStats`] for what the figures mean.
+//! * **Stats** live in their own slot. Operations only add to in-process
+//!   counters; a background task writes them in one script every
+//!   [`STATS_FLUSH_INTERVAL`] ([`SessionManager::flush_stats`] on demand);
+//!   see [`SessionStats`] for what the figures mean.
 
 mod config;
 mod error;
@@ -80,4 +82,4 @@ pub use id::{CharacterId, SessionId, UserId, MAX_CHARACTER_ID_LEN, MAX_USER_ID_L
 pub use manager::SessionManager;
 pub use metadata::{SessionMetadata, MAX_DEVICE_LEN, MAX_LOCATION_LEN, MAX_USER_AGENT_LEN};
 pub use record::Session;
-pub use stats::{SessionCensus, SessionStats};
+pub use stats::{SessionCensus, SessionStats, STATS_FLUSH_INTERVAL};

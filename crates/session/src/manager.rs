@@ -1,5 +1,6 @@
 //! [`SessionManager`]: every session operation, one round trip each.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::bytes::Bytes;
@@ -12,7 +13,7 @@ use crate::id::{CharacterId, SessionId, UserId};
 use crate::metadata::SessionMetadata;
 use crate::record::{self, Session};
 use crate::scripts;
-use crate::stats::StatsDelta;
+use crate::stats::{StatsBuffer, StatsDelta};
 
 /// Creates, reads, slides, updates and revokes sessions. Cheap to clone.
 ///
@@ -24,6 +25,7 @@ pub struct SessionManager {
     idle_ms: u64,
     absolute_ms: u64,
     touch_ms: u64,
+    pub(crate) stats: Arc<StatsBuffer>,
 }
 
 impl SessionManager {
@@ -35,6 +37,7 @@ impl SessionManager {
             idle_ms: millis(config.idle_ttl),
             absolute_ms: millis(config.absolute_ttl),
             touch_ms: millis(config.touch_interval),
+            stats: Arc::default(),
             redis,
             config,
         };
@@ -163,7 +166,7 @@ impl SessionManager {
                 created: 1,
                 ended: evicted,
                 ended_ms: integer(&items[5])?,
-                user: Some(user.as_str().to_owned()),
+                user: Some(user.as_str()),
             });
         }
         Ok(session)
@@ -435,10 +438,9 @@ impl SessionManager {
         &self,
         keys: Vec<RedisKey>,
         args: Vec<Value>,
-    ) -> Result<()> {
+    ) -> Result<Value> {
         let script: &LuaScript = &scripts::STATS;
-        let _: Value = self.redis.script_no_replay(script, keys, args).await?;
-        Ok(())
+        Ok(self.redis.script_no_replay(script, keys, args).await?)
     }
 }
 

@@ -43,6 +43,11 @@ local function keep_index(idx, ttl)
   ttl = ttl + 1000
   if redis.call('PTTL', idx) < ttl then redis.call('PEXPIRE', idx, ttl) end
 end
+-- the same for an index that already existed (and so has a TTL, which
+-- every writer sets): one call, never shortening it
+local function raise_index(idx, ttl)
+  redis.call('PEXPIRE', idx, ttl + 1000, 'GT')
+end
 "#
     };
 }
@@ -72,8 +77,11 @@ if now - u64(v, 10) >= touch then
   redis.call('SETRANGE', KEYS[1], 9, ts)
   v = string.sub(v, 1, 9) .. ts .. string.sub(v, 18)
   local idx = index_of(ARGV[3], v)
-  redis.call('ZADD', idx, now, ARGV[4])
-  keep_index(idx, ttl + touch)
+  if redis.call('ZADD', idx, now, ARGV[4]) == 0 then
+    raise_index(idx, ttl + touch)
+  else
+    keep_index(idx, ttl + touch)
+  end
 end
 return {v, now, ttl}
 "#
@@ -99,31 +107,43 @@ if existing then
   local same = user_of(existing) == string.sub(ARGV[2], 3, 2 + len)
   return {existing, now, redis.call('PTTL', KEYS[1]), same and 0 or -1, 0, 0}
 end
-local live = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if redis.call('EXISTS', ARGV[7] .. m) == 1 then
-    live[#live + 1] = m
-  else
-    redis.call('ZREM', KEYS[2], m)
-  end
-end
 local max = tonumber(ARGV[5])
 local evicted, ended = 0, 0
-local i = 1
-while #live - i + 1 >= max do
-  local k = ARGV[7] .. live[i]
-  ended = ended + now - u64(redis.call('GETRANGE', k, 1, 8), 1)
-  redis.call('DEL', k)
-  redis.call('ZREM', KEYS[2], live[i])
-  evicted = evicted + 1
-  i = i + 1
+local indexed = redis.call('ZCARD', KEYS[2])
+-- under the limit nothing can be evicted: skip the staleness check (stale
+-- members are harmless until then; list and eviction drop them)
+if indexed >= max then
+  local live = {}
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    local created = redis.call('GETRANGE', ARGV[7] .. m, 1, 8)
+    if #created == 8 then
+      live[#live + 1] = {m, created}
+    else
+      redis.call('ZREM', KEYS[2], m)
+      indexed = indexed - 1
+    end
+  end
+  local i = 1
+  while #live - i + 1 >= max do
+    ended = ended + now - u64(live[i][2], 1)
+    redis.call('DEL', ARGV[7] .. live[i][1])
+    redis.call('ZREM', KEYS[2], live[i][1])
+    evicted = evicted + 1
+    i = i + 1
+  end
+  indexed = indexed - evicted
 end
 local absolute = now + tonumber(ARGV[4])
 local ttl = math.min(tonumber(ARGV[3]), absolute - now)
 local v = string.char(1) .. p64(now) .. p64(now) .. p64(absolute) .. ARGV[2]
 redis.call('SET', KEYS[1], v, 'PX', ttl)
 redis.call('ZADD', KEYS[2], now, ARGV[1])
-keep_index(KEYS[2], ttl + tonumber(ARGV[6]))
+-- an index that still had members has a TTL; a new one needs its first
+if indexed > 0 then
+  raise_index(KEYS[2], ttl + tonumber(ARGV[6]))
+else
+  keep_index(KEYS[2], ttl + tonumber(ARGV[6]))
+end
 return {v, now, ttl, 1, evicted, ended}
 "#
         ),
@@ -300,23 +320,35 @@ return out
     )
 });
 
-/// Adjust the global counters (their own slot, never inside a per-user
-/// script). Not idempotent: sent without replay.
+/// Apply buffered deltas to the global counters (their own slot, never
+/// inside a per-user script) and read them back. Not idempotent: sent
+/// without replay. With all deltas zero and no users it only reads.
 /// KEYS: counters hash, users HyperLogLog. ARGV: ttl ms, active delta,
 /// created delta, ended delta, ended ms delta, users...
+/// Returns {active, created, ended, ended ms, unique users}.
 pub(crate) static STATS: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "session_stats",
         r#"
 local fields = {'active', 'created', 'ended', 'ended_ms'}
+local changed = false
 for i, f in ipairs(fields) do
   local d = tonumber(ARGV[i + 1])
-  if d ~= 0 then redis.call('HINCRBY', KEYS[1], f, d) end
+  if d ~= 0 then
+    redis.call('HINCRBY', KEYS[1], f, d)
+    changed = true
+  end
 end
-if #ARGV > 5 then redis.call('PFADD', KEYS[2], unpack(ARGV, 6)) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
-return 1
+-- PFADD in chunks: unpack() has a limit on the number of results
+for i = 6, #ARGV, 1000 do
+  redis.call('PFADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if changed then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if #ARGV > 5 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+local out = redis.call('HMGET', KEYS[1], 'active', 'created', 'ended', 'ended_ms')
+for i = 1, 4 do out[i] = tonumber(out[i]) or 0 end
+out[5] = redis.call('PFCOUNT', KEYS[2])
+return out
 "#,
     )
 });

@@ -3,8 +3,14 @@
 //! Two keys in a slot of their own (`PREFIX session-stats:{all}:counters`,
 //! a hash, and `PREFIX session-stats:{all}:users`, a HyperLogLog). A
 //! per-user script cannot touch them (they live in another cluster slot),
-//! so after a create, revoke or eviction the manager sends one small
-//! script for them on its own, in a spawned task, without replay:
+//! so a create, revoke or eviction only adds its delta to in-process
+//! counters ([`StatsBuffer`]: atomics and a set of user ids, no I/O), and a
+//! background task writes the accumulated deltas with **one** script every
+//! [`STATS_FLUSH_INTERVAL`] (sooner when many distinct users are waiting),
+//! sent without replay. [`SessionManager::stats`] and
+//! [`SessionManager::recount`] write the pending deltas first, and
+//! [`SessionManager::flush_stats`] does it on demand (call it before shutting
+//! down).
 //!
 //! * `active` = sessions created − sessions revoked or evicted. Sessions
 //!   that end by idle or absolute expiry run no script, so **between
@@ -16,10 +22,15 @@
 //!   revoked or evicted. Sessions that simply expire are not included (no
 //!   script sees them end).
 //!
-//! A lost connection can drop an update (it is never applied twice), so the
-//! figures are estimates; both keys expire one absolute lifetime after the
-//! last update, when no session counted in them can still be alive.
+//! Trade-off: a crash (or a flush whose connection drops) loses the deltas
+//! of at most one interval from one process; they are never applied twice.
+//! The figures are estimates either way, and `recount()` repairs `active`.
+//! Both keys expire one absolute lifetime after the last update, when no
+//! session counted in them can still be alive.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::prelude::*;
@@ -32,9 +43,11 @@ use crate::manager::SessionManager;
 
 /// Session figures, read without scanning.
 ///
-/// They live in two keys in a slot of their own, updated after each
-/// create, revoke or eviction by a small script sent without replay (a
-/// dropped update is lost, never doubled). Sessions that end by idle or
+/// They live in two keys in a slot of their own; creates, revokes and
+/// evictions add to in-process counters that a background task writes
+/// every [`STATS_FLUSH_INTERVAL`] in one script sent without replay (a
+/// dropped write is lost, never doubled). Reading them writes the pending
+/// deltas first. Sessions that end by idle or
 /// absolute expiry run no script, so between
 /// [`recount`](SessionManager::recount)s `active` is an upper bound and
 /// `average_duration` covers only revoked and evicted sessions.
@@ -65,13 +78,80 @@ pub struct SessionCensus {
     pub users: u64,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct StatsDelta {
+/// How often the background task writes the buffered stat deltas (sooner
+/// when [`FLUSH_AT_USERS`] distinct new users are waiting).
+pub const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Distinct users buffered before the background task is woken early.
+const FLUSH_AT_USERS: usize = 1000;
+
+/// One operation's effect on the counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StatsDelta<'a> {
     pub(crate) active: i64,
     pub(crate) created: i64,
     pub(crate) ended: i64,
     pub(crate) ended_ms: i64,
-    pub(crate) user: Option<String>,
+    pub(crate) user: Option<&'a str>,
+}
+
+/// Stat deltas not yet written to Redis, shared by a manager's clones and
+/// its flush task.
+#[derive(Debug, Default)]
+pub(crate) struct StatsBuffer {
+    active: AtomicI64,
+    created: AtomicI64,
+    ended: AtomicI64,
+    ended_ms: AtomicI64,
+    users: Mutex<HashSet<String>>,
+    /// One write at a time, so a reader that flushes also waits for a
+    /// background write already under way.
+    writing: tokio::sync::Mutex<()>,
+    wake: tokio::sync::Notify,
+    task_started: AtomicBool,
+}
+
+impl StatsBuffer {
+    fn add(&self, delta: &StatsDelta<'_>) {
+        for (cell, d) in [
+            (&self.active, delta.active),
+            (&self.created, delta.created),
+            (&self.ended, delta.ended),
+            (&self.ended_ms, delta.ended_ms),
+        ] {
+            if d != 0 {
+                cell.fetch_add(d, Ordering::Relaxed);
+            }
+        }
+        if let Some(user) = delta.user {
+            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+            if !users.contains(user) {
+                users.insert(user.to_owned());
+                if users.len() >= FLUSH_AT_USERS {
+                    self.wake.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Takes every pending delta (script arguments after the TTL), or
+    /// `None` when there is nothing to write.
+    fn take(&self) -> Option<Vec<Value>> {
+        let deltas = [
+            self.active.swap(0, Ordering::Relaxed),
+            self.created.swap(0, Ordering::Relaxed),
+            self.ended.swap(0, Ordering::Relaxed),
+            self.ended_ms.swap(0, Ordering::Relaxed),
+        ];
+        let users = std::mem::take(&mut *self.users.lock().unwrap_or_else(|e| e.into_inner()));
+        if deltas == [0; 4] && users.is_empty() {
+            return None;
+        }
+        let mut args: Vec<Value> = Vec::with_capacity(4 + users.len());
+        args.extend(deltas.into_iter().map(Value::Integer));
+        args.extend(users.into_iter().map(Value::from));
+        Some(args)
+    }
 }
 
 impl SessionManager {
@@ -90,56 +170,71 @@ impl SessionManager {
         millis(self.config.absolute_ttl).max(1)
     }
 
-    /// Applies a delta to the counters in a spawned task (fire and forget:
-    /// the caller's operation already completed in one round trip).
-    pub(crate) fn record(&self, delta: StatsDelta) {
+    /// Adds a delta to the in-process counters (no I/O) and makes sure the
+    /// background flush task runs.
+    pub(crate) fn record(&self, delta: StatsDelta<'_>) {
+        self.stats.add(&delta);
+        if self.stats.task_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::debug!("no tokio runtime: session stats update skipped");
+            // no runtime: the deltas wait for an explicit flush
+            self.stats.task_started.store(false, Ordering::Release);
             return;
         };
         let manager = self.clone();
-        handle.spawn(async move {
-            if let Err(e) = manager.apply(delta).await {
-                tracing::debug!(error = %e, "session stats update failed");
+        handle.spawn(async move { manager.flush_task().await });
+    }
+
+    /// Writes the buffer every interval; when every other clone of the
+    /// manager is gone, writes what is left and ends.
+    async fn flush_task(self) {
+        loop {
+            let _ = tokio::time::timeout(STATS_FLUSH_INTERVAL, self.stats.wake.notified()).await;
+            let last = Arc::strong_count(&self.stats) == 1;
+            if let Err(e) = self.write_stats(false).await {
+                tracing::debug!(error = %e, "session stats flush failed; its deltas are lost");
             }
-        });
+            if last {
+                return;
+            }
+        }
     }
 
-    async fn apply(&self, delta: StatsDelta) -> Result<()> {
-        let mut args: Vec<Value> = [
-            i64::try_from(self.stats_ttl_ms()).unwrap_or(i64::MAX),
-            delta.active,
-            delta.created,
-            delta.ended,
-            delta.ended_ms,
-        ]
-        .into_iter()
-        .map(Value::Integer)
-        .collect();
-        args.extend(delta.user.map(Value::from));
-        self.run_stats_script(self.stats_keys()?, args).await
+    /// Writes the pending deltas; with `read`, also reads the counters
+    /// back (in the same script). `None` when there was nothing to do.
+    async fn write_stats(&self, read: bool) -> Result<Option<Vec<Value>>> {
+        let _writing = self.stats.writing.lock().await;
+        let pending = self.stats.take();
+        if pending.is_none() && !read {
+            return Ok(None);
+        }
+        let ttl = i64::try_from(self.stats_ttl_ms()).unwrap_or(i64::MAX);
+        let mut args = vec![Value::Integer(ttl)];
+        match pending {
+            Some(p) => args.extend(p),
+            None => args.extend([0, 0, 0, 0].map(Value::Integer)),
+        }
+        let reply = self.run_stats_script(self.stats_keys()?, args).await?;
+        Ok(Some(reply.into_array()))
     }
 
-    /// The current figures: one pipelined read of two keys, no scanning.
+    /// Writes the buffered stat deltas to Redis now (one script, sent
+    /// without replay). A background task does this every
+    /// [`STATS_FLUSH_INTERVAL`]; call it before shutting the connection
+    /// down so the last interval is not lost.
+    pub async fn flush_stats(&self) -> Result<()> {
+        self.write_stats(false).await.map(|_| ())
+    }
+
+    /// The current figures, after writing this process's pending deltas:
+    /// one script on the stats slot, no scanning.
     pub async fn stats(&self) -> Result<SessionStats> {
-        let keys = self.stats_keys()?;
-        let client = self.redis.client();
-        let (counters, users) = tokio::join!(
-            client.hmget::<Vec<Option<i64>>, _, _>(
-                &keys[0],
-                vec!["active", "created", "ended", "ended_ms"]
-            ),
-            client.custom::<i64, _>(
-                CustomCommand::new_static("PFCOUNT", ClusterHash::FirstKey, false),
-                vec![keys[1].as_str()],
-            ),
-        );
-        let counters = counters?;
+        let items = self.write_stats(true).await?.unwrap_or_default();
         let get = |i: usize| {
-            counters
+            items
                 .get(i)
-                .copied()
-                .flatten()
+                .and_then(Value::as_i64)
                 .map_or(0, |v| u64::try_from(v).unwrap_or(0))
         };
         let ended = get(2);
@@ -147,7 +242,7 @@ impl SessionManager {
             active: get(0),
             created: get(1),
             ended,
-            unique_users: u64::try_from(users?).unwrap_or(0),
+            unique_users: get(4),
             average_duration: (ended > 0).then(|| Duration::from_millis(get(3) / ended)),
         })
     }
@@ -158,6 +253,8 @@ impl SessionManager {
     /// from the users found. Concurrent creates and revokes during the scan
     /// may be off by their own number.
     pub async fn recount(&self) -> Result<SessionCensus> {
+        // counted deltas first, so they are not applied on top of the count
+        self.flush_stats().await?;
         let keys = self.redis.keys();
         let sessions = self.scan_all(&keys.pattern("s").any().build()?).await?;
         let indexes = self.scan_all(&keys.pattern("su").any().build()?).await?;

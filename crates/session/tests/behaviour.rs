@@ -229,6 +229,46 @@ async fn should_evict_the_least_recently_used_session(ctx: TestCtx) -> anyhow::R
     Ok(())
 }
 
+async fn should_drop_stale_index_entries_before_evicting(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager().with_max_per_user(NonZeroU32::new(2).unwrap())).await?;
+    let u = user("fiona");
+    let a = m.create(&u, meta()).await?;
+    next_ms(&m).await;
+    let b = m.create(&u, meta()).await?;
+    // a ends without a script (as by expiry): its index entry goes stale
+    let _: () = m.redis().client().del(session_key(&ctx, &a.id)).await?;
+    next_ms(&m).await;
+    let c = m.create(&u, meta()).await?;
+    assert!(m.get(&b.id).await?.is_some(), "the stale entry made room");
+    let members: HashSet<String> = m
+        .redis()
+        .client()
+        .zrange(index_key(&ctx, &u), 0, -1, None, false, None, false)
+        .await?;
+    assert_eq!(
+        members,
+        [&b.id, &c.id]
+            .into_iter()
+            .map(|id| id.as_str()[5..].to_owned())
+            .collect()
+    );
+    Ok(())
+}
+
+async fn should_keep_an_index_ttl_when_eviction_empties_it(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager().with_max_per_user(NonZeroU32::MIN)).await?;
+    let u = user("fritz");
+    let a = m.create(&u, meta()).await?;
+    let b = m.create(&u, meta()).await?;
+    assert!(m.get(&a.id).await?.is_none());
+    let index = pttl(&m, &index_key(&ctx, &u)).await;
+    assert!(
+        index >= pttl(&m, &session_key(&ctx, &b.id)).await,
+        "index PTTL {index}"
+    );
+    Ok(())
+}
+
 async fn should_keep_max_sessions_under_concurrent_creates(ctx: TestCtx) -> anyhow::Result<()> {
     let m = manager(&ctx, eager()).await?;
     let u = user("grace");
@@ -592,6 +632,8 @@ aeturnis_testkit::topology_tests!(
     should_extend_up_to_the_absolute_expiry,
     should_bind_characters_and_update_metadata,
     should_evict_the_least_recently_used_session,
+    should_drop_stale_index_entries_before_evicting,
+    should_keep_an_index_ttl_when_eviction_empties_it,
     should_keep_max_sessions_under_concurrent_creates,
     should_end_idle_sessions,
     should_end_sessions_at_the_absolute_lifetime,
