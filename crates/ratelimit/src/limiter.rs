@@ -132,6 +132,17 @@ impl RateLimiter {
         &self.inner.redis
     }
 
+    /// The Lua script this limiter runs (to preload it, inspect it, or
+    /// benchmark it raw). `ARGV` is `mode` (`c`, `p` or `r`), the limit (GCRA:
+    /// the burst), the window in µs (GCRA: the emission interval
+    /// `ceil(window / limit)` in µs), the cost, the block in µs (`0` = none)
+    /// and the request id; the reply is `{allowed, remaining,
+    /// reset_after_us, retry_after_us or -1, replayed}`.
+    #[must_use]
+    pub fn script(&self) -> &LuaScript {
+        self.inner.script
+    }
+
     /// The Redis key that holds `key`'s state: `<prefix>rl:<name>:{<key>}`.
     pub fn redis_key(&self, key: &LimitKey) -> Result<RedisKey> {
         Ok(self

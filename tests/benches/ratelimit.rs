@@ -1,0 +1,275 @@
+//! Rate-limit bench: each algorithm's `check` against raw fred sending
+//! `EVALSHA` of the same Lua with the same arguments, on the same Redis, in
+//! one run; GCRA against the sliding log; Redis bytes per limiter key.
+//!
+//! * c=50 on a 2-worker runtime, one shared client, over 1,000 distinct keys
+//!   and over one hot key. No request is denied (the limit is far above the
+//!   load), so every check does its full write.
+//! * Baseline "fred EVALSHA (custom, pipelined)": `Client::custom` with
+//!   `EVALSHA sha 1 key ARGV...` — the same frame the core's
+//!   `Redis::script` sends, auto-pipelined like every other fred command,
+//!   with a fresh UUID per call as the limiter makes. fred's own
+//!   `LuaInterface::evalsha` is never pipelined (fred treats `EVALSHA` as
+//!   non-pipelinable), so it is recorded as a second, slower baseline for the
+//!   1,000-key case.
+//! * `MEMORY USAGE` of one key per algorithm; for the sliding log, per entry
+//!   (a key holding 100 entries, divided by 100).
+//!
+//! Every figure is the median of 3 runs. Run it with `cargo xtask bench ratelimit`.
+
+#![allow(clippy::print_stdout)]
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aeturnis_ratelimit::{
+    Algorithm, FailurePolicy, LimitKey, Quota, RateLimitConfig, RateLimiter, RequestId,
+};
+use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand, Value};
+use aeturnis_redis_core::{Redis, RedisConfig, RedisKey};
+use aeturnis_testkit::bench::{append_records, measure, median_of_3, BenchRecord, Sample};
+use aeturnis_tests::{bench_redis_url, multi_thread_runtime};
+
+const LAYER: &str = "ratelimit";
+const KEYS: usize = 1000;
+const CONCURRENCY: usize = 50;
+const OPS: usize = 60_000;
+const LIMIT: u32 = 1_000_000_000;
+const WINDOW: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Limiter,
+    RawCustom,
+    RawEvalSha,
+}
+
+struct Fixture {
+    limiter: RateLimiter,
+    raw: Client,
+    keys: Vec<LimitKey>,
+    redis_keys: Vec<RedisKey>,
+    limit_arg: i64,
+    window_arg: i64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let url = bench_redis_url()?;
+    let runtime = multi_thread_runtime()?;
+    let records = runtime.block_on(run_all(&url))?;
+    append_records(&records)
+}
+
+fn algorithms() -> [(&'static str, Algorithm); 4] {
+    [
+        ("sliding_log", Algorithm::SlidingLog),
+        ("sliding_window", Algorithm::SlidingWindow),
+        ("gcra", Algorithm::gcra()),
+        ("fixed_window", Algorithm::FixedWindow),
+    ]
+}
+
+async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
+    let redis = Redis::connect(RedisConfig::from_url(url)?).await?;
+    let raw = Client::new(Config::from_url(url)?, None, None, None);
+    raw.init().await?;
+    let mut records = Vec::new();
+    let mut distinct_ops = Vec::new();
+    for (name, algorithm) in algorithms() {
+        let fx = Arc::new(fixture(&redis, &raw, name, algorithm)?);
+        let bytes = memory_per_item(&redis, &raw, name, algorithm).await?;
+        for (hot, case_keys) in [(false, "1000 keys"), (true, "hot key")] {
+            let raw_sample = median_of_3(|| run(Arc::clone(&fx), Side::RawCustom, hot)).await?;
+            let ours = median_of_3(|| run(Arc::clone(&fx), Side::Limiter, hot)).await?;
+            let case = format!("{name} check, {case_keys}");
+            let record = BenchRecord::new(
+                LAYER,
+                &case,
+                CONCURRENCY,
+                "multi_thread(2)",
+                ours,
+                "fred EVALSHA same Lua (custom, pipelined)",
+                raw_sample.ops_per_sec,
+            )
+            .with_baseline_latency(raw_sample)
+            .with_redis_bytes_per_item(bytes);
+            print(&record, raw_sample);
+            records.push(record);
+            if !hot {
+                distinct_ops.push((name, ours));
+                let unpipelined =
+                    median_of_3(|| run(Arc::clone(&fx), Side::RawEvalSha, hot)).await?;
+                let record = BenchRecord::new(
+                    LAYER,
+                    &case,
+                    CONCURRENCY,
+                    "multi_thread(2)",
+                    ours,
+                    "fred evalsha same Lua (not pipelined)",
+                    unpipelined.ops_per_sec,
+                )
+                .with_baseline_latency(unpipelined);
+                print(&record, unpipelined);
+                records.push(record);
+            }
+        }
+    }
+    // GCRA against the sliding log, same run
+    let ops = |n: &str| distinct_ops.iter().find(|(x, _)| *x == n).map(|(_, s)| *s);
+    if let (Some(gcra), Some(log)) = (ops("gcra"), ops("sliding_log")) {
+        let record = BenchRecord::new(
+            LAYER,
+            "gcra vs sliding log, 1000 keys",
+            CONCURRENCY,
+            "multi_thread(2)",
+            gcra,
+            "sliding log check",
+            log.ops_per_sec,
+        )
+        .with_baseline_latency(log);
+        print(&record, log);
+        records.push(record);
+    }
+    redis.shutdown().await?;
+    raw.quit().await?;
+    Ok(records)
+}
+
+/// `MEMORY USAGE` of one key (GCRA, counters) or, for the sliding log, of a
+/// key holding 100 entries divided by 100.
+async fn memory_per_item(
+    redis: &Redis,
+    raw: &Client,
+    name: &str,
+    algorithm: Algorithm,
+) -> anyhow::Result<f64> {
+    let limiter = RateLimiter::new(
+        redis.clone(),
+        RateLimitConfig::new(name, Quota::new(nz(100), Duration::from_secs(3600))?)
+            .with_algorithm(algorithm),
+    )?;
+    let key = LimitKey::new("mem")?;
+    limiter.reset(&key).await?;
+    let entries = if algorithm == Algorithm::SlidingLog {
+        100
+    } else {
+        1
+    };
+    for _ in 0..entries {
+        anyhow::ensure!(limiter.check(&key).await?.allowed, "memory fixture denied");
+    }
+    let rkey = limiter.redis_key(&key)?;
+    let bytes: Option<i64> = raw.memory_usage(rkey.as_str(), Some(0)).await?;
+    let total = bytes.unwrap_or(0) as f64;
+    let per_item = total / f64::from(entries);
+    println!(
+        "{LAYER} {name}: {per_item:.1} B per {} (key `{rkey}`, {} chars; {total} B for {entries})",
+        if entries > 1 { "entry" } else { "key" },
+        rkey.as_str().len()
+    );
+    limiter.reset(&key).await?;
+    Ok(per_item)
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+fn print(record: &BenchRecord, baseline: Sample) {
+    println!(
+        "{LAYER} {:<34} c={CONCURRENCY} {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | {} {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | ratio {:.2}",
+        record.case, record.ops_per_sec, record.p50_us, record.p99_us,
+        record.baseline, baseline.ops_per_sec, baseline.p50_us, baseline.p99_us, record.ratio
+    );
+}
+
+fn fixture(
+    redis: &Redis,
+    raw: &Client,
+    name: &str,
+    algorithm: Algorithm,
+) -> anyhow::Result<Fixture> {
+    let limiter = RateLimiter::new(
+        redis.clone(),
+        RateLimitConfig::new(name, Quota::new(nz(LIMIT), WINDOW)?)
+            .with_algorithm(algorithm)
+            .with_deny_cache(false)
+            .with_failure_policy(FailurePolicy::Propagate),
+    )?;
+    let keys: Vec<LimitKey> = (0..KEYS)
+        .map(|i| LimitKey::new(&i.to_string()))
+        .collect::<Result<_, _>>()?;
+    let redis_keys = keys
+        .iter()
+        .map(|k| limiter.redis_key(k))
+        .collect::<Result<_, _>>()?;
+    let window_us = i64::try_from(WINDOW.as_micros())?;
+    let window_arg = if algorithm == Algorithm::gcra() {
+        (window_us + i64::from(LIMIT) - 1) / i64::from(LIMIT)
+    } else {
+        window_us
+    };
+    Ok(Fixture {
+        limiter,
+        raw: raw.clone(),
+        keys,
+        redis_keys,
+        limit_arg: i64::from(LIMIT),
+        window_arg,
+    })
+}
+
+async fn run(fx: Arc<Fixture>, side: Side, hot: bool) -> anyhow::Result<Sample> {
+    // load the script once, so neither side pays for NOSCRIPT
+    fx.limiter.script().load(&fx.raw).await?;
+    measure(CONCURRENCY, OPS, move |i| {
+        let fx = Arc::clone(&fx);
+        async move {
+            let k = if hot { 0 } else { i % KEYS };
+            match side {
+                Side::Limiter => {
+                    let d = fx.limiter.check(&fx.keys[k]).await?;
+                    anyhow::ensure!(d.allowed, "denied");
+                }
+                Side::RawCustom | Side::RawEvalSha => {
+                    let key = fx.redis_keys[k].as_str();
+                    let args: Vec<Value> = vec![
+                        "c".into(),
+                        fx.limit_arg.into(),
+                        fx.window_arg.into(),
+                        1_i64.into(),
+                        0_i64.into(),
+                        RequestId::new().to_string().into(),
+                    ];
+                    let reply: Vec<i64> = if side == Side::RawCustom {
+                        let mut frame: Vec<Value> = Vec::with_capacity(9);
+                        frame.push(fx.limiter.script().sha1().into());
+                        frame.push(1_i64.into());
+                        frame.push(key.into());
+                        frame.extend(args);
+                        let slot = aeturnis_redis_core::hash_slot(key);
+                        fx.raw
+                            .custom(
+                                CustomCommand::new_static(
+                                    "EVALSHA",
+                                    ClusterHash::Custom(slot),
+                                    false,
+                                ),
+                                frame,
+                            )
+                            .await?
+                    } else {
+                        fx.raw
+                            .evalsha(fx.limiter.script().sha1(), key, args)
+                            .await?
+                    };
+                    anyhow::ensure!(reply.first() == Some(&1), "denied");
+                }
+            }
+            Ok(())
+        }
+    })
+    .await
+}
