@@ -3,10 +3,11 @@
 //! Starts a standalone Redis owned by this process (testkit's `aeturnis-redis`
 //! helper with `--owner-pid`, so it dies with xtask even when xtask is killed), runs
 //! `cargo run -p aeturnis-demo` in the foreground with `REDIS_URL` pointing at it,
-//! and stops Redis when the server exits. `DEMO_ADDR` (default `127.0.0.1:8080`),
+//! and stops Redis when the server exits. The server's stdin is a pipe xtask holds, so
+//! it stops too when xtask is killed on its own. `DEMO_ADDR` (default `127.0.0.1:8080`),
 //! `RUST_LOG` and the crates' variables pass through to the server.
 
-use std::process::ExitCode;
+use std::process::{ExitCode, Stdio};
 
 use anyhow::Context;
 
@@ -34,8 +35,16 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             .args(["run", "--package", "aeturnis-demo"])
             .args(args)
             .env("REDIS_URL", &url)
-            .env("DEMO_ADDR", &addr);
-        let status = util::status(&mut cargo)?;
+            .env("DEMO_ADDR", &addr)
+            // The server stops when this pipe closes, i.e. when xtask exits however
+            // it exits (Ctrl-C reaches the whole process group anyway).
+            .env("DEMO_EXIT_ON_STDIN_EOF", "1")
+            .stdin(Stdio::piped());
+        let mut child = cargo
+            .spawn()
+            .with_context(|| format!("could not run {}", util::describe(&cargo)))?;
+        let _owner_pipe = child.stdin.take();
+        let status = child.wait()?;
         println!("==> demo server exited: {status}");
         Ok(status
             .code()

@@ -2,7 +2,10 @@
 //!
 //! `REDIS_URL` (or the other `REDIS_*` variables) names Redis, `DEMO_ADDR`
 //! the listen address (default `127.0.0.1:8080`), `RUST_LOG` the log filter
-//! (default `info`). Stops gracefully on Ctrl-C or SIGTERM.
+//! (default `info`). Stops gracefully on Ctrl-C or SIGTERM, and, with
+//! `DEMO_EXIT_ON_STDIN_EOF=1`, when its standard input closes: `cargo xtask
+//! demo` holds that pipe, so the server stops with xtask even when only xtask
+//! is killed.
 
 use std::net::SocketAddr;
 
@@ -72,5 +75,25 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+        () = stdin_closed() => tracing::info!("standard input closed (the owner exited)"),
     }
+}
+
+/// With `DEMO_EXIT_ON_STDIN_EOF=1`: completes when standard input reaches EOF.
+/// Otherwise never.
+async fn stdin_closed() {
+    if std::env::var("DEMO_EXIT_ON_STDIN_EOF").as_deref() != Ok("1") {
+        return std::future::pending().await;
+    }
+    // A plain thread, not `spawn_blocking`: the runtime would wait for the
+    // blocked read at shutdown; a detached thread ends with the process.
+    let (closed, on_close) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = closed.send(());
+    });
+    let _ = on_close.await;
 }
