@@ -88,6 +88,7 @@ impl Error {
                         | FredErrorKind::Cluster
                         | FredErrorKind::Routing
                 ) || is_transient_server_error(e.details())
+                    || is_connection_details(e.details())
             }
             Error::Timeout { .. } => true,
             _ => false,
@@ -112,7 +113,7 @@ impl Error {
         match self {
             Error::Redis(e) => {
                 matches!(e.kind(), FredErrorKind::IO | FredErrorKind::Canceled)
-                    || e.details().contains("onnection")
+                    || is_connection_details(e.details())
             }
             Error::Shutdown => true,
             _ => false,
@@ -124,6 +125,13 @@ impl Error {
     pub fn is_noscript(&self) -> bool {
         matches!(self, Error::Redis(e) if e.details().starts_with("NOSCRIPT"))
     }
+}
+
+/// fred reports some connection teardowns with kind `Unknown`: a command
+/// written while its connection closes ("Failed to route command."), or a
+/// connection closed under it.
+fn is_connection_details(details: &str) -> bool {
+    details.contains("onnection") || details.contains("Failed to route command")
 }
 
 fn is_transient_server_error(details: &str) -> bool {
@@ -156,6 +164,11 @@ mod tests {
         assert!(busy.is_retryable());
         let bad = Error::from(FredError::new(FredErrorKind::InvalidArgument, "wrong"));
         assert!(!bad.is_retryable() && !bad.is_timeout() && !bad.is_connection());
+        let route = Error::from(FredError::new(
+            FredErrorKind::Unknown,
+            "Failed to route command.",
+        ));
+        assert!(route.is_connection() && route.is_retryable());
         let ns = Error::from(FredError::new(
             FredErrorKind::Unknown,
             "NOSCRIPT No matching script.",

@@ -20,6 +20,9 @@ use fred::util::redis_keyslot;
 
 use crate::error::{Error, Result};
 
+/// How many times one call loads its script after `NOSCRIPT` before giving up.
+const MAX_LOADS: u32 = 3;
+
 /// A named Lua script. Build one per script, once (a `static` via
 /// `LazyLock`, or a field), and run it with [`exec`](Self::exec) or
 /// [`Redis::script`](crate::Redis::script).
@@ -141,16 +144,25 @@ impl LuaScript {
         frame.extend(keys.into_iter().map(Value::from));
         frame.extend(args);
         let command = CustomCommand::new_static("EVALSHA", slot, false);
-        match sender
-            .custom::<R, Value>(command.clone(), frame.clone())
-            .await
-        {
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
-                tracing::debug!(script = self.name, "NOSCRIPT: loading script and retrying");
-                self.load(loader).await?;
-                Ok(sender.custom(command, frame).await?)
+        let mut loads = 0;
+        loop {
+            match sender
+                .custom::<R, Value>(command.clone(), frame.clone())
+                .await
+            {
+                // NOSCRIPT means the script did not run, so sending it again is
+                // safe; a bounded number of loads covers a flush racing the load
+                Err(e) if e.details().starts_with("NOSCRIPT") && loads < MAX_LOADS => {
+                    loads += 1;
+                    tracing::debug!(
+                        script = self.name,
+                        loads,
+                        "NOSCRIPT: loading script and retrying"
+                    );
+                    self.load(loader).await?;
+                }
+                other => return Ok(other?),
             }
-            other => Ok(other?),
         }
     }
 }
