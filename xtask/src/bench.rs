@@ -137,12 +137,18 @@ fn header(layers: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    // Other work on the machine skews every figure; say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into());
     let redis = util::version_of("redis-server").unwrap_or_else(|| "unknown".into());
     let rustc = util::version_of("rustc").unwrap_or_else(|| "unknown".into());
     format!(
         "# Benchmark results\n\n\
          Produced by `cargo xtask bench` (layers: {}) on {date}.\n\n\
-         - Machine: {cores} cores, {cpu}; client and Redis on the same machine over loopback\n\
+         - Machine: {cores} cores, {cpu}; client and Redis on the same machine over loopback; \
+         1-minute load average {load} when the run ended\n\
          - Redis: {redis}\n\
          - Rust: {rustc}\n\
          - Each figure is the median of 3 runs; ratio = ops_per_sec / baseline_ops_per_sec \
