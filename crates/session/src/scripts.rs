@@ -17,26 +17,26 @@ macro_rules! helpers {
     () => {
         r#"
 local function u64(s, i)
-  local n = 0
-  for k = i, i + 7 do n = n * 256 + string.byte(s, k) end
-  return n
+  return (struct.unpack('>I8', s, i))
 end
 local function p64(n)
-  local b = {}
-  for k = 8, 1, -1 do b[k] = n % 256; n = math.floor(n / 256) end
-  return string.char(unpack(b))
+  return struct.pack('>I8', n)
 end
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 local function user_of(v)
   local len = string.byte(v, 26) * 256 + string.byte(v, 27)
   return string.sub(v, 28, 27 + len)
 end
-local ENC = {['%'] = '%25', [':'] = '%3A', ['{'] = '%7B', ['}'] = '%7D'}
 local function index_of(head, v)
-  return head .. (string.gsub(user_of(v), '[%%:{}]', ENC))
+  local user = user_of(v)
+  if string.find(user, '[%%:{}]') then
+    user = string.gsub(user, '[%%:{}]',
+      {['%'] = '%25', [':'] = '%3A', ['{'] = '%7B', ['}'] = '%7D'})
+  end
+  return head .. user
 end
 -- the index outlives every session it lists: TTL + touch interval + 1 s
 local function keep_index(idx, ttl)
@@ -70,12 +70,13 @@ if ttl <= 0 then
   redis.call('ZREM', index_of(ARGV[3], v), ARGV[4])
   return false
 end
-redis.call('PEXPIRE', KEYS[1], ttl)
 local touch = tonumber(ARGV[2])
-if now - u64(v, 10) >= touch then
-  local ts = p64(now)
-  redis.call('SETRANGE', KEYS[1], 9, ts)
-  v = string.sub(v, 1, 9) .. ts .. string.sub(v, 18)
+if now - u64(v, 10) < touch then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  -- record last seen: one SET of the patched value, with the new TTL
+  v = string.sub(v, 1, 9) .. p64(now) .. string.sub(v, 18)
+  redis.call('SET', KEYS[1], v, 'PX', ttl)
   local idx = index_of(ARGV[3], v)
   if redis.call('ZADD', idx, now, ARGV[4]) == 0 then
     raise_index(idx, ttl + touch)
