@@ -48,7 +48,11 @@ const IDLE_MS: i64 = 1_800_000;
 
 fn metadata(i: usize) -> SessionMetadata {
     SessionMetadata::new()
-        .with_ip_address(format!("203.0.{}.{}", i % 250, (i / 250) % 250).parse().unwrap_or(std::net::IpAddr::from([203, 0, 113, 7])))
+        .with_ip_address(
+            format!("203.0.{}.{}", i % 250, (i / 250) % 250)
+                .parse()
+                .unwrap_or(std::net::IpAddr::from([203, 0, 113, 7])),
+        )
         .with_user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0")
         .with_device("desktop")
         .with_location("Berlin, DE")
