@@ -1,0 +1,395 @@
+//! Lock bench: `aeturnis-lock` against raw fred and `rslock`, in one run.
+//!
+//! 1. **Uncontended**, 50 tasks on a 2-worker runtime, every operation on a
+//!    resource of its own: `try_acquire` + `release` against (a) raw fred on
+//!    the same client, `SET key token NX PX ttl` + `EVALSHA` compare-and-delete,
+//!    and (b) `rslock` (`lock` + `unlock`, one server).
+//! 2. **Contended**, 50 tasks on ONE resource: each operation is a waiting
+//!    acquire, nothing, a release. Every task's acquire must return (no
+//!    timeout) and no two holders may overlap; against `rslock::acquire`
+//!    (its retry loop) with a retry delay of [`RSLOCK_RETRY_DELAY`].
+//! 3. **Redlock N=3** acquire latency at c=1 (current-thread runtime) against
+//!    a single-instance acquire on the first of the same masters. Only the
+//!    acquire is timed: the guards are released after each run.
+//!
+//! Every figure is the median of 3 runs. Run it with `cargo xtask bench lock`.
+
+#![allow(clippy::print_stdout)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aeturnis_lock::{LockConfig, LockGuard, LockManager, LockToken, Redlock, RedlockConfig};
+use aeturnis_redis_core::{Redis, RedisConfig};
+use aeturnis_testkit::bench::{append_records, measure, median_of_3, BenchRecord, Sample};
+use aeturnis_tests::{
+    bench_redis_url, bench_redlock_urls, current_thread_runtime, multi_thread_runtime,
+};
+use anyhow::{anyhow, bail, ensure};
+use fred::prelude::*;
+
+const LAYER: &str = "lock";
+const TASKS: usize = 50;
+/// Lock TTL everywhere: long enough never to expire during a bench.
+const TTL: Duration = Duration::from_secs(10);
+/// Operations per run (plus a 10 % warm-up).
+const UNCONTENDED_OPS: usize = 20_000;
+const CONTENDED_OPS: usize = 1_000;
+const LATENCY_OPS: usize = 3_000;
+/// `rslock` sleeps a random `0..delay` between attempts; aeturnis-lock's
+/// waiters back off 1–2, 2–4, 4–8 … ms (capped at 100 ms) and are woken by
+/// the release message.
+const RSLOCK_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// The raw baseline's release: compare-and-delete.
+const RAW_RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Distinguishes the resources of successive runs.
+static RUN: AtomicUsize = AtomicUsize::new(0);
+
+fn next_run() -> usize {
+    RUN.fetch_add(1, Ordering::Relaxed)
+}
+
+fn main() -> anyhow::Result<()> {
+    let url = bench_redis_url()?;
+    let masters = bench_redlock_urls()?;
+    let mut records = Vec::new();
+    let runtime = multi_thread_runtime()?;
+    records.extend(runtime.block_on(uncontended(&url))?);
+    records.push(runtime.block_on(contended(&url))?);
+    drop(runtime);
+    records.push(current_thread_runtime()?.block_on(redlock_latency(&masters))?);
+    for r in &records {
+        println!(
+            "{LAYER} {:<44} c={:<3} {:>8.0} ops/s  p50 {:>8.1} µs  p99 {:>8.1} µs | {:<34} {:>8.0} ops/s | ratio {:.2}",
+            r.case, r.concurrency, r.ops_per_sec, r.p50_us, r.p99_us, r.baseline, r.baseline_ops_per_sec, r.ratio
+        );
+    }
+    append_records(&records)
+}
+
+async fn connect(url: &str) -> anyhow::Result<Redis> {
+    Ok(Redis::connect(RedisConfig::from_url(url)?).await?)
+}
+
+fn rslock_error(e: rslock::LockError) -> anyhow::Error {
+    anyhow!("rslock: {e}")
+}
+
+/// Case 1: acquire + release on distinct resources, 50 tasks.
+async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
+    let redis = connect(url).await?;
+    let locks = LockManager::new(redis.clone(), LockConfig::default())?;
+    let client = redis.client().clone();
+    let sha: String = client.script_load(RAW_RELEASE).await?;
+    let rs = rslock::LockManager::new(vec![url.to_owned()]);
+
+    let ours = median_of_3(|| {
+        let locks = locks.clone();
+        let run = next_run();
+        measure(TASKS, UNCONTENDED_OPS, move |i| {
+            let locks = locks.clone();
+            async move {
+                let guard = locks.try_acquire(&format!("u{run}:{i}"), TTL).await?;
+                guard.release().await?;
+                Ok(())
+            }
+        })
+    })
+    .await?;
+
+    let ttl_ms = i64::try_from(TTL.as_millis())?;
+    let raw = median_of_3(|| {
+        let client = client.clone();
+        let sha = sha.clone();
+        let run = next_run();
+        measure(TASKS, UNCONTENDED_OPS, move |i| {
+            let client = client.clone();
+            let sha = sha.clone();
+            async move {
+                let key = format!("raw:{run}:{i}");
+                let token = LockToken::random();
+                let set: Option<String> = client
+                    .set(
+                        key.as_str(),
+                        token.as_str(),
+                        Some(Expiration::PX(ttl_ms)),
+                        Some(SetOptions::NX),
+                        false,
+                    )
+                    .await?;
+                ensure!(set.is_some(), "raw SET NX found {key} held");
+                let deleted: i64 = client
+                    .evalsha(sha.as_str(), key.as_str(), token.as_str())
+                    .await?;
+                ensure!(deleted == 1, "raw release did not delete {key}");
+                Ok(())
+            }
+        })
+    })
+    .await?;
+
+    let theirs = median_of_3(|| {
+        let rs = rs.clone();
+        let run = next_run();
+        measure(TASKS, UNCONTENDED_OPS, move |i| {
+            let rs = rs.clone();
+            async move {
+                let resource = format!("rslock:u{run}:{i}");
+                let lock = rs
+                    .lock(resource.as_bytes(), TTL)
+                    .await
+                    .map_err(rslock_error)?;
+                rs.unlock(&lock).await;
+                Ok(())
+            }
+        })
+    })
+    .await?;
+
+    redis.shutdown().await?;
+    let case = "acquire+release, distinct resources";
+    let runtime = "multi_thread(2)";
+    Ok(vec![
+        BenchRecord::new(
+            LAYER,
+            case,
+            TASKS,
+            runtime,
+            ours,
+            "fred SET NX PX + EVALSHA release",
+            raw.ops_per_sec,
+        )
+        .with_baseline_latency(raw),
+        BenchRecord::new(
+            LAYER,
+            case,
+            TASKS,
+            runtime,
+            ours,
+            "rslock 0.10 lock + unlock",
+            theirs.ops_per_sec,
+        )
+        .with_baseline_latency(theirs),
+    ])
+}
+
+/// Mutual exclusion and service checks for the contended case.
+#[derive(Default)]
+struct Exclusion {
+    held: AtomicBool,
+    served: Mutex<HashMap<tokio::task::Id, usize>>,
+}
+
+impl Exclusion {
+    fn enter(&self) -> anyhow::Result<()> {
+        if self.held.swap(true, Ordering::AcqRel) {
+            bail!("two tasks held the contended lock at once");
+        }
+        if let Ok(mut served) = self.served.lock() {
+            *served.entry(tokio::task::id()).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn leave(&self) {
+        self.held.store(false, Ordering::Release);
+    }
+
+    /// (tasks served, fewest and most acquisitions of one task), warm-up included.
+    fn summary(&self) -> (usize, usize, usize) {
+        let served = self.served.lock().map(|m| m.clone()).unwrap_or_default();
+        let min = served.values().copied().min().unwrap_or(0);
+        let max = served.values().copied().max().unwrap_or(0);
+        (served.len(), min, max)
+    }
+}
+
+/// Case 2: 50 tasks on one resource, waiting acquire + release.
+async fn contended(url: &str) -> anyhow::Result<BenchRecord> {
+    let redis = connect(url).await?;
+    let locks = LockManager::new(
+        redis.clone(),
+        LockConfig::default().with_wait_timeout(Duration::from_secs(60)),
+    )?;
+    let mut rs = rslock::LockManager::new(vec![url.to_owned()]);
+    rs.set_retry(3, RSLOCK_RETRY_DELAY);
+
+    let ours = median_of_3(|| {
+        let locks = locks.clone();
+        let resource = format!("contended:{}", next_run());
+        async move {
+            let check = Arc::new(Exclusion::default());
+            let probe = Arc::clone(&check);
+            let sample = measure(TASKS, CONTENDED_OPS, move |_| {
+                let locks = locks.clone();
+                let resource = resource.clone();
+                let check = Arc::clone(&probe);
+                async move {
+                    let guard = locks.acquire(&resource, TTL).await?;
+                    check.enter()?;
+                    check.leave();
+                    guard.release().await?;
+                    Ok(())
+                }
+            })
+            .await?;
+            report_service("aeturnis-lock", &check);
+            Ok(sample)
+        }
+    })
+    .await?;
+
+    let theirs = median_of_3(|| {
+        let rs = rs.clone();
+        let resource = format!("rslock:contended:{}", next_run());
+        async move {
+            let check = Arc::new(Exclusion::default());
+            let probe = Arc::clone(&check);
+            let sample = measure(TASKS, CONTENDED_OPS, move |_| {
+                let rs = rs.clone();
+                let resource = resource.clone();
+                let check = Arc::clone(&probe);
+                async move {
+                    let guard = rs
+                        .acquire(resource.as_bytes(), TTL)
+                        .await
+                        .map_err(rslock_error)?;
+                    check.enter()?;
+                    check.leave();
+                    guard.release().await;
+                    Ok(())
+                }
+            })
+            .await?;
+            report_service("rslock", &check);
+            Ok(sample)
+        }
+    })
+    .await?;
+
+    redis.shutdown().await?;
+    Ok(BenchRecord::new(
+        LAYER,
+        "acquire (waiting)+release, ONE resource",
+        TASKS,
+        "multi_thread(2)",
+        ours,
+        &format!(
+            "rslock 0.10 acquire, retry delay {} ms",
+            RSLOCK_RETRY_DELAY.as_millis()
+        ),
+        theirs.ops_per_sec,
+    )
+    .with_baseline_latency(theirs))
+}
+
+fn report_service(name: &str, check: &Exclusion) {
+    let (tasks, min, max) = check.summary();
+    println!(
+        "{LAYER} contended {name}: {tasks} tasks served (warm-up and measured runs), {min}..{max} acquisitions each"
+    );
+}
+
+/// Case 3: Redlock over 3 masters against one of them alone, c=1, acquire only.
+async fn redlock_latency(urls: &[String]) -> anyhow::Result<BenchRecord> {
+    ensure!(
+        urls.len() == 3,
+        "expected 3 Redlock masters, got {}",
+        urls.len()
+    );
+    let mut masters = Vec::with_capacity(urls.len());
+    for url in urls {
+        masters.push(connect(url).await?);
+    }
+    let single = LockManager::new(masters[0].clone(), LockConfig::default())?;
+    let redlock = Redlock::new(masters.clone(), RedlockConfig::default())?;
+
+    let single_sample = median_of_3(|| {
+        let single = single.clone();
+        acquire_only(move |resource| {
+            let single = single.clone();
+            async move { Ok(single.try_acquire(&resource, TTL).await?) }
+        })
+    })
+    .await?;
+    let redlock_sample = median_of_3(|| {
+        let redlock = redlock.clone();
+        acquire_only(move |resource| {
+            let redlock = redlock.clone();
+            async move { Ok(redlock.try_acquire(&resource, TTL).await?) }
+        })
+    })
+    .await?;
+
+    for m in &masters {
+        m.shutdown().await?;
+    }
+    let p50_ratio = redlock_sample.p50_us / single_sample.p50_us;
+    println!(
+        "{LAYER} redlock: p50 {:.1} µs vs single {:.1} µs = {p50_ratio:.2}× (target ≤ 1.30×); p99 {:.1} vs {:.1} µs",
+        redlock_sample.p50_us, single_sample.p50_us, redlock_sample.p99_us, single_sample.p99_us
+    );
+    Ok(BenchRecord::new(
+        LAYER,
+        &format!("Redlock N=3 acquire (p50 {p50_ratio:.2}× single)"),
+        1,
+        "current_thread",
+        redlock_sample,
+        "single-instance acquire, same master",
+        single_sample.ops_per_sec,
+    )
+    .with_baseline_latency(single_sample))
+}
+
+/// One run timing only `acquire(resource)` on fresh resources; the guards are
+/// released after the run.
+async fn acquire_only<F, Fut>(acquire: F) -> anyhow::Result<Sample>
+where
+    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<LockGuard>> + Send + 'static,
+{
+    let run = next_run();
+    let held = Arc::new(Mutex::new(Vec::with_capacity(LATENCY_OPS * 11 / 10)));
+    let keep = Arc::clone(&held);
+    // the warm-up restarts `i` at 0 while its guards are still held: number
+    // the resources with a counter of this run instead
+    let next = Arc::new(AtomicUsize::new(0));
+    let sample = measure(1, LATENCY_OPS, move |_| {
+        let acquire = acquire.clone();
+        let keep = Arc::clone(&keep);
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let guard = acquire(format!("l{run}:{n}")).await?;
+            keep.lock()
+                .map_err(|_| anyhow!("guard list poisoned"))?
+                .push(guard);
+            Ok(())
+        }
+    })
+    .await?;
+    let guards = std::mem::take(&mut *held.lock().map_err(|_| anyhow!("guard list poisoned"))?);
+    // a few at a time: thousands of Redlock fan-outs at once would run into
+    // the per-master timeout
+    let mut releases = tokio::task::JoinSet::new();
+    for guard in guards {
+        if releases.len() >= TASKS {
+            if let Some(released) = releases.join_next().await {
+                released??;
+            }
+        }
+        releases.spawn(guard.release());
+    }
+    while let Some(released) = releases.join_next().await {
+        released??;
+    }
+    Ok(sample)
+}
