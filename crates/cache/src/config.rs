@@ -13,6 +13,15 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 /// How the cache writes: default TTL, jitter, value size limit, scan batch.
+///
+/// [`CacheConfig::from_env`] reads:
+///
+/// | variable | field | default |
+/// |---|---|---|
+/// | `CACHE_DEFAULT_TTL` | [`default_ttl`](CacheConfig::default_ttl), whole seconds | `3600` |
+/// | `CACHE_TTL_JITTER_PERCENT` | [`ttl_jitter_percent`](CacheConfig::ttl_jitter_percent) | `0` |
+/// | `CACHE_MAX_VALUE_BYTES` | [`max_value_bytes`](CacheConfig::max_value_bytes) | `1048576` |
+/// | `CACHE_SCAN_BATCH` | [`scan_batch`](CacheConfig::scan_batch) | `1000` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheConfig {
@@ -53,7 +62,7 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
-    /// Reads the `CACHE_*` variables in the [module table](self); unset
+    /// Reads the `CACHE_*` variables listed on [`CacheConfig`]; unset
     /// variables keep their defaults. Errors name the variable.
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok())

@@ -132,7 +132,8 @@ enum Action {
 
 impl Cache {
     /// Deletes every key matching `pattern` and returns how many were
-    /// removed. See the [module docs](self) for how.
+    /// removed: `SCAN MATCH` on every primary, `UNLINK` in batches of at most
+    /// [`CacheConfig::scan_batch`](crate::CacheConfig::scan_batch) keys grouped by slot, never `KEYS`.
     ///
     /// ```no_run
     /// # async fn demo(cache: aeturnis_cache::Cache, name: &str) -> aeturnis_cache::Result<()> {

@@ -79,7 +79,7 @@ pub struct SessionCensus {
 }
 
 /// How often the background task writes the buffered stat deltas (sooner
-/// when [`FLUSH_AT_USERS`] distinct new users are waiting).
+/// when 1,000 distinct new users are waiting).
 pub const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Distinct users buffered before the background task is woken early.
