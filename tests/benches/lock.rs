@@ -80,7 +80,7 @@ async fn connect(url: &str) -> anyhow::Result<Redis> {
     Ok(Redis::connect(RedisConfig::from_url(url)?).await?)
 }
 
-fn rslock_error(e: rslock::LockError) -> anyhow::Error {
+fn rslock_error(e: &rslock::LockError) -> anyhow::Error {
     anyhow!("rslock: {e}")
 }
 
@@ -147,7 +147,7 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
                 let lock = rs
                     .lock(resource.as_bytes(), TTL)
                     .await
-                    .map_err(rslock_error)?;
+                    .map_err(|e| rslock_error(&e))?;
                 rs.unlock(&lock).await;
                 Ok(())
             }
@@ -262,7 +262,7 @@ async fn contended(url: &str) -> anyhow::Result<BenchRecord> {
                     let guard = rs
                         .acquire(resource.as_bytes(), TTL)
                         .await
-                        .map_err(rslock_error)?;
+                        .map_err(|e| rslock_error(&e))?;
                     check.enter()?;
                     check.leave();
                     guard.release().await;
