@@ -216,7 +216,11 @@ impl LockManager {
             token.clone(),
         )));
         let deadline = started + timeout;
-        let waiter = self.inner.wakers.register(&keys.channel).await;
+        let waiter = self
+            .inner
+            .wakers
+            .register(&keys.channel, Some(token.as_str()))
+            .await;
         self.inner.stats.wait_started();
         let mut backoff = Backoff::new(&self.inner.config);
         let outcome = loop {
@@ -323,12 +327,14 @@ impl LockManager {
     /// Bad resource, or Redis.
     pub async fn force_release(&self, resource: &str) -> Result<bool> {
         let keys = self.keys(resource)?;
-        let deleted = scripts::force_release(&self.inner.redis, &keys).await?;
-        if deleted {
-            self.inner.stats.forced();
-            self.inner.wakers.wake(&keys.channel);
+        let Some(head) = scripts::force_release(&self.inner.redis, &keys).await? else {
+            return Ok(false);
+        };
+        self.inner.stats.forced();
+        if let Some(head) = head {
+            self.inner.wakers.wake_token(&head);
         }
-        Ok(deleted)
+        Ok(true)
     }
 
     /// Whether `resource` is locked right now, and for how much longer.
@@ -425,9 +431,13 @@ impl LockManager {
             self.inner.fence_ttl_ms,
         )
         .await?;
-        if released {
-            self.inner.wakers.wake(&lease.keys.channel);
+        let Some(head) = released else {
+            return Ok(false);
+        };
+        // only the head of the fair queue may take the lock: wake just it
+        if let Some(head) = head {
+            self.inner.wakers.wake_token(&head);
         }
-        Ok(released)
+        Ok(true)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aeturnis_redis_core::Redis;
-use tokio::task::JoinSet;
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::backoff::{jitter, Backoff};
 use crate::config::{clock_drift, ttl_millis, RedlockConfig};
@@ -246,7 +246,7 @@ impl Redlock {
             let w = match &waiter {
                 Some(w) => w,
                 None => {
-                    let w = waiter.insert(self.inner.wakers.register(&keys.channel).await);
+                    let w = waiter.insert(self.inner.wakers.register(&keys.channel, None).await);
                     self.inner.stats.wait_started();
                     w
                 }
@@ -290,41 +290,45 @@ impl Redlock {
     }
 
     /// Sends `op` to every master, each bounded by the master timeout, and
-    /// tallies answers until `done` says the outcome is decided (stragglers
-    /// keep running detached; their effects are covered by the TTL and by
-    /// the release that fans out to every master).
+    /// tallies answers until `done` says the outcome is decided. The
+    /// per-master futures run concurrently in the calling task (no spawn);
+    /// stragglers are dropped unanswered once the outcome is decided (a
+    /// command already sent may still take effect: that is covered by the
+    /// TTL and by the release that fans out to every master).
     async fn fan_out<F, Fut>(&self, op: F, done: impl Fn(&Tally) -> bool) -> Tally
     where
         F: Fn(Redis) -> Fut,
         Fut: Future<Output = Result<Attempt>> + Send + 'static,
     {
-        let mut set = JoinSet::new();
+        // driven concurrently in the calling task: no spawn per master
         let timeout = self.inner.config.master_timeout;
-        for m in &self.inner.masters {
-            set.spawn(tokio::time::timeout(timeout, op(m.clone())));
-        }
+        let mut pending: FuturesUnordered<_> = self
+            .inner
+            .masters
+            .iter()
+            .map(|m| tokio::time::timeout(timeout, op(m.clone())))
+            .collect();
         let mut tally = Tally::default();
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(Ok(Ok(Attempt::Acquired(fence)))) => {
+        while let Some(answered) = pending.next().await {
+            match answered {
+                Ok(Ok(Attempt::Acquired(fence))) => {
                     tally.yes += 1;
                     tally.fence = tally.fence.max(fence);
                 }
-                Ok(Ok(Ok(Attempt::Held(ms)))) => {
+                Ok(Ok(Attempt::Held(ms))) => {
                     tally.no += 1;
                     tally.held_ms = tally.held_ms.max(ms);
                 }
-                Ok(Ok(Err(e))) => {
+                Ok(Err(e)) => {
                     tracing::debug!(error = %e, "redlock: master failed");
                     tally.failed += 1;
                 }
-                _ => tally.failed += 1,
+                Err(_) => tally.failed += 1,
             }
             if done(&tally) {
                 break;
             }
         }
-        set.detach_all();
         tally
     }
 
@@ -392,7 +396,7 @@ impl Redlock {
                 let token = token.clone();
                 async move {
                     let released = scripts::release(&m, &keys, &token, fence_ttl_ms).await?;
-                    Ok(if released {
+                    Ok(if released.is_some() {
                         Attempt::Acquired(0)
                     } else {
                         Attempt::Held(0)

@@ -9,7 +9,8 @@
 //! | `PREFIX lock:{r}:state` | hash | `n`: the fencing counter; `rel`: the last released token (replay detection) |
 //! | `PREFIX lock:{r}:fenced` | hash | `f`, `v`: the last accepted fenced write |
 //!
-//! Release messages go to the channel `PREFIX lock:{r}:released`.
+//! Release messages go to the channel `PREFIX lock:{r}:released`; their
+//! payload is the token of the waiter at the head of the queue.
 
 use std::sync::{Arc, LazyLock};
 
@@ -107,13 +108,17 @@ return 1
     )
 });
 
-/// Release: compare-and-delete, publish, remember the token.
+/// Release: compare-and-delete, remember the token, and name the head of
+/// the waiters' queue (the only waiter that may take the lock next).
 ///
 /// A replay of a release that succeeded finds the token in `rel` and
-/// answers "released" again instead of "not yours".
+/// answers "released" again instead of "not yours". The release message
+/// (its payload: the head waiter's token) is published only when someone
+/// waits in the queue: an uncontended release costs no `PUBLISH`.
 ///
-/// `KEYS`: lock, state. `ARGV`: token, channel, fence ttl ms.
-/// Reply: `1` released (now or by the replayed call), `0` not ours.
+/// `KEYS`: lock, state, queue. `ARGV`: token, channel, fence ttl ms.
+/// Reply: `{1, head}` released (now or by the replayed call; `head` is
+/// `''` when nobody waits), `{0, ''}` not ours.
 static RELEASE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "lock_release",
@@ -124,13 +129,17 @@ if v and string.sub(v, 1, #p) == p then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'rel', ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  redis.call('PUBLISH', ARGV[2], '1')
-  return 1
+  local h = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  if h then
+    redis.call('PUBLISH', ARGV[2], h)
+    return {1, h}
+  end
+  return {1, ''}
 end
 if redis.call('HGET', KEYS[2], 'rel') == ARGV[1] then
-  return 1
+  return {1, ''}
 end
-return 0
+return {0, ''}
 ",
     )
 });
@@ -153,18 +162,25 @@ return 0
     )
 });
 
-/// Force release (admin): delete whoever holds it and wake waiters.
+/// Force release (admin): delete whoever holds it and wake the head of
+/// the waiters' queue.
 ///
-/// `KEYS`: lock. `ARGV`: channel. Reply: `1` deleted, `0` was free.
+/// `KEYS`: lock, queue. `ARGV`: channel.
+/// Reply: `{1, head}` deleted (`head` is `''` when nobody waits), `{0, ''}`
+/// was free.
 static FORCE_RELEASE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "lock_force_release",
         r"
 if redis.call('DEL', KEYS[1]) == 1 then
-  redis.call('PUBLISH', ARGV[1], '1')
-  return 1
+  local h = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if h then
+    redis.call('PUBLISH', ARGV[1], h)
+    return {1, h}
+  end
+  return {1, ''}
 end
-return 0
+return {0, ''}
 ",
     )
 });
@@ -308,16 +324,24 @@ pub(crate) async fn dequeue(redis: &Redis, keys: &LockKeys, token: &str) -> Resu
     Ok(())
 }
 
+/// What a release found: `None` not ours; `Some(head)` released, `head`
+/// the token of the waiter to wake (`None` when nobody waits).
+pub(crate) type Released = Option<Option<String>>;
+
+fn released(ok: i64, head: String) -> Released {
+    (ok == 1).then(|| (!head.is_empty()).then_some(head))
+}
+
 pub(crate) async fn release(
     redis: &Redis,
     keys: &LockKeys,
     token: &str,
     fence_ttl_ms: u64,
-) -> Result<bool> {
-    let n: i64 = redis
+) -> Result<Released> {
+    let (ok, head): (i64, String) = redis
         .script(
             &RELEASE,
-            vec![keys.lock.clone(), keys.state.clone()],
+            vec![keys.lock.clone(), keys.state.clone(), keys.queue.clone()],
             vec![
                 Value::from(token),
                 Value::from(keys.channel.as_str()),
@@ -325,7 +349,7 @@ pub(crate) async fn release(
             ],
         )
         .await?;
-    Ok(n == 1)
+    Ok(released(ok, head))
 }
 
 pub(crate) async fn extend(
@@ -344,15 +368,15 @@ pub(crate) async fn extend(
     Ok(n == 1)
 }
 
-pub(crate) async fn force_release(redis: &Redis, keys: &LockKeys) -> Result<bool> {
-    let n: i64 = redis
+pub(crate) async fn force_release(redis: &Redis, keys: &LockKeys) -> Result<Released> {
+    let (ok, head): (i64, String) = redis
         .script(
             &FORCE_RELEASE,
-            vec![keys.lock.clone()],
+            vec![keys.lock.clone(), keys.queue.clone()],
             vec![Value::from(keys.channel.as_str())],
         )
         .await?;
-    Ok(n == 1)
+    Ok(released(ok, head))
 }
 
 /// `Ok(Ok(previous))` accepted, `Ok(Err(last))` refused.
@@ -413,12 +437,13 @@ mod tests {
         assert!(extend(&redis, &keys, "tok-a", 5_000).await?);
         assert!(extend(&redis, &keys, "tok-a", 5_000).await?);
         assert!(!extend(&redis, &keys, "tok-b", 5_000).await?);
-        assert!(release(&redis, &keys, "tok-a", day).await?);
-        assert!(
+        assert_eq!(release(&redis, &keys, "tok-a", day).await?, Some(None));
+        assert_eq!(
             release(&redis, &keys, "tok-a", day).await?,
+            Some(None),
             "a replayed release must still answer released"
         );
-        assert!(!release(&redis, &keys, "tok-b", day).await?);
+        assert_eq!(release(&redis, &keys, "tok-b", day).await?, None);
         let exists: i64 = redis.client().exists(&keys.lock).await?;
         assert_eq!(exists, 0);
         let state_ttl: i64 = redis.client().pttl(&keys.state).await?;
@@ -430,6 +455,42 @@ mod tests {
         Ok(())
     }
 
+    async fn should_name_the_head_waiter_on_release(ctx: TestCtx) -> anyhow::Result<()> {
+        let redis = connect(&ctx).await?;
+        let keys = LockKeys::new(redis.keys(), "handoff")?;
+        let day = 86_400_000;
+        assert_eq!(
+            acquire(&redis, &keys, "holder", 5_000, day, 0, 0).await?,
+            Attempt::Acquired(1)
+        );
+        for waiter in ["first", "second"] {
+            assert!(matches!(
+                acquire(&redis, &keys, waiter, 5_000, day, 0, 5_000).await?,
+                Attempt::Held(_)
+            ));
+        }
+        assert_eq!(
+            release(&redis, &keys, "holder", day).await?,
+            Some(Some("first".to_owned())),
+            "only the oldest waiter is to be woken"
+        );
+        assert_eq!(
+            acquire(&redis, &keys, "second", 5_000, day, 0, 5_000).await?,
+            Attempt::Held(0),
+            "a younger waiter must not barge"
+        );
+        assert_eq!(
+            acquire(&redis, &keys, "first", 5_000, day, 0, 5_000).await?,
+            Attempt::Acquired(2)
+        );
+        assert_eq!(
+            force_release(&redis, &keys).await?,
+            Some(Some("second".to_owned()))
+        );
+        assert_eq!(force_release(&redis, &keys).await?, None);
+        Ok(())
+    }
+
     async fn should_raise_lagging_counters_to_the_floor(ctx: TestCtx) -> anyhow::Result<()> {
         let redis = connect(&ctx).await?;
         let keys = LockKeys::new(redis.keys(), "floored")?;
@@ -438,7 +499,7 @@ mod tests {
             acquire(&redis, &keys, "t1", 5_000, day, 41, 0).await?,
             Attempt::Acquired(42)
         );
-        assert!(release(&redis, &keys, "t1", day).await?);
+        assert_eq!(release(&redis, &keys, "t1", day).await?, Some(None));
         assert_eq!(
             acquire(&redis, &keys, "t2", 5_000, day, 0, 0).await?,
             Attempt::Acquired(43)
@@ -473,6 +534,7 @@ mod tests {
 
     aeturnis_testkit::topology_tests!(
         should_answer_replayed_scripts_the_same,
+        should_name_the_head_waiter_on_release,
         should_raise_lagging_counters_to_the_floor,
         should_refuse_only_older_fences,
     );

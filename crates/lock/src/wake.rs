@@ -4,10 +4,12 @@
 //! woken by local releases at once and by release messages from other
 //! processes through one shared pub/sub client (created on the first wait,
 //! never per waiter). A channel is subscribed while it has waiters and
-//! unsubscribed when the last one leaves. A release wakes every local
-//! waiter of the resource, because only the head of the fair queue (kept
-//! in Redis by the acquire script) can take the lock; the bounded back-off
-//! poll covers a lost message.
+//! unsubscribed when the last one leaves. A queued waiter (single
+//! instance) also registers its token: a release wakes only the waiter its
+//! script named as the head of the fair queue (the only one that may take
+//! the lock), locally or through the message payload, instead of a
+//! thundering herd. Waiters without a token (Redlock) are woken all at
+//! once. The bounded back-off poll covers a lost message.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -19,10 +21,12 @@ use tokio::sync::{broadcast::error::RecvError, Notify, OnceCell};
 use tokio::task::JoinHandle;
 
 type Waiters = Mutex<HashMap<String, (Arc<Notify>, usize)>>;
+type Tokens = Mutex<HashMap<String, Arc<Notify>>>;
 
 pub(crate) struct Wakers {
     redis: Option<Redis>,
     waiters: Arc<Waiters>,
+    tokens: Arc<Tokens>,
     subscriber: OnceCell<Option<Subscriber>>,
     /// Channels subscribed on the server; the lock serialises SUBSCRIBE
     /// and UNSUBSCRIBE so a late unsubscribe cannot undo a new subscribe.
@@ -40,15 +44,17 @@ impl Wakers {
         Wakers {
             redis,
             waiters: Arc::new(Mutex::new(HashMap::new())),
+            tokens: Arc::new(Mutex::new(HashMap::new())),
             subscriber: OnceCell::new(),
             subscribed: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
         }
     }
 
     /// Registers a waiter on `channel` (subscribing it if this is the
-    /// first). A subscriber failure is logged and leaves the waiter on
-    /// polling and local wake-ups.
-    pub(crate) async fn register(&self, channel: &str) -> Waiter {
+    /// first); with `token`, it is woken only when a release names it. A
+    /// subscriber failure is logged and leaves the waiter on polling and
+    /// local wake-ups.
+    pub(crate) async fn register(&self, channel: &str, token: Option<&str>) -> Waiter {
         let (notify, first) = {
             let mut map = lock(&self.waiters);
             let entry = map
@@ -57,9 +63,18 @@ impl Wakers {
             entry.1 += 1;
             (Arc::clone(&entry.0), entry.1 == 1)
         };
+        let (notify, token) = match token {
+            Some(token) => {
+                let own = Arc::new(Notify::new());
+                lock_tokens(&self.tokens).insert(token.to_owned(), Arc::clone(&own));
+                (own, Some((token.to_owned(), Arc::downgrade(&self.tokens))))
+            }
+            None => (notify, None),
+        };
         let mut waiter = Waiter {
             notify,
             channel: channel.to_owned(),
+            token,
             waiters: Arc::downgrade(&self.waiters),
             unsubscribe: None,
         };
@@ -83,9 +98,15 @@ impl Wakers {
         waiter
     }
 
-    /// Wakes one local waiter on `channel` (after a local release).
+    /// Wakes the local waiters on `channel` that have no token (after a
+    /// local release).
     pub(crate) fn wake(&self, channel: &str) {
         wake(&self.waiters, channel);
+    }
+
+    /// Wakes the local waiter registered with `token`, if any.
+    pub(crate) fn wake_token(&self, token: &str) {
+        wake_token(&self.tokens, token);
     }
 
     async fn subscriber(&self) -> Option<&Subscriber> {
@@ -96,15 +117,28 @@ impl Wakers {
                     Ok(client) => {
                         let mut rx = client.message_rx();
                         let waiters = Arc::downgrade(&self.waiters);
+                        let tokens = Arc::downgrade(&self.tokens);
                         let dispatch = tokio::spawn(async move {
                             loop {
                                 let received = rx.recv().await;
                                 let Some(map) = waiters.upgrade() else { return };
+                                let Some(tokens) = tokens.upgrade() else {
+                                    return;
+                                };
                                 match received {
-                                    Ok(msg) => wake(&map, &msg.channel),
+                                    Ok(msg) => {
+                                        // the payload names the head waiter
+                                        if let Some(head) = msg.value.as_str() {
+                                            wake_token(&tokens, &head);
+                                        }
+                                        wake(&map, &msg.channel);
+                                    }
                                     Err(RecvError::Lagged(_)) => {
                                         for (notify, _) in lock(&map).values() {
                                             notify.notify_waiters();
+                                        }
+                                        for notify in lock_tokens(&tokens).values() {
+                                            notify.notify_one();
                                         }
                                     }
                                     Err(RecvError::Closed) => return,
@@ -144,10 +178,23 @@ fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Not
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+fn lock_tokens(tokens: &Tokens) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+    tokens
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn wake(waiters: &Waiters, channel: &str) {
     if let Some((notify, _)) = lock(waiters).get(channel) {
-        // every local waiter re-tries: only the head of the fair queue can win
+        // waiters without a token (Redlock: no queue) all re-try
         notify.notify_waiters();
+    }
+}
+
+fn wake_token(tokens: &Tokens, token: &str) {
+    if let Some(notify) = lock_tokens(tokens).get(token) {
+        // a permit is kept if the waiter is busy re-trying: no lost wake-up
+        notify.notify_one();
     }
 }
 
@@ -156,6 +203,7 @@ fn wake(waiters: &Waiters, channel: &str) {
 pub(crate) struct Waiter {
     notify: Arc<Notify>,
     channel: String,
+    token: Option<(String, Weak<Tokens>)>,
     waiters: Weak<Waiters>,
     unsubscribe: Option<(SubscriberClient, Arc<tokio::sync::Mutex<HashSet<String>>>)>,
 }
@@ -168,6 +216,11 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
+        if let Some((token, tokens)) = self.token.take() {
+            if let Some(tokens) = tokens.upgrade() {
+                lock_tokens(&tokens).remove(&token);
+            }
+        }
         let Some(waiters) = self.waiters.upgrade() else {
             return;
         };
