@@ -206,9 +206,16 @@ impl LockManager {
         timeout: Duration,
     ) -> Result<u64> {
         let lease = self.wait_lease_ms();
-        if let Attempt::Acquired(fence) = self.attempt(keys, token, ttl_ms, lease).await? {
-            return Ok(fence);
-        }
+        // registered before the first attempt: a local release that names
+        // us from now on leaves a wake-up even if we are not waiting yet
+        let mut waiter = self
+            .inner
+            .wakers
+            .register_local(&keys.channel, Some(token.as_str()));
+        let mut held = match self.attempt(keys, token, ttl_ms, lease).await? {
+            Attempt::Acquired(fence) => return Ok(fence),
+            Attempt::Held(pttl) => pttl,
+        };
         // from here on we may sit in the fair queue: leave it if we give up
         let mut queued = QueueExit(Some((
             self.inner.redis.clone(),
@@ -216,19 +223,35 @@ impl LockManager {
             token.clone(),
         )));
         let deadline = started + timeout;
-        let waiter = self
-            .inner
-            .wakers
-            .register(&keys.channel, Some(token.as_str()))
-            .await;
         self.inner.stats.wait_started();
+        // a release message sent before the channel was subscribed was
+        // missed: then re-try at once
+        let mut retry_now = self.inner.wakers.subscribe(&mut waiter).await;
         let mut backoff = Backoff::new(&self.inner.config);
         let outcome = loop {
-            let notified = waiter.notify().notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // register first, then try: a release in between still wakes us
-            let held = match self.attempt(keys, token, ttl_ms, lease).await {
+            if !retry_now {
+                let now = Instant::now();
+                if now >= deadline {
+                    break Err(Error::Timeout {
+                        resource: keys.resource.clone(),
+                        waited: now - started,
+                        retry_after: Duration::from_millis(held),
+                    });
+                }
+                let mut delay = backoff.next_delay().min(deadline - now);
+                if held > 0 {
+                    // held: no point sleeping past the holder's expiry
+                    delay = delay.min(Duration::from_millis(held + 1));
+                }
+                // woken (only when a release names us as the queue's head):
+                // re-try at once
+                tokio::select! {
+                    () = waiter.notify().notified() => {}
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            retry_now = false;
+            held = match self.attempt(keys, token, ttl_ms, lease).await {
                 Ok(Attempt::Acquired(fence)) => {
                     queued.0 = None;
                     break Ok(fence);
@@ -236,23 +259,6 @@ impl LockManager {
                 Ok(Attempt::Held(pttl)) => pttl,
                 Err(e) => break Err(e),
             };
-            let now = Instant::now();
-            if now >= deadline {
-                break Err(Error::Timeout {
-                    resource: keys.resource.clone(),
-                    waited: now - started,
-                    retry_after: Duration::from_millis(held),
-                });
-            }
-            let mut delay = backoff.next_delay().min(deadline - now);
-            if held > 0 {
-                // held: no point sleeping past the holder's expiry
-                delay = delay.min(Duration::from_millis(held + 1));
-            }
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep(delay) => {}
-            }
         };
         self.inner.stats.wait_ended(started.elapsed());
         outcome

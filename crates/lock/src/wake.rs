@@ -50,18 +50,27 @@ impl Wakers {
         }
     }
 
-    /// Registers a waiter on `channel` (subscribing it if this is the
-    /// first); with `token`, it is woken only when a release names it. A
-    /// subscriber failure is logged and leaves the waiter on polling and
-    /// local wake-ups.
+    /// Registers a waiter on `channel` and subscribes the channel (see
+    /// [`register_local`](Self::register_local) and
+    /// [`subscribe`](Self::subscribe)).
     pub(crate) async fn register(&self, channel: &str, token: Option<&str>) -> Waiter {
-        let (notify, first) = {
+        let mut waiter = self.register_local(channel, token);
+        self.subscribe(&mut waiter).await;
+        waiter
+    }
+
+    /// Registers a waiter on `channel`, in this process only (no round
+    /// trip): from now on a local release wakes it. With `token`, it is
+    /// woken only when a release names it, and a wake-up that comes while
+    /// it is not waiting is kept for its next wait.
+    pub(crate) fn register_local(&self, channel: &str, token: Option<&str>) -> Waiter {
+        let notify = {
             let mut map = lock(&self.waiters);
             let entry = map
                 .entry(channel.to_owned())
                 .or_insert_with(|| (Arc::new(Notify::new()), 0));
             entry.1 += 1;
-            (Arc::clone(&entry.0), entry.1 == 1)
+            Arc::clone(&entry.0)
         };
         let (notify, token) = match token {
             Some(token) => {
@@ -71,31 +80,39 @@ impl Wakers {
             }
             None => (notify, None),
         };
-        let mut waiter = Waiter {
+        Waiter {
             notify,
             channel: channel.to_owned(),
             token,
             waiters: Arc::downgrade(&self.waiters),
             unsubscribe: None,
-        };
+        }
+    }
+
+    /// Makes sure `waiter`'s channel is subscribed, so releases in other
+    /// processes wake it. Returns `true` when it was not subscribed yet (a
+    /// release message sent before now was missed: re-try at once). A
+    /// subscriber failure is logged and leaves the waiter on polling and
+    /// local wake-ups.
+    pub(crate) async fn subscribe(&self, waiter: &mut Waiter) -> bool {
         let Some(sub) = self.subscriber().await else {
-            return waiter;
+            return false;
         };
-        if first || !self.subscribed.lock().await.contains(channel) {
-            let mut subscribed = self.subscribed.lock().await;
-            if !subscribed.contains(channel) {
-                match sub.client.subscribe(channel).await {
-                    Ok(()) => {
-                        subscribed.insert(channel.to_owned());
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, channel, "lock: SUBSCRIBE failed; waiting by polling")
-                    }
-                }
+        waiter.unsubscribe = Some((sub.client.clone(), Arc::clone(&self.subscribed)));
+        let channel = waiter.channel.as_str();
+        let mut subscribed = self.subscribed.lock().await;
+        if subscribed.contains(channel) {
+            return false;
+        }
+        match sub.client.subscribe(channel).await {
+            Ok(()) => {
+                subscribed.insert(channel.to_owned());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, channel, "lock: SUBSCRIBE failed; waiting by polling")
             }
         }
-        waiter.unsubscribe = Some((sub.client.clone(), Arc::clone(&self.subscribed)));
-        waiter
+        true
     }
 
     /// Wakes the local waiters on `channel` that have no token (after a
