@@ -40,9 +40,12 @@
 //!   a reconnect, a replay of an acquire that succeeded answers "acquired"
 //!   with the same fence, never "held by someone else".
 //! * **release** is compare-and-delete; it remembers the last released
-//!   token so that a replayed release still answers "released". It publishes
-//!   on the resource's channel, which wakes waiters (one shared pub/sub
-//!   client per manager; the bounded back-off poll covers a lost message).
+//!   token so that a replayed release still answers "released". When
+//!   someone waits, it names the head of the FIFO queue and publishes that
+//!   waiter's token on the resource's channel: only that waiter is woken
+//!   (locally at once, elsewhere through one shared pub/sub client per
+//!   manager; the bounded back-off poll covers a lost message). With nobody
+//!   waiting it publishes nothing.
 //! * **extend** is compare-and-`PEXPIRE`; it fails with
 //!   [`Error::LockLost`] when the token no longer matches, and never
 //!   re-acquires.
