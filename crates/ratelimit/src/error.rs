@@ -67,13 +67,13 @@ impl Error {
     /// [`FailurePolicy`](crate::FailurePolicy) handles.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Redis(e) if e.is_retryable() || e.is_connection() || is_unroutable(e))
+        matches!(self, Error::Redis(e) if e.is_retryable() || e.is_connection())
     }
 
     /// The connection to Redis is down or was dropped mid-command.
     #[must_use]
     pub fn is_connection(&self) -> bool {
-        matches!(self, Error::Redis(e) if e.is_connection() || is_unroutable(e))
+        matches!(self, Error::Redis(e) if e.is_connection())
     }
 
     /// A Redis command ran out of time.
@@ -104,11 +104,4 @@ impl Error {
             _ => None,
         }
     }
-}
-
-/// fred answers "Failed to route command." (kind `Unknown`) for a command
-/// written while its connection is being torn down, which the core's
-/// classifiers do not (yet) count as a connection error.
-fn is_unroutable(e: &aeturnis_redis_core::Error) -> bool {
-    matches!(e, aeturnis_redis_core::Error::Redis(f) if f.details().starts_with("Failed to route command"))
 }

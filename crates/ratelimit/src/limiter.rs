@@ -62,9 +62,6 @@ struct Inner {
     block_arg: i64,
 }
 
-/// How often a check is sent when the server keeps answering `NOSCRIPT`.
-const NOSCRIPT_ATTEMPTS: u32 = 4;
-
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -317,25 +314,15 @@ impl RateLimiter {
         ];
         // Peeks write nothing; sliding-log checks and refunds are idempotent.
         let replayable = mode == "p" || inner.config.algorithm.is_replay_safe();
-        // The core loads the script and re-sends once on NOSCRIPT; a second
-        // SCRIPT FLUSH landing between that load and the re-send gives
-        // NOSCRIPT again. NOSCRIPT means the script did not run, so trying
-        // again can never count twice.
-        let mut attempt = 0;
-        let reply: Vec<i64> = loop {
-            attempt += 1;
-            let sent = if replayable {
-                inner.redis.script(inner.script, rkey, args.clone()).await
-            } else {
-                inner
-                    .redis
-                    .script_no_replay(inner.script, rkey, args.clone())
-                    .await
-            };
-            match sent {
-                Err(e) if e.is_noscript() && attempt < NOSCRIPT_ATTEMPTS => continue,
-                other => break other?,
-            }
+        // NOSCRIPT (after a restart or SCRIPT FLUSH) is handled by the core,
+        // which loads the script and re-sends; NOSCRIPT means it did not run.
+        let reply: Vec<i64> = if replayable {
+            inner.redis.script(inner.script, rkey, args).await?
+        } else {
+            inner
+                .redis
+                .script_no_replay(inner.script, rkey, args)
+                .await?
         };
         let [allowed, remaining, reset_us, retry_us, replayed] = reply[..] else {
             return Err(Error::UnexpectedReply {

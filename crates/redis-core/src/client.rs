@@ -77,12 +77,7 @@ impl Redis {
     pub async fn connect(config: RedisConfig) -> Result<Redis> {
         config.validate()?;
         let keys = KeySpace::new(&config.key_prefix)?;
-        let (fred_config, policy, connection, performance) = config.fred_parts();
-        let mut builder = Builder::from_config(fred_config);
-        builder
-            .set_policy(policy)
-            .set_connection_config(connection)
-            .set_performance_config(performance);
+        let builder = builder_for(&config);
         let backend = if config.pool_size <= 1 {
             Backend::Single(builder.build()?)
         } else {
@@ -295,13 +290,7 @@ impl Redis {
     }
 
     fn builder(&self) -> Builder {
-        let (fred_config, policy, connection, performance) = self.inner.config.fred_parts();
-        let mut builder = Builder::from_config(fred_config);
-        builder
-            .set_policy(policy)
-            .set_connection_config(connection)
-            .set_performance_config(performance);
-        builder
+        builder_for(&self.inner.config)
     }
 
     async fn init_bounded<C: ClientLike>(&self, client: &C) -> Result<()> {
@@ -389,6 +378,17 @@ impl Redis {
         tracing::info!("Redis client shut down");
         result.map_err(Error::from)
     }
+}
+
+/// A fred builder carrying every setting of `config`.
+fn builder_for(config: &RedisConfig) -> Builder {
+    let (fred_config, policy, connection, performance) = config.fred_parts();
+    let mut builder = Builder::from_config(fred_config);
+    builder
+        .set_policy(policy)
+        .set_connection_config(connection)
+        .set_performance_config(performance);
+    builder
 }
 
 fn describe(topology: &Topology) -> String {
