@@ -1,9 +1,13 @@
 //! Lock bench: `aeturnis-lock` against raw fred and `rslock`, in one run.
 //!
 //! 1. **Uncontended**, 50 tasks on a 2-worker runtime, every operation on a
-//!    resource of its own: `try_acquire` + `release` against (a) raw fred on
-//!    the same client, `SET key token NX PX ttl` + `EVALSHA` compare-and-delete,
-//!    and (b) `rslock` (`lock` + `unlock`, one server).
+//!    resource of its own: `try_acquire` + `release`, fenced (the default:
+//!    the fencing counter and `SET NX PX` in one script) and unfenced
+//!    (`LockConfig::with_fencing(false)`: one native `SET NX PX GET`), each
+//!    against (a) raw fred on the same client, `SET key token NX PX ttl` +
+//!    `EVALSHA` compare-and-delete, and (b) `rslock` (`lock` + `unlock`, one
+//!    server). Neither baseline issues fencing tokens: the unfenced rows are
+//!    the like-for-like comparison, the fenced rows show what fencing costs.
 //! 2. **Contended**, 50 tasks on ONE resource: each operation is a waiting
 //!    acquire, nothing, a release. Every task's acquire must return (no
 //!    timeout) and no two holders may overlap; against `rslock::acquire`
@@ -88,6 +92,7 @@ fn rslock_error(e: &rslock::LockError) -> anyhow::Error {
 async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     let redis = connect(url).await?;
     let locks = LockManager::new(redis.clone(), LockConfig::default())?;
+    let plain = LockManager::new(redis.clone(), LockConfig::default().with_fencing(false))?;
     let client = redis.client().clone();
     let sha: String = client.script_load(RAW_RELEASE).await?;
     let rs = rslock::LockManager::new(vec![url.to_owned()]);
@@ -99,6 +104,20 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
             let locks = locks.clone();
             async move {
                 let guard = locks.try_acquire(&format!("u{run}:{i}"), TTL).await?;
+                guard.release().await?;
+                Ok(())
+            }
+        })
+    })
+    .await?;
+
+    let unfenced = median_of_3(|| {
+        let locks = plain.clone();
+        let run = next_run();
+        measure(TASKS, UNCONTENDED_OPS, move |i| {
+            let locks = locks.clone();
+            async move {
+                let guard = locks.try_acquire(&format!("p{run}:{i}"), TTL).await?;
                 guard.release().await?;
                 Ok(())
             }
@@ -156,30 +175,38 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     .await?;
 
     redis.shutdown().await?;
-    let case = "acquire+release, distinct resources";
     let runtime = "multi_thread(2)";
-    Ok(vec![
-        BenchRecord::new(
-            LAYER,
-            case,
-            TASKS,
-            runtime,
-            ours,
-            "fred SET NX PX + EVALSHA release",
-            raw.ops_per_sec,
-        )
-        .with_baseline_latency(raw),
-        BenchRecord::new(
-            LAYER,
-            case,
-            TASKS,
-            runtime,
-            ours,
-            "rslock 0.10 lock + unlock",
-            theirs.ops_per_sec,
-        )
-        .with_baseline_latency(theirs),
-    ])
+    let mut records = Vec::new();
+    for (case, sample) in [
+        ("acquire+release, distinct resources (fenced)", &ours),
+        ("acquire+release, distinct resources (unfenced)", &unfenced),
+    ] {
+        records.push(
+            BenchRecord::new(
+                LAYER,
+                case,
+                TASKS,
+                runtime,
+                *sample,
+                "fred SET NX PX + EVALSHA release",
+                raw.ops_per_sec,
+            )
+            .with_baseline_latency(raw),
+        );
+        records.push(
+            BenchRecord::new(
+                LAYER,
+                case,
+                TASKS,
+                runtime,
+                *sample,
+                "rslock 0.10 lock + unlock",
+                theirs.ops_per_sec,
+            )
+            .with_baseline_latency(theirs),
+        );
+    }
+    Ok(records)
 }
 
 /// Mutual exclusion and service checks for the contended case.

@@ -28,6 +28,17 @@ pub struct LockConfig {
     /// TTL of the per-resource fencing counter and fenced-write record,
     /// refreshed on every acquisition and fenced write. Default: 7 days.
     pub fence_ttl: Duration,
+    /// Issue a fencing token with every acquisition (one script: counter +
+    /// `SET NX PX`). Default: `true`.
+    ///
+    /// Off, an uncontended acquire is one native `SET key token NX PX ttl
+    /// GET` and a release a bare compare-and-delete: the cost of a
+    /// hand-rolled lock. Guards then carry fence `0`, which
+    /// [`fenced_write`](crate::LockManager::fenced_write) refuses with
+    /// [`Error::Unfenced`](crate::Error::Unfenced). Waiting, FIFO
+    /// hand-off, replay safety, watchdog and `with_lock` work the same.
+    /// Redlock always fences.
+    pub fencing: bool,
 }
 
 impl Default for LockConfig {
@@ -39,6 +50,7 @@ impl Default for LockConfig {
             wake_on_release: true,
             watchdog: false,
             fence_ttl: Duration::from_secs(7 * 24 * 3600),
+            fencing: true,
         }
     }
 }
@@ -78,6 +90,13 @@ impl LockConfig {
     #[must_use]
     pub fn with_fence_ttl(mut self, ttl: Duration) -> Self {
         self.fence_ttl = ttl;
+        self
+    }
+
+    /// Sets [`fencing`](Self::fencing).
+    #[must_use]
+    pub fn with_fencing(mut self, fencing: bool) -> Self {
+        self.fencing = fencing;
         self
     }
 

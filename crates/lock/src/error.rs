@@ -68,6 +68,13 @@ pub enum Error {
         /// The resource.
         resource: String,
     },
+    /// A fenced write carried no fencing token: the guard came from a
+    /// manager with [`fencing`](crate::LockConfig::fencing) off.
+    #[error("fenced write to `{resource}` without a fencing token (the lock manager runs with fencing off)")]
+    Unfenced {
+        /// The resource.
+        resource: String,
+    },
     /// Redlock could not reach a majority of masters: too many are down or
     /// too slow. This is an availability failure, not contention.
     #[error("Redlock quorum not reached for `{resource}`: {reached} of {masters} masters answered yes, {needed} needed ({failed} failed)")]

@@ -52,6 +52,47 @@ pub(crate) struct Lease {
     pub(crate) token: LockToken,
     pub(crate) fence: FencingToken,
     pub(crate) ttl: Duration,
+    /// A conservative bound on when the lock expires, by this process's
+    /// monotonic clock: counted from before the request that took (or last
+    /// extended) the lock was sent, so the real expiry is never earlier
+    /// (clock rate drift aside: see [`still_valid`](Self::still_valid)).
+    pub(crate) valid_until: std::sync::Mutex<Instant>,
+}
+
+impl Lease {
+    pub(crate) fn new(
+        keys: Arc<LockKeys>,
+        token: LockToken,
+        fence: u64,
+        ttl: Duration,
+        taken_before: Instant,
+    ) -> Lease {
+        Lease {
+            keys,
+            token,
+            fence: FencingToken::new(fence),
+            ttl,
+            valid_until: std::sync::Mutex::new(taken_before + ttl),
+        }
+    }
+
+    /// Records an extension sent at `sent` for `ttl`.
+    pub(crate) fn extended(&self, sent: Instant, ttl: Duration) {
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sent + ttl;
+    }
+
+    /// Whether the lock certainly had not expired at `at`: the lease bound,
+    /// less the clock-drift allowance.
+    pub(crate) fn still_valid(&self, at: Instant) -> bool {
+        let until = *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        at + crate::config::clock_drift(self.ttl) < until
+    }
 }
 
 /// A held lock. Give it back with [`release`](Self::release); dropping it
@@ -114,7 +155,8 @@ impl LockGuard {
         &self.lease.token
     }
 
-    /// The fencing token of this acquisition.
+    /// The fencing token of this acquisition (`0` when the manager runs
+    /// with [`fencing`](crate::LockConfig::fencing) off).
     #[must_use]
     pub fn fence(&self) -> FencingToken {
         self.lease.fence
@@ -281,7 +323,8 @@ pub struct LockContext {
 }
 
 impl LockContext {
-    /// The fencing token of this acquisition.
+    /// The fencing token of this acquisition (`0` when the manager runs
+    /// with [`fencing`](crate::LockConfig::fencing) off).
     #[must_use]
     pub fn fence(&self) -> FencingToken {
         self.fence

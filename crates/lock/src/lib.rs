@@ -31,21 +31,40 @@
 //!
 //! ## How it works
 //!
-//! Each operation is one Lua script on the keys of one resource, which all
-//! share the hash tag `{resource}` (so they work on a cluster):
+//! Every key of a resource shares the hash tag `{resource}`, so each script
+//! runs on one slot of a cluster; the scripts are given the lock key and
+//! derive the others (see the key table in the README).
 //!
-//! * **acquire** is `SET NX PX` with a fresh 128-bit random [`LockToken`],
-//!   plus a per-resource counter that issues the [`FencingToken`], in the
-//!   same script. It is idempotent for its token: when fred re-sends it after
-//!   a reconnect, a replay of an acquire that succeeded answers "acquired"
-//!   with the same fence, never "held by someone else".
-//! * **release** is compare-and-delete; it remembers the last released
-//!   token so that a replayed release still answers "released". When
-//!   someone waits, it names the head of the FIFO queue and publishes that
-//!   waiter's token on the resource's channel: only that waiter is woken
-//!   (locally at once, elsewhere through one shared pub/sub client per
-//!   manager; the bounded back-off poll covers a lost message). With nobody
-//!   waiting it publishes nothing.
+//! * **acquire** (uncontended) is one script: the per-resource counter
+//!   issues the [`FencingToken`] and `SET NX PX GET` stores `TOKEN:FENCE`
+//!   under a fresh 128-bit random [`LockToken`]. It is idempotent for its
+//!   token: when fred re-sends it after a reconnect, a replay of an acquire
+//!   that succeeded finds its own token and answers "acquired" with the same
+//!   fence, never "held by someone else". With [`LockConfig::fencing`] off
+//!   it is one native `SET key TOKEN NX PX ttl GET` (replay-safe the same
+//!   way) and guards carry fence `0`.
+//! * **waiting**: a waiter that finds the lock held joins a FIFO queue in
+//!   Redis (kept alive by a lease it refreshes on every poll, server time)
+//!   and marks the lock value with `!`.
+//! * **release** is compare-and-delete (`GET` + `DEL` when nobody waits)
+//!   and keeps no record. A release that fred replays after a reconnect
+//!   finds the lock already gone; the guard tells that from a loss by its
+//!   lease: while the lease certainly runs (counted from before the
+//!   acquire was sent, less the drift allowance) only a force release or
+//!   a Redis data loss could have taken the lock, and the script reports
+//!   both (a `:forced` marker; a fencing counter below the holder's fence),
+//!   so "gone" can only be our own release. After the lease, "gone" is
+//!   [`Error::LockLost`]. When the
+//!   value carries the `!` mark, the release **hands the lock over**: it
+//!   sets the lock to the oldest live waiter's token, with the TTL that
+//!   waiter asked for and a new fence, and publishes the new value. That
+//!   waiter holds the lock from that instant; it learns so from the
+//!   release's reply (same process) or the pub/sub message (one shared
+//!   subscriber per manager), with no further round trip, and a waiter that
+//!   missed both finds its own token at its next poll. Nobody can barge in
+//!   between, so no waiter starves. A waiter that gives up (timeout,
+//!   cancellation) leaves the queue and passes on a lock handed to it
+//!   meanwhile; one that dies is skipped once its lease runs out.
 //! * **extend** is compare-and-`PEXPIRE`; it fails with
 //!   [`Error::LockLost`] when the token no longer matches, and never
 //!   re-acquires.
@@ -54,7 +73,7 @@
 //! * The fencing counter and the [fenced write](LockManager::fenced_write)
 //!   record live for [`LockConfig::fence_ttl`] (7 days by default),
 //!   refreshed on use, so they do not pile up forever.
-//!
+
 //! ## Redlock safety
 //!
 //! [`Redlock`] follows the published algorithm: a majority of `N/2 + 1`

@@ -15,7 +15,7 @@ use crate::backoff::Backoff;
 use crate::config::{ttl_millis, LockConfig};
 use crate::error::{Error, Result};
 use crate::guard::{Backend, Lease, LockContext, LockGuard};
-use crate::scripts::{self, Attempt, LockKeys};
+use crate::scripts::{self, Attempt, LockKeys, ReleaseMode, ReleaseOutcome, WaitAttempt};
 use crate::stats::{LockStats, StatsCell};
 use crate::token::{FencingToken, LockToken};
 use crate::wake::Wakers;
@@ -43,6 +43,7 @@ struct Inner {
     redis: Redis,
     config: LockConfig,
     fence_ttl_ms: u64,
+    fenced: bool,
     stats: StatsCell,
     wakers: Wakers,
 }
@@ -58,17 +59,17 @@ impl fmt::Debug for LockManager {
 
 /// Leaves the fair queue (in a spawned task) unless disarmed: a waiter
 /// that times out, fails or is cancelled must not hold up the queue until
-/// its lease runs out.
-struct QueueExit(Option<(Redis, Arc<LockKeys>, LockToken)>);
+/// its lease runs out, and a lock handed to it meanwhile is passed on.
+struct QueueExit(Option<(LockManager, Arc<LockKeys>, LockToken)>);
 
 impl Drop for QueueExit {
     fn drop(&mut self) {
-        let Some((redis, keys, token)) = self.0.take() else {
+        let Some((manager, keys, token)) = self.0.take() else {
             return;
         };
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                if let Err(e) = scripts::dequeue(&redis, &keys, token.as_str()).await {
+                if let Err(e) = manager.leave(&keys, &token).await {
                     tracing::debug!(error = %e, "lock: leaving the wait queue failed; its lease will expire");
                 }
             });
@@ -96,12 +97,14 @@ impl LockManager {
         config.validate()?;
         scripts::register(&redis);
         let fence_ttl_ms = u64::try_from(config.fence_ttl.as_millis()).unwrap_or(u64::MAX);
+        let fenced = config.fencing;
         let wakers = Wakers::new(config.wake_on_release.then(|| redis.clone()));
         Ok(LockManager {
             inner: Arc::new(Inner {
                 redis,
                 config,
                 fence_ttl_ms,
+                fenced,
                 stats: StatsCell::default(),
                 wakers,
             }),
@@ -134,8 +137,10 @@ impl LockManager {
         LockKeys::new(self.inner.redis.keys(), resource)
     }
 
-    /// One attempt (one script call): the lock, or
-    /// [`Error::Contended`] saying how long the holder still has.
+    /// One attempt: the lock, or [`Error::Contended`] saying how long the
+    /// holder still has. Fenced (the default): one script call. Unfenced
+    /// ([`LockConfig::fencing`] off): one native `SET NX PX GET`, plus a
+    /// `PTTL` when the lock is held.
     ///
     /// # Errors
     /// [`Error::Contended`]; [`Error::InvalidResource`] /
@@ -144,8 +149,9 @@ impl LockManager {
         let keys = self.keys(resource)?;
         let ttl_ms = ttl_millis(ttl, Duration::ZERO)?;
         let token = LockToken::random();
-        match self.attempt(&keys, &token, ttl_ms, 0).await {
-            Ok(Attempt::Acquired(fence)) => Ok(self.guard(keys, token, fence, ttl)),
+        let sent = Instant::now();
+        match self.attempt(&keys, &token, ttl_ms).await {
+            Ok(Attempt::Acquired(fence)) => Ok(self.guard(keys, token, fence, ttl, sent)),
             Ok(Attempt::Held(pttl)) => {
                 self.inner.stats.failed();
                 Err(Error::Contended {
@@ -189,7 +195,7 @@ impl LockManager {
         let started = Instant::now();
         let result = self.wait_for(&keys, &token, ttl_ms, started, timeout).await;
         match result {
-            Ok(fence) => Ok(self.guard(keys, token, fence, ttl)),
+            Ok((fence, taken_before)) => Ok(self.guard(keys, token, fence, ttl, taken_before)),
             Err(e) => {
                 self.inner.stats.failed();
                 Err(e)
@@ -204,32 +210,31 @@ impl LockManager {
         ttl_ms: u64,
         started: Instant,
         timeout: Duration,
-    ) -> Result<u64> {
+    ) -> Result<(u64, Instant)> {
+        // a free lock costs one call
+        let mut held = match self.attempt(keys, token, ttl_ms).await? {
+            Attempt::Acquired(fence) => return Ok((fence, started)),
+            Attempt::Held(pttl) => pttl,
+        };
+        // the lock was not ours when the last "held" answer was sent: the
+        // lease of a lock we get later starts after that
+        let mut not_ours_at = started;
         let lease = self.wait_lease_ms();
-        // registered before the first attempt: a local release that names
-        // us from now on leaves a wake-up even if we are not waiting yet
+        // registered (and subscribed) before we join the queue, so the
+        // hand-off that names us cannot slip past
         let mut waiter = self
             .inner
             .wakers
-            .register_local(&keys.channel, Some(token.as_str()));
-        let mut held = match self.attempt(keys, token, ttl_ms, lease).await? {
-            Attempt::Acquired(fence) => return Ok(fence),
-            Attempt::Held(pttl) => pttl,
-        };
+            .register_local(&keys.channel(), Some(token.as_str()));
         // from here on we may sit in the fair queue: leave it if we give up
-        let mut queued = QueueExit(Some((
-            self.inner.redis.clone(),
-            Arc::clone(keys),
-            token.clone(),
-        )));
+        let mut queued = QueueExit(Some((self.clone(), Arc::clone(keys), token.clone())));
         let deadline = started + timeout;
         self.inner.stats.wait_started();
-        // a release message sent before the channel was subscribed was
-        // missed: then re-try at once
-        let mut retry_now = self.inner.wakers.subscribe(&mut waiter).await;
+        self.inner.wakers.subscribe(&mut waiter).await;
         let mut backoff = Backoff::new(&self.inner.config);
+        let mut join_now = true;
         let outcome = loop {
-            if !retry_now {
+            if !join_now {
                 let now = Instant::now();
                 if now >= deadline {
                     break Err(Error::Timeout {
@@ -243,20 +248,37 @@ impl LockManager {
                     // held: no point sleeping past the holder's expiry
                     delay = delay.min(Duration::from_millis(held + 1));
                 }
-                // woken (only when a release names us as the queue's head):
-                // re-try at once
                 tokio::select! {
                     () = waiter.notify().notified() => {}
                     () = tokio::time::sleep(delay) => {}
                 }
-            }
-            retry_now = false;
-            held = match self.attempt(keys, token, ttl_ms, lease).await {
-                Ok(Attempt::Acquired(fence)) => {
+                // handed over by a release: ours, no round trip needed
+                if let Some(value) = waiter.granted() {
                     queued.0 = None;
-                    break Ok(fence);
+                    break Ok((scripts::fence_of(&value), not_ours_at));
                 }
-                Ok(Attempt::Held(pttl)) => pttl,
+            }
+            join_now = false;
+            let sent = Instant::now();
+            held = match scripts::wait(
+                &self.inner.redis,
+                keys,
+                token.as_str(),
+                ttl_ms,
+                self.inner.fenced,
+                self.inner.fence_ttl_ms,
+                lease,
+            )
+            .await
+            {
+                Ok(WaitAttempt::Acquired(value)) => {
+                    queued.0 = None;
+                    break Ok((scripts::fence_of(&value), not_ours_at));
+                }
+                Ok(WaitAttempt::Held(pttl)) => {
+                    not_ours_at = sent;
+                    pttl
+                }
                 Err(e) => break Err(e),
             };
         };
@@ -271,35 +293,67 @@ impl LockManager {
         u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)
     }
 
-    async fn attempt(
-        &self,
-        keys: &LockKeys,
-        token: &LockToken,
-        ttl_ms: u64,
-        wait_lease_ms: u64,
-    ) -> Result<Attempt> {
-        scripts::acquire(
-            &self.inner.redis,
-            keys,
-            token.as_str(),
-            ttl_ms,
-            self.inner.fence_ttl_ms,
-            0,
-            wait_lease_ms,
-        )
-        .await
+    async fn attempt(&self, keys: &LockKeys, token: &LockToken, ttl_ms: u64) -> Result<Attempt> {
+        if self.inner.fenced {
+            scripts::acquire(
+                &self.inner.redis,
+                keys,
+                token.as_str(),
+                ttl_ms,
+                self.inner.fence_ttl_ms,
+                0,
+            )
+            .await
+        } else {
+            scripts::acquire_unfenced(&self.inner.redis, keys, token.as_str(), ttl_ms).await
+        }
     }
 
-    fn guard(&self, keys: Arc<LockKeys>, token: LockToken, fence: u64, ttl: Duration) -> LockGuard {
+    async fn release_as(
+        &self,
+        keys: &LockKeys,
+        token: &str,
+        fence: u64,
+        mode: ReleaseMode,
+    ) -> Result<ReleaseOutcome> {
+        let released = scripts::release(
+            &self.inner.redis,
+            keys,
+            token,
+            fence,
+            self.inner.fenced,
+            self.inner.fence_ttl_ms,
+            mode,
+        )
+        .await?;
+        // handed to a waiter: if it waits in this process, it holds the
+        // lock as of now (the pub/sub message tells the others)
+        if let ReleaseOutcome::Released(Some(value)) = &released {
+            self.inner.wakers.grant(value);
+        }
+        Ok(released)
+    }
+
+    /// A waiter gives up: out of the queue, and the lock passed on if a
+    /// release handed it to us meanwhile.
+    async fn leave(&self, keys: &LockKeys, token: &LockToken) -> Result<()> {
+        self.release_as(keys, token.as_str(), 0, ReleaseMode::Leave)
+            .await
+            .map(drop)
+    }
+
+    fn guard(
+        &self,
+        keys: Arc<LockKeys>,
+        token: LockToken,
+        fence: u64,
+        ttl: Duration,
+        taken_before: Instant,
+    ) -> LockGuard {
         self.inner.stats.acquired();
         LockGuard::new(
             Backend::Single(self.clone()),
-            Lease {
-                keys,
-                token,
-                fence: FencingToken::new(fence),
-                ttl,
-            },
+            Lease::new(keys, token, fence, ttl, taken_before),
             self.inner.config.watchdog,
         )
     }
@@ -325,21 +379,18 @@ impl LockManager {
         Ok(out)
     }
 
-    /// Deletes the lock whoever holds it and wakes its waiters (admin use:
-    /// a stuck holder). The holder finds out at its next extend or release.
+    /// Takes the lock from whoever holds it (admin use: a stuck holder) and
+    /// hands it to the oldest live waiter, if any. The holder finds out at its next extend or release.
     /// Returns whether a lock was held.
     ///
     /// # Errors
     /// Bad resource, or Redis.
     pub async fn force_release(&self, resource: &str) -> Result<bool> {
         let keys = self.keys(resource)?;
-        let Some(head) = scripts::force_release(&self.inner.redis, &keys).await? else {
+        if self.release_as(&keys, "", 0, ReleaseMode::Force).await? == ReleaseOutcome::NotOurs {
             return Ok(false);
-        };
-        self.inner.stats.forced();
-        if let Some(head) = head {
-            self.inner.wakers.wake_token(&head);
         }
+        self.inner.stats.forced();
         Ok(true)
     }
 
@@ -377,14 +428,16 @@ impl LockManager {
         value: &T,
     ) -> Result<std::result::Result<(), StaleFence>> {
         let keys = self.keys(resource)?;
-        let bytes = self
-            .inner
-            .redis
-            .codec()
-            .encode(keys.fenced.as_str(), value)?;
+        if fence.get() == 0 {
+            return Err(Error::Unfenced {
+                resource: keys.resource.clone(),
+            });
+        }
+        let bytes = self.inner.redis.codec().encode(&keys.fenced(), value)?;
         let outcome = scripts::fenced_write(
             &self.inner.redis,
-            &keys,
+            keys.fenced(),
+            keys.state(),
             fence.get(),
             bytes,
             self.inner.fence_ttl_ms,
@@ -409,41 +462,52 @@ impl LockManager {
             .inner
             .redis
             .client()
-            .hmget(&keys.fenced, vec!["f", "v"])
+            .hmget(keys.fenced(), vec!["f", "v"])
             .await
             .map_err(aeturnis_redis_core::Error::from)?;
         let (Some(fence), Some(value)) = (fence, value) else {
             return Ok(None);
         };
         let bytes = value.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
-        let value = self
-            .inner
-            .redis
-            .codec()
-            .decode(keys.fenced.as_str(), &bytes)?;
+        let value = self.inner.redis.codec().decode(&keys.fenced(), &bytes)?;
         Ok(Some((FencingToken::new(fence), value)))
     }
 
     pub(crate) async fn extend_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool> {
         let ttl_ms = ttl_millis(ttl, Duration::ZERO)?;
-        scripts::extend(&self.inner.redis, &lease.keys, lease.token.as_str(), ttl_ms).await
+        let sent = Instant::now();
+        let extended =
+            scripts::extend(&self.inner.redis, &lease.keys, lease.token.as_str(), ttl_ms).await?;
+        if extended {
+            lease.extended(sent, ttl);
+        }
+        Ok(extended)
     }
 
+    /// Releases a holder's lock. A release keeps no record on the server,
+    /// so when fred replays one that already ran (after a reconnect), the
+    /// replay finds the lock gone or someone else's. The lease tells that
+    /// apart from a loss: while our lease is certainly still running,
+    /// nobody can have taken the lock from us except by force release or a
+    /// Redis data loss, and the script reports those as
+    /// [`ReleaseOutcome::Lost`]; so "not ours" within the lease can only be our
+    /// own release, already done. After the lease, "not ours" is a loss.
     pub(crate) async fn release_lease(&self, lease: &Lease) -> Result<bool> {
-        let released = scripts::release(
-            &self.inner.redis,
-            &lease.keys,
-            lease.token.as_str(),
-            self.inner.fence_ttl_ms,
+        let sent = Instant::now();
+        Ok(
+            match self
+                .release_as(
+                    &lease.keys,
+                    lease.token.as_str(),
+                    lease.fence.get(),
+                    ReleaseMode::Release,
+                )
+                .await?
+            {
+                ReleaseOutcome::Released(_) => true,
+                ReleaseOutcome::NotOurs => lease.still_valid(sent),
+                ReleaseOutcome::Lost => false,
+            },
         )
-        .await?;
-        let Some(head) = released else {
-            return Ok(false);
-        };
-        // only the head of the fair queue may take the lock: wake just it
-        if let Some(head) = head {
-            self.inner.wakers.wake_token(&head);
-        }
-        Ok(true)
     }
 }

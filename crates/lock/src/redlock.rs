@@ -13,9 +13,9 @@ use crate::backoff::{jitter, Backoff};
 use crate::config::{clock_drift, ttl_millis, RedlockConfig};
 use crate::error::{Error, Result};
 use crate::guard::{Backend, Lease, LockContext, LockGuard};
-use crate::scripts::{self, Attempt, LockKeys};
+use crate::scripts::{self, Attempt, LockKeys, ReleaseMode, ReleaseOutcome};
 use crate::stats::{LockStats, StatsCell};
-use crate::token::{FencingToken, LockToken};
+use crate::token::LockToken;
 use crate::wake::Wakers;
 
 /// The Redlock algorithm over N independent masters (3 or 5, odd).
@@ -75,8 +75,14 @@ struct Tally {
 }
 
 enum Round {
-    Acquired { fence: u64 },
-    Held { retry_after: Duration },
+    /// `started`: before the round's first request was sent.
+    Acquired {
+        fence: u64,
+        started: Instant,
+    },
+    Held {
+        retry_after: Duration,
+    },
 }
 
 impl Redlock {
@@ -170,8 +176,8 @@ impl Redlock {
                 tokio::time::sleep(jitter(self.inner.config.lock.backoff_max)).await;
             }
             match self.round(&keys, ttl).await {
-                Ok((token, Round::Acquired { fence })) => {
-                    return Ok(self.guard(keys, token, fence, ttl))
+                Ok((token, Round::Acquired { fence, started })) => {
+                    return Ok(self.guard(keys, token, fence, ttl, started))
                 }
                 Ok((_, Round::Held { retry_after })) => {
                     last = Some(Error::Contended {
@@ -218,11 +224,17 @@ impl Redlock {
         let mut waiter = None;
         loop {
             let last = match self.round(&keys, ttl).await {
-                Ok((token, Round::Acquired { fence })) => {
+                Ok((
+                    token,
+                    Round::Acquired {
+                        fence,
+                        started: sent,
+                    },
+                )) => {
                     if waiter.is_some() {
                         self.inner.stats.wait_ended(started.elapsed());
                     }
-                    return Ok(self.guard(keys, token, fence, ttl));
+                    return Ok(self.guard(keys, token, fence, ttl, sent));
                 }
                 Ok((_, Round::Held { retry_after })) => Error::Timeout {
                     resource: keys.resource.clone(),
@@ -246,7 +258,7 @@ impl Redlock {
             let w = match &waiter {
                 Some(w) => w,
                 None => {
-                    let w = waiter.insert(self.inner.wakers.register(&keys.channel, None).await);
+                    let w = waiter.insert(self.inner.wakers.register(&keys.channel(), None).await);
                     self.inner.stats.wait_started();
                     w
                 }
@@ -275,16 +287,18 @@ impl Redlock {
         Ok(out)
     }
 
-    fn guard(&self, keys: Arc<LockKeys>, token: LockToken, fence: u64, ttl: Duration) -> LockGuard {
+    fn guard(
+        &self,
+        keys: Arc<LockKeys>,
+        token: LockToken,
+        fence: u64,
+        ttl: Duration,
+        taken_before: Instant,
+    ) -> LockGuard {
         self.inner.stats.acquired();
         LockGuard::new(
             Backend::Redlock(self.clone()),
-            Lease {
-                keys,
-                token,
-                fence: FencingToken::new(fence),
-                ttl,
-            },
+            Lease::new(keys, token, fence, ttl, taken_before),
             self.inner.config.lock.watchdog,
         )
     }
@@ -360,7 +374,7 @@ impl Redlock {
                     let keys = Arc::clone(&keys);
                     let token = token.clone();
                     async move {
-                        scripts::acquire(&m, &keys, &token, ttl_ms, fence_ttl_ms, floor, 0).await
+                        scripts::acquire(&m, &keys, &token, ttl_ms, fence_ttl_ms, floor).await
                     }
                 },
                 |t| t.yes >= quorum || t.no + t.failed > n - quorum,
@@ -371,10 +385,16 @@ impl Redlock {
         let drift = clock_drift(ttl);
         if tally.yes >= quorum && ttl > elapsed + drift {
             self.inner.floor.fetch_max(tally.fence, Ordering::AcqRel);
-            return Ok((token, Round::Acquired { fence: tally.fence }));
+            return Ok((
+                token,
+                Round::Acquired {
+                    fence: tally.fence,
+                    started,
+                },
+            ));
         }
         // not held: undo whatever was granted, on every master
-        self.release_everywhere(keys, &token).await;
+        self.release_everywhere(keys, &token, 0, false).await;
         if tally.failed > n - quorum {
             return Err(self.quorum_error(&keys.resource, &tally));
         }
@@ -386,7 +406,17 @@ impl Redlock {
         ))
     }
 
-    async fn release_everywhere(&self, keys: &Arc<LockKeys>, token: &LockToken) -> Tally {
+    /// `valid`: our lease certainly still runs, so "not ours" from a master
+    /// is a replay of a release that already ran there (see
+    /// `LockManager::release_lease`); `fence` lets a master that lost its
+    /// data say so.
+    async fn release_everywhere(
+        &self,
+        keys: &Arc<LockKeys>,
+        token: &LockToken,
+        fence: u64,
+        valid: bool,
+    ) -> Tally {
         let fence_ttl_ms = self.inner.fence_ttl_ms;
         let keys = Arc::clone(keys);
         let token = token.as_str().to_owned();
@@ -395,11 +425,22 @@ impl Redlock {
                 let keys = Arc::clone(&keys);
                 let token = token.clone();
                 async move {
-                    let released = scripts::release(&m, &keys, &token, fence_ttl_ms).await?;
-                    Ok(if released.is_some() {
-                        Attempt::Acquired(0)
-                    } else {
-                        Attempt::Held(0)
+                    let released = scripts::release(
+                        &m,
+                        &keys,
+                        &token,
+                        fence,
+                        true,
+                        fence_ttl_ms,
+                        ReleaseMode::Release,
+                    )
+                    .await?;
+                    Ok(match released {
+                        ReleaseOutcome::Released(_) => Attempt::Acquired(0),
+                        // a replay of a release that already ran, while
+                        // the lease certainly runs (see `release_lease`)
+                        ReleaseOutcome::NotOurs if valid => Attempt::Acquired(0),
+                        ReleaseOutcome::NotOurs | ReleaseOutcome::Lost => Attempt::Held(0),
                     })
                 }
             },
@@ -433,16 +474,20 @@ impl Redlock {
             )
             .await;
         if tally.yes >= quorum && ttl > started.elapsed() + clock_drift(ttl) {
+            lease.extended(started, ttl);
             return Ok(true);
         }
         lost_or_unknown(self, &lease.keys.resource, &tally)
     }
 
     pub(crate) async fn release_lease(&self, lease: &Lease) -> Result<bool> {
-        let tally = self.release_everywhere(&lease.keys, &lease.token).await;
+        let valid = lease.still_valid(Instant::now());
+        let tally = self
+            .release_everywhere(&lease.keys, &lease.token, lease.fence.get(), valid)
+            .await;
         let quorum = self.inner.quorum;
         if tally.yes > 0 {
-            self.inner.wakers.wake(&lease.keys.channel);
+            self.inner.wakers.wake(&lease.keys.channel());
         }
         if tally.yes >= quorum {
             return Ok(true);

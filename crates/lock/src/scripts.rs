@@ -1,145 +1,227 @@
 //! The Lua scripts and the keys they touch.
 //!
 //! Per resource `r`, every key carries the hash tag `{r}`, so one script
-//! can touch them all on a cluster:
+//! can touch them all on a cluster. Scripts are given the lock key only and
+//! derive the others by suffix (same tag, so the same slot):
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `PREFIX lock:{r}` | string | `TOKEN:FENCE` of the holder, `PX ttl` |
-//! | `PREFIX lock:{r}:state` | hash | `n`: the fencing counter; `rel`: the last released token (replay detection) |
+//! | `PREFIX lock:{r}` | string | the holder: `TOKEN[:FENCE][!]`, `PX ttl` |
+//! | `PREFIX lock:{r}:state` | hash | `n`: the fencing counter (fenced mode only) |
+//! | `PREFIX lock:{r}:forced` | string | the token a force release took the lock from, for the rest of its TTL |
+//! | `PREFIX lock:{r}:queue` | sorted set | waiters' tokens by ticket (FIFO) |
+//! | `PREFIX lock:{r}:alive` | hash | waiter token → `LEASE_DEADLINE_MS:TTL_MS`; `#`: the ticket counter |
 //! | `PREFIX lock:{r}:fenced` | hash | `f`, `v`: the last accepted fenced write |
 //!
-//! Release messages go to the channel `PREFIX lock:{r}:released`; their
-//! payload is the token of the waiter at the head of the queue.
+//! The holder's value starts with its 32-character token, so "is it mine"
+//! is a prefix test. `:FENCE` is present in fenced mode. A trailing `!`
+//! means "waiters are queued": only then does a release take the hand-off
+//! path (an uncontended release is `GET` + `DEL`, like a bare
+//! compare-and-delete).
+//!
+//! **Hand-off.** A release that finds `!` gives the lock straight to the
+//! oldest live waiter: it sets the lock to that waiter's token (with the
+//! TTL the waiter asked for, and a fresh fence) and publishes the new value
+//! on `PREFIX lock:{r}:released`. The waiter learns it holds the lock from
+//! the message (or from the release's reply, in the same process) without
+//! another round trip; a waiter that missed the message finds its own
+//! token in the lock at its next poll. Nobody can barge in between: the
+//! lock is never free during a hand-off.
 
 use std::sync::{Arc, LazyLock};
 
-use aeturnis_redis_core::fred::types::Value;
+use aeturnis_redis_core::fred::interfaces::KeysInterface;
+use aeturnis_redis_core::fred::types::{Expiration, SetOptions, Value};
 use aeturnis_redis_core::{KeySpace, LuaScript, Redis, RedisKey};
 
 use crate::error::{Error, Result};
+use crate::token::LockToken;
 
-/// Acquire: `SET NX PX` plus the fencing counter, in one script, with a
-/// FIFO queue of live waiters for fairness.
+/// Fenced acquire: the fencing counter and `SET NX PX` in one script.
 ///
-/// Idempotent for its token: if the lock already holds `TOKEN:…` (a replay
-/// of an acquire that succeeded), it answers "acquired" with the fence it
-/// issued then, without touching anything.
+/// The counter is bumped first and written into the lock value
+/// (`TOKEN:FENCE`), so a failed attempt wastes a number (harmless: fences
+/// only need to grow) and a replay of an acquire that succeeded finds its
+/// own token and answers "acquired" with the fence it issued then.
+/// `floor` (Redlock) raises a lagging counter above the highest fence seen
+/// on any master.
 ///
-/// Fairness: a waiter (`wait lease > 0`) that finds the lock held joins a
-/// queue (a sorted set scored by a ticket counter) and stays in it while it
-/// keeps re-trying within its lease (server time). A free lock goes only to
-/// the head of the queue, so a task that just released cannot barge ahead
-/// of older waiters. Dead waiters (lease run out) are dropped from the head.
+/// A free lock is taken even if waiters are queued: that only happens
+/// after a holder's lease ran out (a release hands the lock over instead
+/// of freeing it), and the queue's head re-tries within its back-off.
 ///
-/// `KEYS`: lock, state, queue, alive. `ARGV`: token, ttl ms, fence ttl ms,
-/// fence floor, wait lease ms (`0`: do not queue).
-/// Reply: `{1, fence}`, or `{0, pttl}` when held, or `{0, 0}` when free
-/// but promised to an older waiter.
+/// `KEYS`: lock. `ARGV`: token, ttl ms, fence ttl ms, floor.
+/// Reply: `{1, fence}`, or `{0, pttl}` when held.
 static ACQUIRE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "lock_acquire",
         r"
 local tok = ARGV[1]
-local v = redis.call('GET', KEYS[1])
-if v then
-  local p = tok .. ':'
-  if string.sub(v, 1, #p) == p then
-    return {1, tonumber(string.sub(v, #p + 1))}
-  end
-end
-local lease = tonumber(ARGV[5])
-if redis.call('EXISTS', KEYS[3]) == 1 or (v and lease > 0) then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  while head do
-    if tonumber(redis.call('HGET', KEYS[4], head) or '0') >= now then break end
-    redis.call('ZREM', KEYS[3], head)
-    redis.call('HDEL', KEYS[4], head)
-    head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  end
-  if v or (head and head ~= tok) then
-    if lease > 0 then
-      if not redis.call('ZSCORE', KEYS[3], tok) then
-        redis.call('ZADD', KEYS[3], redis.call('HINCRBY', KEYS[2], 'q', 1), tok)
-      end
-      redis.call('HSET', KEYS[4], tok, now + lease)
-      redis.call('PEXPIRE', KEYS[3], lease * 2)
-      redis.call('PEXPIRE', KEYS[4], lease * 2)
-    end
-    if v then
-      return {0, redis.call('PTTL', KEYS[1])}
-    end
-    return {0, 0}
-  end
-  if head then
-    redis.call('ZREM', KEYS[3], tok)
-    redis.call('HDEL', KEYS[4], tok)
-  end
-end
-if v then
-  return {0, redis.call('PTTL', KEYS[1])}
-end
-local f = redis.call('HINCRBY', KEYS[2], 'n', 1)
+local st = KEYS[1] .. ':state'
+local f = redis.call('HINCRBY', st, 'n', 1)
 local floor = tonumber(ARGV[4])
 if f <= floor then
   f = floor + 1
-  redis.call('HSET', KEYS[2], 'n', f)
+  redis.call('HSET', st, 'n', f)
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('SET', KEYS[1], tok .. ':' .. f, 'PX', ARGV[2])
-return {1, f}
+local v = redis.call('SET', KEYS[1], tok .. ':' .. f, 'NX', 'PX', ARGV[2], 'GET')
+if not v then
+  redis.call('PEXPIRE', st, ARGV[3])
+  return {1, f}
+end
+if f == 1 then
+  redis.call('PEXPIRE', st, ARGV[3])
+end
+if string.sub(v, 1, #tok) == tok then
+  return {1, tonumber(string.match(v, '^[^:!]*:(%d+)') or '0')}
+end
+return {0, redis.call('PTTL', KEYS[1])}
 ",
     )
 });
 
-/// Leave the waiters' queue (a waiter that gave up or was cancelled).
+/// A waiter's attempt: take the lock if it is ours (handed over) or free
+/// and nobody older waits; otherwise join the FIFO queue (or keep our
+/// place: the lease is refreshed on every attempt) and mark the lock `!`
+/// so its release hands it over.
 ///
-/// `KEYS`: queue, alive. `ARGV`: token. Idempotent.
-static DEQUEUE: LazyLock<LuaScript> = LazyLock::new(|| {
+/// Dead waiters (lease run out) are dropped from the head. Idempotent for
+/// its token: a replay finds the lock holding our token, or us queued.
+///
+/// `KEYS`: lock. `ARGV`: token, ttl ms, fenced (`1`/`0`), fence ttl ms,
+/// lease ms. Reply: `{1, value}` ours (the lock's value: token, fence),
+/// `{0, pttl}` held, `{0, 0}` free but promised to an older waiter.
+static WAIT: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
-        "lock_dequeue",
+        "lock_wait",
         r"
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-return 1
+local tok = ARGV[1]
+local q, alive = KEYS[1] .. ':queue', KEYS[1] .. ':alive'
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #tok) == tok then
+  redis.call('ZREM', q, tok)
+  redis.call('HDEL', alive, tok)
+  return {1, v}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[5])
+if not v then
+  local head = redis.call('ZRANGE', q, 0, 0)[1]
+  while head do
+    local e = redis.call('HGET', alive, head)
+    if e and tonumber(string.match(e, '^(%d+)')) >= now then break end
+    redis.call('ZREM', q, head)
+    redis.call('HDEL', alive, head)
+    head = redis.call('ZRANGE', q, 0, 0)[1]
+  end
+  if not head or head == tok then
+    if head then
+      redis.call('ZREM', q, tok)
+      redis.call('HDEL', alive, tok)
+    end
+    local val = tok
+    if ARGV[3] == '1' then
+      local st = KEYS[1] .. ':state'
+      val = tok .. ':' .. redis.call('HINCRBY', st, 'n', 1)
+      redis.call('PEXPIRE', st, ARGV[4])
+    end
+    if redis.call('ZCARD', q) > 0 then val = val .. '!' end
+    redis.call('SET', KEYS[1], val, 'PX', ARGV[2])
+    return {1, val}
+  end
+end
+if not redis.call('ZSCORE', q, tok) then
+  redis.call('ZADD', q, redis.call('HINCRBY', alive, '#', 1), tok)
+end
+redis.call('HSET', alive, tok, (now + lease) .. ':' .. ARGV[2])
+redis.call('PEXPIRE', q, lease * 2)
+redis.call('PEXPIRE', alive, lease * 2)
+if v then
+  if string.sub(v, -1) ~= '!' then
+    redis.call('SET', KEYS[1], v .. '!', 'KEEPTTL')
+  end
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+return {0, 0}
 ",
     )
 });
 
-/// Release: compare-and-delete, remember the token, and name the head of
-/// the waiters' queue (the only waiter that may take the lock next).
+/// Release (compare-and-delete), force release (admin: whoever holds it),
+/// or leave (a waiter giving up: leave the queue, and release the lock if
+/// it was handed to us meanwhile) — with the hand-off to the oldest live
+/// waiter when the lock is marked `!`.
 ///
-/// A replay of a release that succeeded finds the token in `rel` and
-/// answers "released" again instead of "not yours". The release message
-/// (its payload: the head waiter's token) is published only when someone
-/// waits in the queue: an uncontended release costs no `PUBLISH`.
+/// An uncontended release is `GET` + `DEL`, like a bare compare-and-delete:
+/// it keeps no record. A replay of a release that succeeded therefore finds
+/// the lock gone (or someone else's) and answers "not ours" (`{0}`); the
+/// client tells that apart from a real loss by its own lease (see
+/// `LockManager::release_lease`). What the client cannot see is marked
+/// here: a force release leaves `PREFIX lock:{r}:forced` = the holder's
+/// token for the rest of its TTL, and a fencing counter below the holder's
+/// fence means Redis lost data (restart, failover); both answer `{-1}`,
+/// lost for certain.
 ///
-/// `KEYS`: lock, state, queue. `ARGV`: token, channel, fence ttl ms.
-/// Reply: `{1, head}` released (now or by the replayed call; `head` is
-/// `''` when nobody waits), `{0, ''}` not ours.
+/// `KEYS`: lock. `ARGV`: token (`''` for force), fenced (`1`/`0`), fence
+/// ttl ms, mode (`r` release, `f` force, `l` leave), the holder's fence.
+/// Reply: `{1}` released, `{1, value}` released and handed to the waiter
+/// whose token starts `value`, `{0}` not ours (or, for force, was free),
+/// `{-1}` lost for certain.
 static RELEASE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "lock_release",
         r"
-local p = ARGV[1] .. ':'
+local tok, mode = ARGV[1], ARGV[4]
+local q, alive, st = KEYS[1] .. ':queue', KEYS[1] .. ':alive', KEYS[1] .. ':state'
+if mode == 'l' then
+  redis.call('ZREM', q, tok)
+  redis.call('HDEL', alive, tok)
+end
 local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, #p) == p then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'rel', ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  local h = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  if h then
-    redis.call('PUBLISH', ARGV[2], h)
-    return {1, h}
+if mode == 'f' then
+  if not v then return {0} end
+  local left = redis.call('PTTL', KEYS[1])
+  redis.call('SET', KEYS[1] .. ':forced', string.sub(v, 1, 32), 'PX', math.max(left, 1) + 1000)
+elseif not v or string.sub(v, 1, #tok) ~= tok then
+  if mode == 'r' then
+    if redis.call('GET', KEYS[1] .. ':forced') == tok then return {-1} end
+    if ARGV[2] == '1' and tonumber(redis.call('HGET', st, 'n') or '0') < tonumber(ARGV[5]) then
+      return {-1}
+    end
   end
-  return {1, ''}
+  return {0}
 end
-if redis.call('HGET', KEYS[2], 'rel') == ARGV[1] then
-  return {1, ''}
+if string.sub(v, -1) ~= '!' then
+  redis.call('DEL', KEYS[1])
+  return {1}
 end
-return {0, ''}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+while true do
+  local head = redis.call('ZRANGE', q, 0, 0)[1]
+  if not head then
+    redis.call('DEL', KEYS[1])
+    return {1}
+  end
+  local e = redis.call('HGET', alive, head)
+  redis.call('ZREM', q, head)
+  redis.call('HDEL', alive, head)
+  if e then
+    local deadline, ttl = string.match(e, '^(%d+):(%d+)$')
+    if deadline and tonumber(deadline) >= now then
+      local val = head
+      if ARGV[2] == '1' then
+        val = head .. ':' .. redis.call('HINCRBY', st, 'n', 1)
+        redis.call('PEXPIRE', st, ARGV[3])
+      end
+      if redis.call('ZCARD', q) > 0 then val = val .. '!' end
+      redis.call('SET', KEYS[1], val, 'PX', ttl)
+      redis.call('PUBLISH', KEYS[1] .. ':released', val)
+      return {1, val}
+    end
+  end
+end
 ",
     )
 });
@@ -151,36 +233,12 @@ static EXTEND: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "lock_extend",
         r"
-local p = ARGV[1] .. ':'
 local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, #p) == p then
+if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
 return 0
-",
-    )
-});
-
-/// Force release (admin): delete whoever holds it and wake the head of
-/// the waiters' queue.
-///
-/// `KEYS`: lock, queue. `ARGV`: channel.
-/// Reply: `{1, head}` deleted (`head` is `''` when nobody waits), `{0, ''}`
-/// was free.
-static FORCE_RELEASE: LazyLock<LuaScript> = LazyLock::new(|| {
-    LuaScript::new(
-        "lock_force_release",
-        r"
-if redis.call('DEL', KEYS[1]) == 1 then
-  local h = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-  if h then
-    redis.call('PUBLISH', ARGV[1], h)
-    return {1, h}
-  end
-  return {1, ''}
-end
-return {0, ''}
 ",
     )
 });
@@ -210,28 +268,27 @@ return {1, last}
 
 /// Registers every script with `redis` so `load_scripts` preloads them.
 pub(crate) fn register(redis: &Redis) {
-    for s in [
-        &*ACQUIRE,
-        &*RELEASE,
-        &*EXTEND,
-        &*FORCE_RELEASE,
-        &*FENCED_WRITE,
-        &*DEQUEUE,
-    ] {
+    for s in [&*ACQUIRE, &*WAIT, &*RELEASE, &*EXTEND, &*FENCED_WRITE] {
         redis.register_script(s);
     }
 }
 
-/// The keys and channel of one resource.
+/// The lock key of one resource (the scripts derive the others).
 #[derive(Debug)]
 pub(crate) struct LockKeys {
     pub(crate) resource: String,
     pub(crate) lock: RedisKey,
-    pub(crate) state: RedisKey,
-    pub(crate) fenced: RedisKey,
-    pub(crate) queue: RedisKey,
-    pub(crate) alive: RedisKey,
-    pub(crate) channel: String,
+}
+
+impl ReleaseOutcome {
+    /// The new holder's lock value, when the release handed the lock over.
+    #[cfg(test)]
+    fn handed(self) -> Option<String> {
+        match self {
+            ReleaseOutcome::Released(handed) => handed,
+            _ => None,
+        }
+    }
 }
 
 impl LockKeys {
@@ -242,41 +299,70 @@ impl LockKeys {
             });
         }
         let lock = keys.key("lock").tag(resource).build()?;
-        let state = keys.key("lock").tag(resource).part("state").build()?;
-        let fenced = keys.key("lock").tag(resource).part("fenced").build()?;
-        let queue = keys.key("lock").tag(resource).part("queue").build()?;
-        let alive = keys.key("lock").tag(resource).part("alive").build()?;
-        let channel = format!("{lock}:released");
         Ok(Arc::new(LockKeys {
             resource: resource.to_owned(),
             lock,
-            state,
-            fenced,
-            queue,
-            alive,
-            channel,
         }))
+    }
+
+    /// The pub/sub channel that carries hand-offs.
+    pub(crate) fn channel(&self) -> String {
+        format!("{}:released", self.lock)
+    }
+
+    /// The fencing state hash (counter and last released token).
+    pub(crate) fn state(&self) -> String {
+        format!("{}:state", self.lock)
+    }
+
+    /// The last accepted fenced write.
+    pub(crate) fn fenced(&self) -> String {
+        format!("{}:fenced", self.lock)
     }
 }
 
 /// What one acquire attempt on one server found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Attempt {
-    /// Ours, with this fencing token.
+    /// Ours, with this fencing token (0 when unfenced).
     Acquired(u64),
-    /// Someone else's, for this many more milliseconds.
+    /// Someone else's, for this many more milliseconds (0: free but
+    /// promised to an older waiter).
     Held(u64),
 }
 
-fn pair(reply: &[i64], script: &str) -> Result<(i64, i64)> {
-    match reply {
-        [a, b] => Ok((*a, *b)),
-        other => Err(Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(
-            format!("{script} answered {other:?}"),
-        ))),
+fn unexpected(script: &str, reply: &[Value]) -> Error {
+    Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(format!(
+        "{script} answered {reply:?}"
+    )))
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer(i) => Some(*i),
+        other => other.as_i64(),
     }
 }
 
+/// The fence in a lock value `TOKEN[:FENCE][!]` (0 when there is none).
+pub(crate) fn fence_of(value: &str) -> u64 {
+    let rest = value.get(LockToken::LEN..).unwrap_or("");
+    rest.strip_prefix(':')
+        .map(|f| f.trim_end_matches('!'))
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether a lock value (or hand-off payload) names `token` as holder.
+pub(crate) fn holder_is(value: &str, token: &str) -> bool {
+    value.len() >= token.len() && value.as_bytes()[..token.len()] == *token.as_bytes()
+}
+
+fn ms(v: u64) -> Value {
+    Value::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// Fenced fast path (`floor`: Redlock's; 0 on one server).
 pub(crate) async fn acquire(
     redis: &Redis,
     keys: &LockKeys,
@@ -284,27 +370,19 @@ pub(crate) async fn acquire(
     ttl_ms: u64,
     fence_ttl_ms: u64,
     floor: u64,
-    wait_lease_ms: u64,
 ) -> Result<Attempt> {
     let reply: Vec<i64> = redis
         .script(
             &ACQUIRE,
-            vec![
-                keys.lock.clone(),
-                keys.state.clone(),
-                keys.queue.clone(),
-                keys.alive.clone(),
-            ],
-            vec![
-                Value::from(token),
-                Value::from(ttl_ms.to_string()),
-                Value::from(fence_ttl_ms.to_string()),
-                Value::from(floor.to_string()),
-                Value::from(wait_lease_ms.to_string()),
-            ],
+            keys.lock.clone(),
+            vec![Value::from(token), ms(ttl_ms), ms(fence_ttl_ms), ms(floor)],
         )
         .await?;
-    let (ok, n) = pair(&reply, "lock_acquire")?;
+    let [ok, n] = reply[..] else {
+        return Err(Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(
+            format!("lock_acquire answered {reply:?}"),
+        )));
+    };
     let n = u64::try_from(n).unwrap_or(0);
     Ok(if ok == 1 {
         Attempt::Acquired(n)
@@ -313,43 +391,133 @@ pub(crate) async fn acquire(
     })
 }
 
-pub(crate) async fn dequeue(redis: &Redis, keys: &LockKeys, token: &str) -> Result<()> {
-    let _: i64 = redis
-        .script(
-            &DEQUEUE,
-            vec![keys.queue.clone(), keys.alive.clone()],
-            vec![Value::from(token)],
+/// Unfenced fast path: one native `SET key token NX PX ttl GET` (a replay
+/// finds our own token and still answers "acquired"); `PTTL` only when
+/// the lock turns out held.
+pub(crate) async fn acquire_unfenced(
+    redis: &Redis,
+    keys: &LockKeys,
+    token: &str,
+    ttl_ms: u64,
+) -> Result<Attempt> {
+    let client = redis.client();
+    let previous: Option<String> = client
+        .set(
+            &keys.lock,
+            token,
+            Some(Expiration::PX(i64::try_from(ttl_ms).unwrap_or(i64::MAX))),
+            Some(SetOptions::NX),
+            true,
         )
-        .await?;
-    Ok(())
+        .await
+        .map_err(aeturnis_redis_core::Error::from)?;
+    match previous {
+        None => Ok(Attempt::Acquired(0)),
+        Some(v) if holder_is(&v, token) => Ok(Attempt::Acquired(0)),
+        Some(_) => {
+            let pttl: i64 = client
+                .pttl(&keys.lock)
+                .await
+                .map_err(aeturnis_redis_core::Error::from)?;
+            Ok(Attempt::Held(u64::try_from(pttl).unwrap_or(0)))
+        }
+    }
 }
 
-/// What a release found: `None` not ours; `Some(head)` released, `head`
-/// the token of the waiter to wake (`None` when nobody waits).
-pub(crate) type Released = Option<Option<String>>;
+/// What a waiter's attempt found: ours (with the lock's value), or held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WaitAttempt {
+    Acquired(String),
+    Held(u64),
+}
 
-fn released(ok: i64, head: String) -> Released {
-    (ok == 1).then(|| (!head.is_empty()).then_some(head))
+pub(crate) async fn wait(
+    redis: &Redis,
+    keys: &LockKeys,
+    token: &str,
+    ttl_ms: u64,
+    fenced: bool,
+    fence_ttl_ms: u64,
+    lease_ms: u64,
+) -> Result<WaitAttempt> {
+    let reply: Vec<Value> = redis
+        .script(
+            &WAIT,
+            keys.lock.clone(),
+            vec![
+                Value::from(token),
+                ms(ttl_ms),
+                Value::from(if fenced { "1" } else { "0" }),
+                ms(fence_ttl_ms),
+                ms(lease_ms),
+            ],
+        )
+        .await?;
+    match &reply[..] {
+        [ok, value] if int(ok) == Some(1) => value
+            .as_string()
+            .map(WaitAttempt::Acquired)
+            .ok_or_else(|| unexpected("lock_wait", &reply)),
+        [ok, pttl] if int(ok) == Some(0) => Ok(WaitAttempt::Held(
+            int(pttl).and_then(|p| u64::try_from(p).ok()).unwrap_or(0),
+        )),
+        _ => Err(unexpected("lock_wait", &reply)),
+    }
+}
+
+/// How a release call is meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReleaseMode {
+    /// Compare-and-delete by the holder.
+    Release,
+    /// Whoever holds it (admin).
+    Force,
+    /// A waiter giving up: leave the queue, release if handed over.
+    Leave,
+}
+
+/// What a release found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReleaseOutcome {
+    /// Released now; `Some(value)`: handed to the waiter whose token starts
+    /// `value` (the lock's new value).
+    Released(Option<String>),
+    /// Not ours (for force: was free). For a holder's release this is
+    /// either a replay of a release that already ran, or a lost lock: the
+    /// caller decides by its lease.
+    NotOurs,
+    /// Lost for certain: force-released, or Redis lost the lock's data.
+    Lost,
 }
 
 pub(crate) async fn release(
     redis: &Redis,
     keys: &LockKeys,
     token: &str,
+    fence: u64,
+    fenced: bool,
     fence_ttl_ms: u64,
-) -> Result<Released> {
-    let (ok, head): (i64, String) = redis
-        .script(
-            &RELEASE,
-            vec![keys.lock.clone(), keys.state.clone(), keys.queue.clone()],
-            vec![
-                Value::from(token),
-                Value::from(keys.channel.as_str()),
-                Value::from(fence_ttl_ms.to_string()),
-            ],
-        )
-        .await?;
-    Ok(released(ok, head))
+    mode: ReleaseMode,
+) -> Result<ReleaseOutcome> {
+    let args = vec![
+        Value::from(token),
+        Value::from(if fenced { "1" } else { "0" }),
+        ms(fence_ttl_ms),
+        Value::from(match mode {
+            ReleaseMode::Release => "r",
+            ReleaseMode::Force => "f",
+            ReleaseMode::Leave => "l",
+        }),
+        ms(fence),
+    ];
+    let reply: Vec<Value> = redis.script(&RELEASE, keys.lock.clone(), args).await?;
+    match &reply[..] {
+        [ok] if int(ok) == Some(1) => Ok(ReleaseOutcome::Released(None)),
+        [ok] if int(ok) == Some(0) => Ok(ReleaseOutcome::NotOurs),
+        [ok] if int(ok) == Some(-1) => Ok(ReleaseOutcome::Lost),
+        [ok, value] if int(ok) == Some(1) => Ok(ReleaseOutcome::Released(value.as_string())),
+        _ => Err(unexpected("lock_release", &reply)),
+    }
 }
 
 pub(crate) async fn extend(
@@ -361,28 +529,18 @@ pub(crate) async fn extend(
     let n: i64 = redis
         .script(
             &EXTEND,
-            vec![keys.lock.clone()],
-            vec![Value::from(token), Value::from(ttl_ms.to_string())],
+            keys.lock.clone(),
+            vec![Value::from(token), ms(ttl_ms)],
         )
         .await?;
     Ok(n == 1)
 }
 
-pub(crate) async fn force_release(redis: &Redis, keys: &LockKeys) -> Result<Released> {
-    let (ok, head): (i64, String) = redis
-        .script(
-            &FORCE_RELEASE,
-            vec![keys.lock.clone(), keys.queue.clone()],
-            vec![Value::from(keys.channel.as_str())],
-        )
-        .await?;
-    Ok(released(ok, head))
-}
-
 /// `Ok(Ok(previous))` accepted, `Ok(Err(last))` refused.
 pub(crate) async fn fenced_write(
     redis: &Redis,
-    keys: &LockKeys,
+    fenced: String,
+    state: String,
     fence: u64,
     value: Vec<u8>,
     ttl_ms: u64,
@@ -390,15 +548,15 @@ pub(crate) async fn fenced_write(
     let reply: Vec<i64> = redis
         .script(
             &FENCED_WRITE,
-            vec![keys.fenced.clone(), keys.state.clone()],
-            vec![
-                Value::from(fence.to_string()),
-                Value::Bytes(value.into()),
-                Value::from(ttl_ms.to_string()),
-            ],
+            vec![fenced, state],
+            vec![ms(fence), Value::Bytes(value.into()), ms(ttl_ms)],
         )
         .await?;
-    let (ok, n) = pair(&reply, "lock_fenced_write")?;
+    let [ok, n] = reply[..] else {
+        return Err(Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(
+            format!("lock_fenced_write answered {reply:?}"),
+        )));
+    };
     let n = u64::try_from(n).unwrap_or(0);
     Ok(if ok == 1 { Ok(n) } else { Err(n) })
 }
@@ -411,8 +569,14 @@ mod tests {
 
     use super::*;
 
+    const DAY: u64 = 86_400_000;
+
     async fn connect(ctx: &TestCtx) -> anyhow::Result<Redis> {
         Ok(Redis::connect(RedisConfig::from_url(&ctx.url)?.with_key_prefix(&ctx.prefix)).await?)
+    }
+
+    fn tok() -> String {
+        LockToken::random().as_str().to_owned()
     }
 
     /// fred re-sends a script whose connection dropped; sending the same
@@ -420,89 +584,227 @@ mod tests {
     async fn should_answer_replayed_scripts_the_same(ctx: TestCtx) -> anyhow::Result<()> {
         let redis = connect(&ctx).await?;
         let keys = LockKeys::new(redis.keys(), "replayed")?;
-        let day = 86_400_000;
-        let first = acquire(&redis, &keys, "tok-a", 5_000, day, 0, 0).await?;
-        let replay = acquire(&redis, &keys, "tok-a", 5_000, day, 0, 0).await?;
+        let (a, b, c) = (tok(), tok(), tok());
+        let first = acquire(&redis, &keys, &a, 5_000, DAY, 0).await?;
+        let replay = acquire(&redis, &keys, &a, 5_000, DAY, 0).await?;
         assert_eq!(first, Attempt::Acquired(1));
         assert_eq!(
             replay, first,
-            "a replayed acquire must report the same fence"
+            "a replayed acquire must report the fence it issued"
         );
-        let n: i64 = redis.client().hget(&keys.state, "n").await?;
-        assert_eq!(n, 1, "the replay must not bump the fencing counter");
         assert!(matches!(
-            acquire(&redis, &keys, "tok-b", 5_000, day, 0, 0).await?,
+            acquire(&redis, &keys, &b, 5_000, DAY, 0).await?,
             Attempt::Held(ms) if ms > 0 && ms <= 5_000
         ));
-        assert!(extend(&redis, &keys, "tok-a", 5_000).await?);
-        assert!(extend(&redis, &keys, "tok-a", 5_000).await?);
-        assert!(!extend(&redis, &keys, "tok-b", 5_000).await?);
-        assert_eq!(release(&redis, &keys, "tok-a", day).await?, Some(None));
+        assert!(extend(&redis, &keys, &a, 5_000).await?);
+        assert!(extend(&redis, &keys, &a, 5_000).await?);
+        assert!(!extend(&redis, &keys, &b, 5_000).await?);
+        let release_a = || release(&redis, &keys, &a, 1, true, DAY, ReleaseMode::Release);
+        assert_eq!(release_a().await?, ReleaseOutcome::Released(None));
         assert_eq!(
-            release(&redis, &keys, "tok-a", day).await?,
-            Some(None),
-            "a replayed release must still answer released"
+            release_a().await?,
+            ReleaseOutcome::NotOurs,
+            "a replayed release finds nothing: the client decides by its lease"
         );
-        assert_eq!(release(&redis, &keys, "tok-b", day).await?, None);
+        assert_eq!(
+            release(&redis, &keys, &b, 0, true, DAY, ReleaseMode::Release).await?,
+            ReleaseOutcome::NotOurs
+        );
         let exists: i64 = redis.client().exists(&keys.lock).await?;
         assert_eq!(exists, 0);
-        let state_ttl: i64 = redis.client().pttl(&keys.state).await?;
+        let state_ttl: i64 = redis.client().pttl(keys.state()).await?;
         assert!(state_ttl > 0, "the fence counter must carry a TTL");
+        match acquire(&redis, &keys, &c, 5_000, DAY, 0).await? {
+            Attempt::Acquired(f) => assert!(f > 1, "fences must grow: got {f}"),
+            other => panic!("expected the free lock, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    async fn should_hand_the_lock_to_the_oldest_waiter(ctx: TestCtx) -> anyhow::Result<()> {
+        let redis = connect(&ctx).await?;
+        let keys = LockKeys::new(redis.keys(), "handoff")?;
+        let (holder, first, second, late) = (tok(), tok(), tok(), tok());
         assert_eq!(
-            acquire(&redis, &keys, "tok-c", 5_000, day, 0, 0).await?,
-            Attempt::Acquired(2)
+            acquire(&redis, &keys, &holder, 5_000, DAY, 0).await?,
+            Attempt::Acquired(1)
+        );
+        for waiter in [&first, &second] {
+            assert!(matches!(
+                wait(&redis, &keys, waiter, 7_000, true, DAY, 5_000).await?,
+                WaitAttempt::Held(ms) if ms > 0
+            ));
+        }
+        let handed = release(&redis, &keys, &holder, 0, true, DAY, ReleaseMode::Release)
+            .await?
+            .handed()
+            .expect("the release must hand the lock over");
+        assert!(holder_is(&handed, &first), "the oldest waiter goes first");
+        let fence = fence_of(&handed);
+        assert!(fence > 1, "a hand-off issues a new fence, got {fence}");
+        let pttl: i64 = redis.client().pttl(&keys.lock).await?;
+        assert!(
+            pttl > 5_000,
+            "the lock carries the waiter's own TTL, got {pttl}"
+        );
+        assert!(
+            matches!(
+                acquire(&redis, &keys, &late, 5_000, DAY, 0).await?,
+                Attempt::Held(_)
+            ),
+            "nobody can barge in during a hand-off"
+        );
+        assert!(matches!(
+            wait(&redis, &keys, &second, 7_000, true, DAY, 5_000).await?,
+            WaitAttempt::Held(_)
+        ));
+        assert_eq!(
+            wait(&redis, &keys, &first, 7_000, true, DAY, 5_000).await?,
+            WaitAttempt::Acquired(handed.clone()),
+            "a waiter that missed the message finds the lock its own"
+        );
+        assert!(extend(&redis, &keys, &first, 5_000).await?);
+        // force release hands over too
+        let forced = release(&redis, &keys, "", 0, true, DAY, ReleaseMode::Force)
+            .await?
+            .handed()
+            .expect("force release must hand over to the next waiter");
+        assert!(holder_is(&forced, &second));
+        assert!(fence_of(&forced) > fence);
+        assert_eq!(
+            release(
+                &redis,
+                &keys,
+                &first,
+                fence,
+                true,
+                DAY,
+                ReleaseMode::Release
+            )
+            .await?,
+            ReleaseOutcome::Lost,
+            "a force-released holder learns it lost the lock"
+        );
+        assert_eq!(
+            release(&redis, &keys, &second, 0, true, DAY, ReleaseMode::Release).await?,
+            ReleaseOutcome::Released(None),
+            "the last waiter's release frees the lock"
+        );
+        assert_eq!(
+            release(&redis, &keys, "", 0, true, DAY, ReleaseMode::Force).await?,
+            ReleaseOutcome::NotOurs
         );
         Ok(())
     }
 
-    async fn should_name_the_head_waiter_on_release(ctx: TestCtx) -> anyhow::Result<()> {
+    async fn should_release_what_a_leaving_waiter_was_handed(ctx: TestCtx) -> anyhow::Result<()> {
         let redis = connect(&ctx).await?;
-        let keys = LockKeys::new(redis.keys(), "handoff")?;
-        let day = 86_400_000;
+        let keys = LockKeys::new(redis.keys(), "leave")?;
+        let (holder, gone, next) = (tok(), tok(), tok());
+        acquire(&redis, &keys, &holder, 5_000, DAY, 0).await?;
+        for waiter in [&gone, &next] {
+            wait(&redis, &keys, waiter, 5_000, true, DAY, 5_000).await?;
+        }
+        release(&redis, &keys, &holder, 0, true, DAY, ReleaseMode::Release).await?;
+        // `gone` was handed the lock, but gives up before it hears of it
+        let handed = release(&redis, &keys, &gone, 0, true, DAY, ReleaseMode::Leave)
+            .await?
+            .handed()
+            .expect("leaving must pass the lock on");
+        assert!(holder_is(&handed, &next));
+        Ok(())
+    }
+
+    async fn should_skip_dead_waiters(ctx: TestCtx) -> anyhow::Result<()> {
+        let redis = connect(&ctx).await?;
+        let keys = LockKeys::new(redis.keys(), "dead")?;
+        let (holder, dead, live) = (tok(), tok(), tok());
+        acquire(&redis, &keys, &holder, 5_000, DAY, 0).await?;
+        wait(&redis, &keys, &dead, 5_000, true, DAY, 5_000).await?;
+        wait(&redis, &keys, &live, 5_000, true, DAY, 5_000).await?;
+        // the first waiter's lease ran out (its process died)
+        let _: i64 = redis
+            .client()
+            .hset(format!("{}:alive", keys.lock), (dead.as_str(), "1:5000"))
+            .await?;
+        let handed = release(&redis, &keys, &holder, 0, true, DAY, ReleaseMode::Release)
+            .await?
+            .handed()
+            .expect("the live waiter must get the lock");
+        assert!(holder_is(&handed, &live));
+        Ok(())
+    }
+
+    async fn should_report_a_lock_whose_data_redis_lost(ctx: TestCtx) -> anyhow::Result<()> {
+        let redis = connect(&ctx).await?;
+        let keys = LockKeys::new(redis.keys(), "wiped")?;
+        let (a, b) = (tok(), tok());
+        let Attempt::Acquired(fence) = acquire(&redis, &keys, &a, 5_000, DAY, 7).await? else {
+            panic!("the free lock must be granted");
+        };
+        // Redis loses the lock and its counter (a restart without
+        // persistence); someone else takes the lock afresh
+        let _: i64 = redis
+            .client()
+            .del(vec![keys.lock.to_string(), keys.state()])
+            .await?;
         assert_eq!(
-            acquire(&redis, &keys, "holder", 5_000, day, 0, 0).await?,
+            acquire(&redis, &keys, &b, 5_000, DAY, 0).await?,
             Attempt::Acquired(1)
         );
-        for waiter in ["first", "second"] {
-            assert!(matches!(
-                acquire(&redis, &keys, waiter, 5_000, day, 0, 5_000).await?,
-                Attempt::Held(_)
-            ));
-        }
         assert_eq!(
-            release(&redis, &keys, "holder", day).await?,
-            Some(Some("first".to_owned())),
-            "only the oldest waiter is to be woken"
+            release(&redis, &keys, &a, fence, true, DAY, ReleaseMode::Release).await?,
+            ReleaseOutcome::Lost,
+            "a counter below our fence means the lock's data was lost"
         );
-        assert_eq!(
-            acquire(&redis, &keys, "second", 5_000, day, 0, 5_000).await?,
-            Attempt::Held(0),
-            "a younger waiter must not barge"
-        );
-        assert_eq!(
-            acquire(&redis, &keys, "first", 5_000, day, 0, 5_000).await?,
-            Attempt::Acquired(2)
-        );
-        assert_eq!(
-            force_release(&redis, &keys).await?,
-            Some(Some("second".to_owned()))
-        );
-        assert_eq!(force_release(&redis, &keys).await?, None);
         Ok(())
     }
 
     async fn should_raise_lagging_counters_to_the_floor(ctx: TestCtx) -> anyhow::Result<()> {
         let redis = connect(&ctx).await?;
         let keys = LockKeys::new(redis.keys(), "floored")?;
-        let day = 86_400_000;
+        let (t1, t2) = (tok(), tok());
         assert_eq!(
-            acquire(&redis, &keys, "t1", 5_000, day, 41, 0).await?,
+            acquire(&redis, &keys, &t1, 5_000, DAY, 41).await?,
             Attempt::Acquired(42)
         );
-        assert_eq!(release(&redis, &keys, "t1", day).await?, Some(None));
         assert_eq!(
-            acquire(&redis, &keys, "t2", 5_000, day, 0, 0).await?,
+            release(&redis, &keys, &t1, 42, true, DAY, ReleaseMode::Release).await?,
+            ReleaseOutcome::Released(None)
+        );
+        assert_eq!(
+            acquire(&redis, &keys, &t2, 5_000, DAY, 0).await?,
             Attempt::Acquired(43)
+        );
+        Ok(())
+    }
+
+    async fn should_acquire_unfenced_with_one_native_set(ctx: TestCtx) -> anyhow::Result<()> {
+        let redis = connect(&ctx).await?;
+        let keys = LockKeys::new(redis.keys(), "unfenced")?;
+        let (a, b) = (tok(), tok());
+        assert_eq!(
+            acquire_unfenced(&redis, &keys, &a, 5_000).await?,
+            Attempt::Acquired(0)
+        );
+        assert_eq!(
+            acquire_unfenced(&redis, &keys, &a, 5_000).await?,
+            Attempt::Acquired(0),
+            "a replayed SET NX GET finds our own token: still acquired"
+        );
+        assert!(matches!(
+            acquire_unfenced(&redis, &keys, &b, 5_000).await?,
+            Attempt::Held(ms) if ms > 0 && ms <= 5_000
+        ));
+        let state: i64 = redis.client().exists(keys.state()).await?;
+        assert_eq!(state, 0, "unfenced locks keep no counter");
+        assert_eq!(
+            release(&redis, &keys, &a, 0, false, DAY, ReleaseMode::Release).await?,
+            ReleaseOutcome::Released(None)
+        );
+        assert_eq!(
+            release(&redis, &keys, &a, 0, false, DAY, ReleaseMode::Release).await?,
+            ReleaseOutcome::NotOurs
         );
         Ok(())
     }
@@ -510,32 +812,38 @@ mod tests {
     async fn should_refuse_only_older_fences(ctx: TestCtx) -> anyhow::Result<()> {
         let redis = connect(&ctx).await?;
         let keys = LockKeys::new(redis.keys(), "fenced")?;
-        let day = 86_400_000;
-        assert_eq!(
-            fenced_write(&redis, &keys, 5, b"a".to_vec(), day).await?,
-            Ok(0)
-        );
-        assert_eq!(
-            fenced_write(&redis, &keys, 5, b"a".to_vec(), day).await?,
-            Ok(5)
-        );
-        assert_eq!(
-            fenced_write(&redis, &keys, 4, b"x".to_vec(), day).await?,
-            Err(5)
-        );
-        assert_eq!(
-            fenced_write(&redis, &keys, 6, b"b".to_vec(), day).await?,
-            Ok(5)
-        );
-        let ttl: i64 = redis.client().pttl(&keys.fenced).await?;
+        let write = |f: u64, v: &'static [u8]| {
+            fenced_write(&redis, keys.fenced(), keys.state(), f, v.to_vec(), DAY)
+        };
+        assert_eq!(write(5, b"a").await?, Ok(0));
+        assert_eq!(write(5, b"a").await?, Ok(5));
+        assert_eq!(write(4, b"x").await?, Err(5));
+        assert_eq!(write(6, b"b").await?, Ok(5));
+        let ttl: i64 = redis.client().pttl(keys.fenced()).await?;
         assert!(ttl > 0);
         Ok(())
     }
 
+    #[test]
+    fn should_parse_fences_from_lock_values() {
+        let t = "0123456789abcdef0123456789abcdef";
+        assert_eq!(fence_of(t), 0);
+        assert_eq!(fence_of(&format!("{t}!")), 0);
+        assert_eq!(fence_of(&format!("{t}:42")), 42);
+        assert_eq!(fence_of(&format!("{t}:42!")), 42);
+        assert_eq!(fence_of("short"), 0);
+        assert!(holder_is(&format!("{t}:42!"), t));
+        assert!(!holder_is("0123", t));
+    }
+
     aeturnis_testkit::topology_tests!(
         should_answer_replayed_scripts_the_same,
-        should_name_the_head_waiter_on_release,
+        should_hand_the_lock_to_the_oldest_waiter,
+        should_release_what_a_leaving_waiter_was_handed,
+        should_skip_dead_waiters,
+        should_report_a_lock_whose_data_redis_lost,
         should_raise_lagging_counters_to_the_floor,
+        should_acquire_unfenced_with_one_native_set,
         should_refuse_only_older_fences,
     );
 }

@@ -5,11 +5,12 @@
 //! processes through one shared pub/sub client (created on the first wait,
 //! never per waiter). A channel is subscribed while it has waiters and
 //! unsubscribed when the last one leaves. A queued waiter (single
-//! instance) also registers its token: a release wakes only the waiter its
-//! script named as the head of the fair queue (the only one that may take
-//! the lock), locally or through the message payload, instead of a
-//! thundering herd. Waiters without a token (Redlock) are woken all at
-//! once. The bounded back-off poll covers a lost message.
+//! instance) also registers its token: a release that hands the lock over
+//! names the new holder (the message payload is the lock's new value,
+//! which starts with the holder's token), and only that waiter is woken,
+//! with the value, so it holds the lock without another round trip.
+//! Waiters without a token (Redlock) are woken all at once. The bounded
+//! back-off poll covers a lost message.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -20,8 +21,17 @@ use aeturnis_redis_core::Redis;
 use tokio::sync::{broadcast::error::RecvError, Notify, OnceCell};
 use tokio::task::JoinHandle;
 
+use crate::token::LockToken;
+
 type Waiters = Mutex<HashMap<String, (Arc<Notify>, usize)>>;
-type Tokens = Mutex<HashMap<String, Arc<Notify>>>;
+type Tokens = Mutex<HashMap<String, Arc<Grant>>>;
+
+/// A queued waiter's wake-up: the lock value a hand-off gave it, if any.
+#[derive(Default)]
+pub(crate) struct Grant {
+    notify: Notify,
+    value: Mutex<Option<String>>,
+}
 
 pub(crate) struct Wakers {
     redis: Option<Redis>,
@@ -74,14 +84,17 @@ impl Wakers {
         };
         let (notify, token) = match token {
             Some(token) => {
-                let own = Arc::new(Notify::new());
+                let own = Arc::new(Grant::default());
                 lock_tokens(&self.tokens).insert(token.to_owned(), Arc::clone(&own));
-                (own, Some((token.to_owned(), Arc::downgrade(&self.tokens))))
+                (
+                    Wake::Grant(own),
+                    Some((token.to_owned(), Arc::downgrade(&self.tokens))),
+                )
             }
-            None => (notify, None),
+            None => (Wake::Channel(notify), None),
         };
         Waiter {
-            notify,
+            wake: notify,
             channel: channel.to_owned(),
             token,
             waiters: Arc::downgrade(&self.waiters),
@@ -121,9 +134,10 @@ impl Wakers {
         wake(&self.waiters, channel);
     }
 
-    /// Wakes the local waiter registered with `token`, if any.
-    pub(crate) fn wake_token(&self, token: &str) {
-        wake_token(&self.tokens, token);
+    /// Tells the local waiter whose token starts `value` that a hand-off
+    /// made it the holder (`value`: the lock's new value), if it is ours.
+    pub(crate) fn grant(&self, value: &str) {
+        grant(&self.tokens, value);
     }
 
     async fn subscriber(&self) -> Option<&Subscriber> {
@@ -144,9 +158,9 @@ impl Wakers {
                                 };
                                 match received {
                                     Ok(msg) => {
-                                        // the payload names the head waiter
-                                        if let Some(head) = msg.value.as_str() {
-                                            wake_token(&tokens, &head);
+                                        // the payload is the new holder's lock value
+                                        if let Some(value) = msg.value.as_str() {
+                                            grant(&tokens, &value);
                                         }
                                         wake(&map, &msg.channel);
                                     }
@@ -154,8 +168,10 @@ impl Wakers {
                                         for (notify, _) in lock(&map).values() {
                                             notify.notify_waiters();
                                         }
-                                        for notify in lock_tokens(&tokens).values() {
-                                            notify.notify_one();
+                                        // a lost hand-off is found by the
+                                        // waiter's own re-try
+                                        for g in lock_tokens(&tokens).values() {
+                                            g.notify.notify_one();
                                         }
                                     }
                                     Err(RecvError::Closed) => return,
@@ -195,7 +211,7 @@ fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Not
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn lock_tokens(tokens: &Tokens) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+fn lock_tokens(tokens: &Tokens) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Grant>>> {
     tokens
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -208,17 +224,30 @@ fn wake(waiters: &Waiters, channel: &str) {
     }
 }
 
-fn wake_token(tokens: &Tokens, token: &str) {
-    if let Some(notify) = lock_tokens(tokens).get(token) {
-        // a permit is kept if the waiter is busy re-trying: no lost wake-up
-        notify.notify_one();
-    }
+fn grant(tokens: &Tokens, value: &str) {
+    let Some(token) = value.get(..LockToken::LEN) else {
+        return;
+    };
+    let Some(g) = lock_tokens(tokens).get(token).cloned() else {
+        return;
+    };
+    *g.value
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(value.to_owned());
+    // a permit is kept if the waiter is busy re-trying: no lost wake-up
+    g.notify.notify_one();
+}
+
+/// What wakes a waiter: its channel's `Notify` (Redlock), or its own grant.
+enum Wake {
+    Channel(Arc<Notify>),
+    Grant(Arc<Grant>),
 }
 
 /// One waiter's registration; leaving (drop) unsubscribes the channel when
 /// it was the last waiter.
 pub(crate) struct Waiter {
-    notify: Arc<Notify>,
+    wake: Wake,
     channel: String,
     token: Option<(String, Weak<Tokens>)>,
     waiters: Weak<Waiters>,
@@ -227,7 +256,22 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     pub(crate) fn notify(&self) -> &Notify {
-        &self.notify
+        match &self.wake {
+            Wake::Channel(n) => n,
+            Wake::Grant(g) => &g.notify,
+        }
+    }
+
+    /// The lock value a hand-off gave this waiter (taken: once).
+    pub(crate) fn granted(&self) -> Option<String> {
+        match &self.wake {
+            Wake::Channel(_) => None,
+            Wake::Grant(g) => g
+                .value
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        }
     }
 }
 

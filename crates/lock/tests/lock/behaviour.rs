@@ -247,7 +247,49 @@ async fn should_serve_all_50_contending_tasks(ctx: TestCtx) -> anyhow::Result<()
     Ok(())
 }
 
+/// Fencing off: native `SET NX PX GET` acquire, fence 0, a fenced write
+/// refused with a typed error, and the same FIFO hand-off for waiters.
+async fn should_lock_unfenced_with_the_same_waiting(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default().with_fencing(false)).await?;
+    let guard = locks.try_acquire("plain", LONG).await?;
+    assert_eq!(guard.fence().get(), 0, "an unfenced guard carries fence 0");
+    let err = locks
+        .fenced_write("plain", guard.fence(), &1u8)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unfenced { .. }), "{err:?}");
+    let err = locks.try_acquire("plain", LONG).await.unwrap_err();
+    assert!(err.is_contended(), "{err:?}");
+    assert!(err.retry_after().is_some_and(|r| r > Duration::ZERO));
+    guard.release().await?;
+    // 20 waiters on one resource, served one by one by hand-off
+    let inside = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (locks, inside) = (locks.clone(), inside.clone());
+        set.spawn(async move {
+            let guard = locks.acquire("plain", LONG).await?;
+            anyhow::ensure!(
+                !inside.swap(true, std::sync::atomic::Ordering::SeqCst),
+                "two holders at once"
+            );
+            tokio::task::yield_now().await;
+            inside.store(false, std::sync::atomic::Ordering::SeqCst);
+            guard.release().await?;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    let stats = locks.stats();
+    assert_eq!((stats.acquired, stats.released, stats.losses), (21, 21, 0));
+    assert_eq!(locks.remaining("plain").await?, None);
+    Ok(())
+}
+
 aeturnis_testkit::topology_tests!(
+    should_lock_unfenced_with_the_same_waiting,
     should_acquire_release_with_rising_fences,
     should_deny_a_held_lock_with_retry_after,
     should_wake_a_waiter_on_release,

@@ -61,3 +61,47 @@ async fn should_exclude_while_connections_are_killed() -> anyhow::Result<()> {
     println!("{total} sections, {kills} kills, no overlap");
     Ok(())
 }
+
+/// A release in flight when the connection dies (the server stops
+/// answering; fred's unresponsive check closes the connection) is replayed
+/// by fred after the reconnect. The first copy already ran when the server
+/// resumed, so the replay finds the lock gone: it must still answer
+/// "released" (the lease shows nobody else can have taken it), fenced and
+/// unfenced, and count no loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_answer_a_replayed_release_released() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let redis_config = config(&server.url(), "cut:")?
+        .with_command_timeout(Duration::from_secs(20))
+        .with_unresponsive_timeout(Some(Duration::from_millis(300)));
+    let redis = Redis::connect(redis_config).await?;
+    let fenced = LockManager::new(redis.clone(), LockConfig::default())?;
+    let unfenced = LockManager::new(redis.clone(), LockConfig::default().with_fencing(false))?;
+    let a = fenced.try_acquire("a", Duration::from_secs(60)).await?;
+    let b = unfenced.try_acquire("b", Duration::from_secs(60)).await?;
+    let probe = redis.keys().key("probe").build()?;
+
+    server.pause()?;
+    let ra = tokio::spawn(a.release());
+    let rb = tokio::spawn(b.release());
+    // the replayed INCR shows the connection was cut with commands in flight
+    let incr = {
+        let (redis, probe) = (redis.clone(), probe.clone());
+        tokio::spawn(async move { redis.client().incr::<i64, _>(&probe).await })
+    };
+    // a command sent without replay fails once fred declares the
+    // connection dead: from then on the releases wait to be replayed
+    let cut = redis.no_replay().ping::<String>(None).await;
+    assert!(cut.is_err(), "the paused server cannot answer: {cut:?}");
+    server.resume()?;
+    let (ra, rb) = (ra.await?, rb.await?);
+    ra.map_err(|e| anyhow::anyhow!("fenced: a replayed release must answer released: {e}"))?;
+    rb.map_err(|e| anyhow::anyhow!("unfenced: a replayed release must answer released: {e}"))?;
+    assert_eq!(incr.await??, 2, "the in-flight commands were replayed");
+
+    assert_eq!(fenced.remaining("a").await?, None);
+    assert_eq!(unfenced.remaining("b").await?, None);
+    assert_eq!(fenced.stats().losses + unfenced.stats().losses, 0);
+    redis.shutdown().await?;
+    Ok(())
+}
