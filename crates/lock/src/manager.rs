@@ -211,10 +211,16 @@ impl LockManager {
         started: Instant,
         timeout: Duration,
     ) -> Result<(u64, Instant)> {
-        // a free lock costs one call
-        let mut held = match self.attempt(keys, token, ttl_ms).await? {
-            Attempt::Acquired(fence) => return Ok((fence, started)),
-            Attempt::Held(pttl) => pttl,
+        let channel = keys.channel();
+        // a free lock costs one call; when tasks of this process already
+        // wait for it, it is not free: queue up at once (behind them)
+        let mut held = if self.inner.wakers.has_waiters(&channel) {
+            1
+        } else {
+            match self.attempt(keys, token, ttl_ms).await? {
+                Attempt::Acquired(fence) => return Ok((fence, started)),
+                Attempt::Held(pttl) => pttl,
+            }
         };
         // the lock was not ours when the last "held" answer was sent: the
         // lease of a lock we get later starts after that
@@ -225,12 +231,16 @@ impl LockManager {
         let mut waiter = self
             .inner
             .wakers
-            .register_local(&keys.channel(), Some(token.as_str()));
+            .register_local(&channel, Some(token.as_str()));
         // from here on we may sit in the fair queue: leave it if we give up
         let mut queued = QueueExit(Some((self.clone(), Arc::clone(keys), token.clone())));
         let deadline = started + timeout;
         self.inner.stats.wait_started();
-        self.inner.wakers.subscribe(&mut waiter).await;
+        // with wake-ups on, a hand-off reaches us by message (or at once, in
+        // this process): polls only keep our lease and catch a holder's
+        // expiry (no hand-off then), so they need not be frequent
+        let woken = self.inner.wakers.subscribe(&mut waiter).await;
+        let refresh = Duration::from_millis((lease / 3).max(1));
         let mut backoff = Backoff::new(&self.inner.config);
         let mut join_now = true;
         let outcome = loop {
@@ -243,14 +253,18 @@ impl LockManager {
                         retry_after: Duration::from_millis(held),
                     });
                 }
-                let mut delay = backoff.next_delay().min(deadline - now);
+                let mut delay = if woken && held > 0 {
+                    refresh
+                } else {
+                    backoff.next_delay()
+                };
                 if held > 0 {
                     // held: no point sleeping past the holder's expiry
                     delay = delay.min(Duration::from_millis(held + 1));
                 }
                 tokio::select! {
                     () = waiter.notify().notified() => {}
-                    () = tokio::time::sleep(delay) => {}
+                    () = tokio::time::sleep(delay.min(deadline - now)) => {}
                 }
                 // handed over by a release: ours, no round trip needed
                 if let Some(value) = waiter.granted() {

@@ -103,10 +103,8 @@ impl Wakers {
     }
 
     /// Makes sure `waiter`'s channel is subscribed, so releases in other
-    /// processes wake it. Returns `true` when it was not subscribed yet (a
-    /// release message sent before now was missed: re-try at once). A
-    /// subscriber failure is logged and leaves the waiter on polling and
-    /// local wake-ups.
+    /// processes wake it. Returns whether it is (a subscriber failure is
+    /// logged and leaves the waiter on polling and local wake-ups).
     pub(crate) async fn subscribe(&self, waiter: &mut Waiter) -> bool {
         let Some(sub) = self.subscriber().await else {
             return false;
@@ -115,17 +113,23 @@ impl Wakers {
         let channel = waiter.channel.as_str();
         let mut subscribed = self.subscribed.lock().await;
         if subscribed.contains(channel) {
-            return false;
+            return true;
         }
         match sub.client.subscribe(channel).await {
             Ok(()) => {
                 subscribed.insert(channel.to_owned());
+                true
             }
             Err(e) => {
-                tracing::warn!(error = %e, channel, "lock: SUBSCRIBE failed; waiting by polling")
+                tracing::warn!(error = %e, channel, "lock: SUBSCRIBE failed; waiting by polling");
+                false
             }
         }
-        true
+    }
+
+    /// Whether tasks of this process wait on `channel` right now.
+    pub(crate) fn has_waiters(&self, channel: &str) -> bool {
+        lock(&self.waiters).contains_key(channel)
     }
 
     /// Wakes the local waiters on `channel` that have no token (after a
