@@ -199,13 +199,12 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 while true do
-  local head = redis.call('ZRANGE', q, 0, 0)[1]
+  local head = redis.call('ZPOPMIN', q)[1]
   if not head then
     redis.call('DEL', KEYS[1])
     return {1}
   end
   local e = redis.call('HGET', alive, head)
-  redis.call('ZREM', q, head)
   redis.call('HDEL', alive, head)
   if e then
     local deadline, ttl = string.match(e, '^(%d+):(%d+)$')
