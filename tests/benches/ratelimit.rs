@@ -8,12 +8,38 @@
 //! * Baseline "fred EVALSHA (custom, pipelined)": `Client::custom` with
 //!   `EVALSHA sha 1 key ARGV...` — the same frame the core's
 //!   `Redis::script` sends, auto-pipelined like every other fred command,
-//!   with a fresh UUID per call as the limiter makes. fred's own
+//!   with the same arguments the limiter sends (the sliding log: a fresh
+//!   UUID per call; the counters take no request id). fred's own
 //!   `LuaInterface::evalsha` is never pipelined (fred treats `EVALSHA` as
 //!   non-pipelinable), so it is recorded as a second, slower baseline for the
 //!   1,000-key case.
 //! * `MEMORY USAGE` of one key per algorithm; for the sliding log, per entry
-//!   (a key holding 100 entries, divided by 100).
+//!   (a key holding 100 entries, divided by 100). The key is a realistic
+//!   one: limiter `api`, subject `LimitKey::ip(203.0.113.9)`, default prefix,
+//!   so `aeturnis:rl:api:ip:203.0.113.9` (30 characters).
+//!
+//! What a key costs is mostly Redis's own overhead, which depends on the
+//! key's length. On Redis 7.0 with jemalloc a string key whose value is an
+//! integer (GCRA's arrival time, the fixed window's count) costs the
+//! `dictEntry` (24 B) + the value's object header (16 B, the integer lives
+//! in it) + the key's sds (1 B header + characters + NUL, up to 31
+//! characters; 3 B header above), rounded up to jemalloc's size class
+//! (8, 16, 32, 48 B):
+//!
+//! | key length | bytes |
+//! |---|---:|
+//! | ≤ 6 characters | 48 |
+//! | 7–14 | 56 |
+//! | 15–30 | 72 |
+//! | 31–44 | 88 |
+//!
+//! So 64 B or less needs a key of at most 14 characters, and the default
+//! prefix `aeturnis:` with the namespace `rl:` already takes 12: no
+//! namespaced limiter key reaches it. 72 B is the floor for keys of 15–30
+//! characters: `aeturnis:rl:<name>:ip:<IPv4>` stays within 30 characters
+//! when the name and the address together take at most 14 (`api` and up to
+//! 11-character addresses such as `203.0.113.9`); `aeturnis:rl:<name>:u:<id>`
+//! when the name and the user id take at most 15.
 //!
 //! Every figure is the median of 3 runs. Run it with `cargo xtask bench ratelimit`.
 
@@ -53,6 +79,8 @@ struct Fixture {
     redis_keys: Vec<RedisKey>,
     limit_arg: i64,
     window_arg: i64,
+    /// The sliding log takes a request id; the counters take none.
+    sends_id: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -145,12 +173,13 @@ async fn memory_per_item(
     name: &str,
     algorithm: Algorithm,
 ) -> anyhow::Result<f64> {
+    // a realistic key: a short limiter name and an IPv4 subject
     let limiter = RateLimiter::new(
         redis.clone(),
-        RateLimitConfig::new(name, Quota::new(nz(100), Duration::from_secs(3600))?)
+        RateLimitConfig::new("api", Quota::new(nz(100), Duration::from_secs(3600))?)
             .with_algorithm(algorithm),
     )?;
-    let key = LimitKey::new("mem")?;
+    let key = LimitKey::ip("203.0.113.9".parse()?);
     limiter.reset(&key).await?;
     let entries = if algorithm == Algorithm::SlidingLog {
         100
@@ -205,11 +234,12 @@ fn fixture(
         .iter()
         .map(|k| limiter.redis_key(k))
         .collect::<Result<_, _>>()?;
+    // the arguments `RateLimiter::script` documents
     let window_us = i64::try_from(WINDOW.as_micros())?;
-    let window_arg = if algorithm == Algorithm::gcra() {
-        (window_us + i64::from(LIMIT) - 1) / i64::from(LIMIT)
-    } else {
-        window_us
+    let window_arg = match algorithm {
+        Algorithm::Gcra { .. } => (window_us + i64::from(LIMIT) - 1) / i64::from(LIMIT),
+        Algorithm::FixedWindow => i64::try_from(WINDOW.as_millis())?,
+        _ => window_us,
     };
     Ok(Fixture {
         limiter,
@@ -218,6 +248,7 @@ fn fixture(
         redis_keys,
         limit_arg: i64::from(LIMIT),
         window_arg,
+        sends_id: algorithm == Algorithm::SlidingLog,
     })
 }
 
@@ -235,14 +266,16 @@ async fn run(fx: Arc<Fixture>, side: Side, hot: bool) -> anyhow::Result<Sample> 
                 }
                 Side::RawCustom | Side::RawEvalSha => {
                     let key = fx.redis_keys[k].as_str();
-                    let args: Vec<Value> = vec![
+                    let mut args: Vec<Value> = vec![
                         "c".into(),
                         fx.limit_arg.into(),
                         fx.window_arg.into(),
                         1_i64.into(),
                         0_i64.into(),
-                        RequestId::new().to_string().into(),
                     ];
+                    if fx.sends_id {
+                        args.push(RequestId::new().to_string().into());
+                    }
                     let reply: Vec<i64> = if side == Side::RawCustom {
                         let mut frame: Vec<Value> = Vec::with_capacity(9);
                         frame.push(fx.limiter.script().sha1().into());

@@ -8,9 +8,9 @@ use std::num::NonZeroU32;
 /// | algorithm | memory per key | accuracy | replay safety |
 /// |---|---|---|---|
 /// | [`SlidingLog`](Algorithm::SlidingLog) | one sorted-set entry per admitted unit | exact | request-id members: a replay is a no-op |
-/// | [`SlidingWindow`](Algorithm::SlidingWindow) | a 3-field hash | approximate (see below) | sent with replay disabled |
+/// | [`SlidingWindow`](Algorithm::SlidingWindow) | one short string (window start and two counts) | approximate (see below) | sent with replay disabled |
 /// | [`Gcra`](Algorithm::Gcra) | one integer string | exact for its model | sent with replay disabled |
-/// | [`FixedWindow`](Algorithm::FixedWindow) | a 2-field hash | exact per window | sent with replay disabled |
+/// | [`FixedWindow`](Algorithm::FixedWindow) | one integer string (its TTL is the window) | exact per window | sent with replay disabled |
 ///
 /// **Sliding window counter bound.** The estimate is
 /// `previous × (share of the previous window still inside the sliding window) + current`.
@@ -34,7 +34,8 @@ pub enum Algorithm {
         /// How many units may arrive at once. Default: the limit.
         burst: Option<NonZeroU32>,
     },
-    /// Fixed window starting at the key's first request; O(1) memory.
+    /// Fixed window starting at the key's first request; O(1) memory. The
+    /// window is the key's TTL, so it is rounded up to whole milliseconds.
     FixedWindow,
 }
 

@@ -64,12 +64,16 @@ pub async fn check_all(
     checks: &[(&RateLimiter, &LimitKey)],
     cost: NonZeroU32,
 ) -> Result<ComposedDecision> {
-    let ids: Vec<RequestId> = checks.iter().map(|_| RequestId::new()).collect();
+    // only the sliding log refunds by id; the counters need none
+    let ids: Vec<Option<RequestId>> = checks
+        .iter()
+        .map(|(limiter, _)| limiter.sends_id().then(RequestId::new))
+        .collect();
     let results = join_all(
         checks
             .iter()
             .zip(&ids)
-            .map(|((limiter, key), id)| limiter.check_request(key, cost, *id)),
+            .map(|((limiter, key), id)| limiter.check_inner(key, cost, *id)),
     )
     .await;
     let allowed = results.iter().all(|r| matches!(r, Ok(d) if d.allowed));
@@ -85,7 +89,7 @@ pub async fn check_all(
             .map(|(limiter, key, id, source)| async move {
                 match source {
                     DecisionSource::Redis => {
-                        if let Err(e) = limiter.refund(key, cost, *id).await {
+                        if let Err(e) = limiter.refund_inner(key, cost, *id).await {
                             tracing::warn!(limiter = %limiter.config().name, error = %e,
                                 "could not refund a composed check; the unit stays consumed");
                         }

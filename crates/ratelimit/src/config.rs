@@ -30,14 +30,16 @@ pub const MAX_SLIDING_LOG_COST: u32 = 1_000;
 #[non_exhaustive]
 pub struct RateLimitConfig {
     /// The limiter's name: a fixed key segment (ASCII letters, digits,
-    /// `_-.`). Its keys are `<prefix>rl:<name>:{<limit key>}`. No default.
+    /// `_-.`). Its keys are `<prefix>rl:<name>:<subject>`. No default.
     pub name: String,
     /// The quota. No default.
     pub quota: Quota,
     /// The algorithm. Default: [`Algorithm::SlidingLog`].
     pub algorithm: Algorithm,
     /// After a denial, the key stays blocked (every request denied) for
-    /// this long. Default: `None` (no block).
+    /// this long, then starts again from its full quota (GCRA: a full
+    /// burst). A sliding-log replay of a request admitted before the block
+    /// still answers "allowed, replayed". Default: `None` (no block).
     pub block_duration: Option<Duration>,
     /// What to do when Redis is unavailable. Default: [`FailurePolicy::LocalFallback`].
     pub failure_policy: FailurePolicy,

@@ -3,12 +3,27 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use aeturnis_redis_core::keys::KeyBuilder;
+
 use crate::error::{Error, Result};
 
-/// The subject of a limit. The text becomes the Redis key's hash tag
-/// (encoded by the core's key builder, so it cannot forge another key or
-/// another cluster slot); the user and IP also feed the
-/// [`Whitelist`](crate::Whitelist).
+/// The subject of a limit. Its user and IP feed the
+/// [`Whitelist`](crate::Whitelist); it ends the Redis key through the core's
+/// key builder, which percent-encodes user text, so a subject cannot forge
+/// another key:
+///
+/// | subject | [`as_str`](LimitKey::as_str) | Redis key suffix (after `<prefix>rl:<name>:`) |
+/// |---|---|---|
+/// | `ip(203.0.113.9)` | `ip:203.0.113.9` | `ip:203.0.113.9` |
+/// | `ip(2001:db8::1)` | `ip:2001:db8::1` | `ip:2001%3Adb8%3A%3A1` |
+/// | `user("42")` | `u:42` | `u:42` |
+/// | `hybrid("42", 10.1.2.3)` | `u:42\|ip:10.1.2.3` | `u:42:ip:10.1.2.3` |
+/// | `new("any text")` | `any text` | `any text` (one encoded segment) |
+///
+/// The kinds `ip` and `u` are fixed segments and the user text cannot hold
+/// a raw `:`, so the suffix tells the kind apart: `new("ip:1.2.3.4")` is a
+/// different key from `ip(1.2.3.4)`. The key carries no hash tag: every
+/// script touches this one key only.
 ///
 /// ```
 /// use aeturnis_ratelimit::LimitKey;
@@ -90,6 +105,24 @@ impl LimitKey {
     pub fn ip_addr(&self) -> Option<IpAddr> {
         self.ip
     }
+
+    /// Appends this subject's segments to a limiter's key (see the table
+    /// above).
+    pub(crate) fn append_to(&self, key: KeyBuilder) -> KeyBuilder {
+        // the IP text is the suffix of `text` after the last `ip:` marker
+        // (an address never contains `|`)
+        let ip_text = || {
+            self.text
+                .rsplit_once("ip:")
+                .map_or(self.text.as_str(), |(_, ip)| ip)
+        };
+        match (&self.user, self.ip) {
+            (None, None) => key.id(&self.text),
+            (None, Some(_)) => key.part("ip").id(ip_text()),
+            (Some(user), None) => key.part("u").id(user),
+            (Some(user), Some(_)) => key.part("u").id(user).part("ip").id(ip_text()),
+        }
+    }
 }
 
 impl fmt::Display for LimitKey {
@@ -141,5 +174,62 @@ impl Default for RequestId {
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0.simple(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use aeturnis_redis_core::KeySpace;
+
+    use super::*;
+
+    fn redis_key(key: &LimitKey) -> String {
+        let keys = KeySpace::new("aeturnis:").unwrap();
+        key.append_to(keys.key("rl").part("api"))
+            .build()
+            .unwrap()
+            .into_string()
+    }
+
+    #[test]
+    fn should_build_short_keys_without_a_hash_tag() {
+        let ip = LimitKey::ip("203.0.113.9".parse().unwrap());
+        assert_eq!(redis_key(&ip), "aeturnis:rl:api:ip:203.0.113.9");
+        let mapped = LimitKey::ip("::ffff:203.0.113.9".parse().unwrap());
+        assert_eq!(redis_key(&mapped), "aeturnis:rl:api:ip:203.0.113.9");
+        let v6 = LimitKey::ip("2001:db8::1".parse().unwrap());
+        assert_eq!(redis_key(&v6), "aeturnis:rl:api:ip:2001%3Adb8%3A%3A1");
+        let user = LimitKey::user("42").unwrap();
+        assert_eq!(redis_key(&user), "aeturnis:rl:api:u:42");
+        let both = LimitKey::hybrid("a|ip:b", "10.1.2.3".parse().unwrap()).unwrap();
+        assert_eq!(redis_key(&both), "aeturnis:rl:api:u:a|ip%3Ab:ip:10.1.2.3");
+        let text = LimitKey::new("x{y}:z").unwrap();
+        assert_eq!(redis_key(&text), "aeturnis:rl:api:x%7By%7D%3Az");
+    }
+
+    #[test]
+    fn should_give_different_subjects_different_keys() {
+        let ip = |s: &str| LimitKey::ip(s.parse().unwrap());
+        let subjects = [
+            ip("1.2.3.4"),
+            ip("::1"),
+            LimitKey::user("1.2.3.4").unwrap(),
+            LimitKey::user("ip:1.2.3.4").unwrap(),
+            LimitKey::user("u").unwrap(),
+            LimitKey::user("ip").unwrap(),
+            LimitKey::hybrid("1.2.3.4", "1.2.3.4".parse().unwrap()).unwrap(),
+            LimitKey::hybrid("x:ip:1.2.3.4", "5.6.7.8".parse().unwrap()).unwrap(),
+            LimitKey::hybrid("x", "1.2.3.4".parse().unwrap()).unwrap(),
+            LimitKey::new("1.2.3.4").unwrap(),
+            LimitKey::new("ip:1.2.3.4").unwrap(),
+            LimitKey::new("u:1.2.3.4").unwrap(),
+            LimitKey::new("u:x|ip:1.2.3.4").unwrap(),
+            LimitKey::new("ip").unwrap(),
+            LimitKey::new("u").unwrap(),
+        ];
+        let keys: HashSet<String> = subjects.iter().map(redis_key).collect();
+        assert_eq!(keys.len(), subjects.len(), "{keys:?}");
     }
 }

@@ -35,8 +35,9 @@
 //!
 //! The crate has no cargo features.
 //!
-//! Keys are `<prefix>rl:<limiter name>:{<limit key>}`: one key per limiter
-//! and subject, so no script touches two cluster slots, and every key has a
+//! Keys are `<prefix>rl:<limiter name>:<subject>` (for example
+//! `aeturnis:rl:api:ip:203.0.113.9`): one key per limiter and subject, so no
+//! script touches two keys and none needs a hash tag, and every key has a
 //! TTL equal to what is left of its window or block.
 
 mod algorithm;

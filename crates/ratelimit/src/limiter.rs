@@ -20,7 +20,8 @@ use crate::policy::FailurePolicy;
 use crate::scripts;
 use crate::stats::{bump, Counters, RateLimitStats};
 
-/// The key namespace every limiter key lives under: `<prefix>rl:<name>:{key}`.
+/// The key namespace every limiter key lives under: `<prefix>rl:<name>:<subject>`
+/// (see [`LimitKey`] for the subject's segments).
 pub const NAMESPACE: &str = "rl";
 
 /// A distributed rate limiter. Cheap to clone; clones share the counters,
@@ -56,14 +57,23 @@ struct Inner {
     counters: Counters,
     /// `ARGV[2]`: the limit, or GCRA's burst.
     limit_arg: i64,
-    /// `ARGV[3]`: the window in µs, or GCRA's emission interval in µs.
+    /// `ARGV[3]`: the window in µs (fixed window: in ms, rounded up), or
+    /// GCRA's emission interval in µs.
     window_arg: i64,
-    /// `ARGV[5]`: the block in µs, `0` for none.
+    /// `ARGV[5]`: the block in µs (fixed window: in ms, rounded up), `0` for
+    /// none.
     block_arg: i64,
+    /// Sliding log only: the script takes the request id as `ARGV[6]`. The
+    /// counters ignore it, so they are sent no id and none is generated.
+    sends_id: bool,
 }
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn millis_ceil(d: Duration) -> i64 {
+    i64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
 }
 
 impl RateLimiter {
@@ -89,14 +99,21 @@ impl RateLimiter {
             .build()?;
         let limit = config.quota.limit().get();
         let window_us = micros(config.quota.window());
-        let (script, limit_arg, window_arg) = match config.algorithm {
-            Algorithm::SlidingLog => (&*scripts::SLIDING_LOG, limit, window_us),
-            Algorithm::SlidingWindow => (&*scripts::SLIDING_WINDOW, limit, window_us),
-            Algorithm::FixedWindow => (&*scripts::FIXED_WINDOW, limit, window_us),
+        let block_us = config.block_duration.map_or(0, micros);
+        let (script, limit_arg, window_arg, block_arg) = match config.algorithm {
+            Algorithm::SlidingLog => (&*scripts::SLIDING_LOG, limit, window_us, block_us),
+            Algorithm::SlidingWindow => (&*scripts::SLIDING_WINDOW, limit, window_us, block_us),
+            // the window is the key's TTL, which Redis keeps in milliseconds
+            Algorithm::FixedWindow => (
+                &*scripts::FIXED_WINDOW,
+                limit,
+                millis_ceil(config.quota.window()),
+                config.block_duration.map_or(0, millis_ceil),
+            ),
             Algorithm::Gcra { burst } => {
                 let emission = (window_us + i64::from(limit) - 1) / i64::from(limit);
                 let burst = burst.map_or(limit, NonZeroU32::get);
-                (&*scripts::GCRA, burst, emission.max(1))
+                (&*scripts::GCRA, burst, emission.max(1), block_us)
             }
         };
         redis.register_script(script);
@@ -106,7 +123,8 @@ impl RateLimiter {
                 deny_cache: DenyCache::new(capacity),
                 local: LocalLimiter::new(config.quota, capacity),
                 counters: Counters::new(),
-                block_arg: config.block_duration.map_or(0, micros),
+                block_arg,
+                sends_id: config.algorithm == Algorithm::SlidingLog,
                 limit_arg: i64::from(limit_arg),
                 window_arg,
                 script,
@@ -132,24 +150,23 @@ impl RateLimiter {
     /// The Lua script this limiter runs (to preload it, inspect it, or
     /// benchmark it raw). `ARGV` is `mode` (`c`, `p` or `r`), the limit (GCRA:
     /// the burst), the window in µs (GCRA: the emission interval
-    /// `ceil(window / limit)` in µs), the cost, the block in µs (`0` = none)
-    /// and the request id; the reply is `{allowed, remaining,
-    /// reset_after_us, retry_after_us or -1, replayed}`.
+    /// `ceil(window / limit)` in µs; fixed window: the window in whole ms,
+    /// rounded up), the cost, the block in µs (fixed window: in ms; `0` =
+    /// none) and, for the sliding log only, the request id; the reply is
+    /// `{allowed, remaining, reset_after_us, retry_after_us or -1, replayed}`.
     #[must_use]
     pub fn script(&self) -> &LuaScript {
         self.inner.script
     }
 
-    /// The Redis key that holds `key`'s state: `<prefix>rl:<name>:{<key>}`.
+    /// The Redis key that holds `key`'s state: `<prefix>rl:<name>:<subject>`,
+    /// for example `aeturnis:rl:api:ip:203.0.113.9` (see [`LimitKey`]). It
+    /// has no hash tag: each script touches this one key, and
+    /// [`check_all`](crate::check_all) sends one script per limiter.
     pub fn redis_key(&self, key: &LimitKey) -> Result<RedisKey> {
-        Ok(self
-            .inner
-            .redis
-            .keys()
-            .key(NAMESPACE)
-            .part(&self.inner.config.name)
-            .tag(key.as_str())
-            .build()?)
+        let inner = &*self.inner;
+        let builder = inner.redis.keys().key(NAMESPACE).part(&inner.config.name);
+        Ok(key.append_to(builder).build()?)
     }
 
     /// Checks one request of cost 1 and counts it if admitted.
@@ -164,13 +181,12 @@ impl RateLimiter {
     /// # Ok(()) }
     /// ```
     pub async fn check(&self, key: &LimitKey) -> Result<Decision> {
-        self.check_request(key, NonZeroU32::MIN, RequestId::new())
-            .await
+        self.check_inner(key, NonZeroU32::MIN, None).await
     }
 
     /// Checks one request costing `cost` units.
     pub async fn check_cost(&self, key: &LimitKey, cost: NonZeroU32) -> Result<Decision> {
-        self.check_request(key, cost, RequestId::new()).await
+        self.check_inner(key, cost, None).await
     }
 
     /// Checks one request with a caller-chosen id. Sending the same id
@@ -181,6 +197,17 @@ impl RateLimiter {
         key: &LimitKey,
         cost: NonZeroU32,
         id: RequestId,
+    ) -> Result<Decision> {
+        self.check_inner(key, cost, Some(id)).await
+    }
+
+    /// `id` is `None` when the caller did not choose one: the sliding log
+    /// then gets a fresh id, the counters (which ignore it) none at all.
+    pub(crate) async fn check_inner(
+        &self,
+        key: &LimitKey,
+        cost: NonZeroU32,
+        id: Option<RequestId>,
     ) -> Result<Decision> {
         let inner = &*self.inner;
         let config = &inner.config;
@@ -228,7 +255,7 @@ impl RateLimiter {
     pub async fn peek(&self, key: &LimitKey, cost: NonZeroU32) -> Result<Decision> {
         self.inner.config.check_cost(cost)?;
         let rkey = self.redis_key(key)?;
-        self.eval(&rkey, "p", cost.get(), RequestId::new()).await
+        self.eval(&rkey, "p", cost.get(), None).await
     }
 
     /// Gives back `cost` units that the admitted check `id` took (used by
@@ -237,8 +264,23 @@ impl RateLimiter {
     /// subtract `cost` from the current state (GCRA: moves the arrival time
     /// back by `cost` intervals).
     pub async fn refund(&self, key: &LimitKey, cost: NonZeroU32, id: RequestId) -> Result<()> {
+        self.refund_inner(key, cost, Some(id)).await
+    }
+
+    pub(crate) async fn refund_inner(
+        &self,
+        key: &LimitKey,
+        cost: NonZeroU32,
+        id: Option<RequestId>,
+    ) -> Result<()> {
         let rkey = self.redis_key(key)?;
         self.eval(&rkey, "r", cost.get(), id).await.map(drop)
+    }
+
+    /// Whether checks carry a request id (the sliding log); a refund of
+    /// the counters needs none.
+    pub(crate) fn sends_id(&self) -> bool {
+        self.inner.sends_id
     }
 
     pub(crate) fn refund_local(&self, key: &LimitKey, cost: NonZeroU32) {
@@ -301,17 +343,22 @@ impl RateLimiter {
         rkey: &RedisKey,
         mode: &'static str,
         cost: u32,
-        id: RequestId,
+        id: Option<RequestId>,
     ) -> Result<Decision> {
         let inner = &*self.inner;
-        let args: Vec<Value> = vec![
-            mode.into(),
+        let mut args: Vec<Value> = Vec::with_capacity(6);
+        args.extend([
+            Value::from(mode),
             inner.limit_arg.into(),
             inner.window_arg.into(),
             i64::from(cost).into(),
             inner.block_arg.into(),
-            id.to_string().into(),
-        ];
+        ]);
+        if inner.sends_id {
+            let mut buf = [0_u8; uuid::fmt::Simple::LENGTH];
+            let id = id.unwrap_or_default().as_uuid();
+            args.push(Value::from(&*id.simple().encode_lower(&mut buf)));
+        }
         // Peeks write nothing; sliding-log checks and refunds are idempotent.
         let replayable = mode == "p" || inner.config.algorithm.is_replay_safe();
         // NOSCRIPT (after a restart or SCRIPT FLUSH) is handled by the core,

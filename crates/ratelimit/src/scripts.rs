@@ -1,20 +1,31 @@
-//! The four limiter scripts. Each touches exactly one key (`KEYS[1]`), takes
-//! the time from `redis.call('TIME')` (Redis 7 replicates script effects, so
-//! `TIME` before a write is allowed), and answers
-//! `{allowed, remaining, reset_after_us, retry_after_us (-1 = none), replayed}`.
+//! The four limiter scripts. Each touches exactly one key (`KEYS[1]`) and
+//! answers `{allowed, remaining, reset_after_us, retry_after_us (-1 = none),
+//! replayed}`.
 //!
 //! `ARGV`: `mode` (`c` check and consume, `p` peek without writing, `r`
-//! refund), `limit`, `window_us` (GCRA: the emission interval), `cost`,
-//! `block_us` (`0` = no block), `request_id` (sliding log only).
+//! refund), `limit` (GCRA: the burst), `window`, `cost`, `block` (`0` = no
+//! block), and for the sliding log only the request id. The sliding log,
+//! the sliding window counter and GCRA take `window` and `block` in µs
+//! (GCRA's `window` is its emission interval) and read the clock with
+//! `redis.call('TIME')` (Redis 7 replicates script effects, so `TIME` before
+//! a write is allowed). The fixed window takes them in whole milliseconds
+//! and needs no clock: its window is the key's TTL, which Redis expires on
+//! its own clock.
 //!
-//! Every number handed to `redis.call` is formatted with `%.0f`: Lua 5.1
+//! A block stores a marker that makes every check of the key a denial until
+//! the marker's TTL (the block) ends; the key then starts from its full
+//! quota, whatever the algorithm.
+//!
+//! Every timestamp handed to `redis.call` is formatted with `%.0f`: Lua 5.1
 //! prints large numbers in exponent form, which would lose microseconds.
+//! The scripts keep `redis.call`s to a minimum: each costs more server time
+//! than all the arithmetic around it.
 
 use std::sync::LazyLock;
 
 use aeturnis_redis_core::LuaScript;
 
-/// Shared prologue: arguments and the server clock in microseconds.
+/// Shared prologue: the arguments.
 macro_rules! prologue {
     () => {
         r"
@@ -24,18 +35,35 @@ local limit = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 local block = tonumber(ARGV[5])
+"
+    };
+}
+
+/// The server clock in microseconds, and a µs -> ms (rounded up, at least 1)
+/// TTL helper.
+macro_rules! clock {
+    () => {
+        r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function fmt(n) return string.format('%.0f', n) end
-local function ms(us) local m = math.ceil(us / 1000) if m < 1 then m = 1 end return fmt(m) end
+local function ms(us) local m = math.ceil(us / 1000) if m < 1 then m = 1 end return string.format('%.0f', m) end
 "
     };
 }
 
 /// Sliding log: a sorted set of request ids scored by admission time.
 /// Members are `<request id>:<unit>`, so a replayed check finds its own
-/// members and answers "allowed" again without adding anything. While a key
-/// is blocked it holds only the member `#b`, scored by the block's end.
+/// members and answers "allowed" again without adding anything.
+///
+/// A block adds the member `#b`, scored by the block's end, and sets the
+/// key's TTL to the block. The admitted entries stay until then, so a
+/// replay of a request admitted within the window still answers "allowed,
+/// replayed" during the block; any other check is denied. When the block
+/// ends the key expires (or the first check deletes it), and the log starts
+/// empty.
+///
+/// One `ZMSCORE` reads the block marker and the request's own first member
+/// together. After trimming to the window, `ZCARD` is the count.
 pub(crate) static SLIDING_LOG: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "ratelimit_sliding_log",
@@ -48,24 +76,37 @@ if mode == 'r' then
   for i = 1, cost do m[i] = id .. ':' .. i end
   return {redis.call('ZREM', key, unpack(m)), 0, 0, -1, 0}
 end
-local b = redis.call('ZSCORE', key, '#b')
+",
+            clock!(),
+            r"
+local fmt = string.format
+local sc = redis.call('ZMSCORE', key, '#b', id .. ':1')
+local b = tonumber(sc[1])
+local mine = tonumber(sc[2])
+if mine and mine <= now - window then mine = nil end
 if b then
-  local left = tonumber(b) - now
-  if left > 0 then return {0, 0, left, left, 0} end
+  local left = b - now
+  if left > 0 then
+    if mode == 'c' and mine then return {1, 0, left, -1, 1} end
+    return {0, 0, left, left, 0}
+  end
   if mode ~= 'c' then return {1, limit, 0, -1, 0} end
   redis.call('DEL', key)
+  mine = nil
 end
-local from = '(' .. fmt(now - window)
+local count
 if mode == 'c' then
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - window))
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt('%.0f', now - window))
+  count = redis.call('ZCARD', key)
+else
+  count = redis.call('ZCOUNT', key, '(' .. fmt('%.0f', now - window), '+inf')
 end
-local count = redis.call('ZCOUNT', key, from, '+inf')
 local function reset()
   local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if newest[2] then return tonumber(newest[2]) + window - now end
   return 0
 end
-if mode == 'c' and redis.call('ZSCORE', key, id .. ':1') then
+if mode == 'c' and mine then
   local left = limit - count
   if left < 0 then left = 0 end
   return {1, left, reset(), -1, 1}
@@ -73,7 +114,7 @@ end
 if count + cost <= limit then
   if mode == 'c' then
     local args = {}
-    local score = fmt(now)
+    local score = fmt('%.0f', now)
     for i = 1, cost do
       args[2 * i - 1] = score
       args[2 * i] = id .. ':' .. i
@@ -85,11 +126,11 @@ if count + cost <= limit then
   return {1, limit - count, reset(), -1, 0}
 end
 if mode == 'c' and block > 0 then
-  redis.call('DEL', key)
-  redis.call('ZADD', key, fmt(now + block), '#b')
+  redis.call('ZADD', key, fmt('%.0f', now + block), '#b')
   redis.call('PEXPIRE', key, ms(block))
   return {0, 0, block, block, 0}
 end
+local from = '(' .. fmt('%.0f', now - window)
 local retry = window
 local need = count + cost - limit
 local e = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', need - 1, 1)
@@ -102,80 +143,100 @@ return {0, left, reset(), retry, 0}
     )
 });
 
-/// Fixed window anchored at the key's first request: a hash
-/// `{s = window start, c = count}`, or `{b = block end}` while blocked.
+/// Fixed window anchored at the key's first request: the key is the count
+/// (an integer string) and its TTL is what is left of the window, so Redis
+/// ends the window by expiring the key and the script needs no clock.
+/// `window` and `block` are in milliseconds. While blocked the key holds
+/// `-2^52` (every check stays negative after adding its cost) with the
+/// block as its TTL.
+///
+/// A check increments first (one write, no read) and undoes the increment
+/// when it denies. A refund that empties the window deletes the key, so the
+/// next request starts a new window.
 pub(crate) static FIXED_WINDOW: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "ratelimit_fixed_window",
         concat!(
             prologue!(),
             r"
-local h = redis.call('HMGET', key, 's', 'c', 'b')
-local b = tonumber(h[3])
-local stale = false
-if b then
-  if b > now then return {0, 0, b - now, b - now, 0} end
-  stale = true
-  h = {false, false}
-end
-local s = tonumber(h[1])
-local c = tonumber(h[2]) or 0
-local fresh = false
-if not s or now >= s + window then s = now; c = 0; fresh = true end
-local reset = s + window - now
-if mode == 'r' then
-  if not fresh and c > 0 then
-    local back = cost
-    if back > c then back = c end
-    redis.call('HINCRBY', key, 'c', -back)
+local marker = -4503599627370496
+if mode == 'c' then
+  local c = redis.call('INCRBY', key, cost)
+  if c == cost then
+    redis.call('PEXPIRE', key, window)
+    return {1, limit - c, window * 1000, -1, 0}
   end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then ttl = window; redis.call('PEXPIRE', key, window) end
+  ttl = ttl * 1000
+  if c > 0 and c <= limit then return {1, limit - c, ttl, -1, 0} end
+  if c < 0 then
+    redis.call('DECRBY', key, cost)
+    return {0, 0, ttl, ttl, 0}
+  end
+  if block > 0 then
+    redis.call('SET', key, marker, 'PX', block)
+    return {0, 0, block * 1000, block * 1000, 0}
+  end
+  redis.call('DECRBY', key, cost)
+  return {0, limit - c + cost, ttl, ttl, 0}
+end
+local c = tonumber(redis.call('GET', key))
+if not c then
+  if mode == 'p' then return {1, limit, 0, -1, 0} end
+  return {1, 0, 0, -1, 0}
+end
+local ttl = redis.call('PTTL', key)
+if ttl < 0 then ttl = 0 end
+ttl = ttl * 1000
+if c < 0 then
+  if mode == 'r' then return {1, 0, 0, -1, 0} end
+  return {0, 0, ttl, ttl, 0}
+end
+if mode == 'r' then
+  if c <= cost then redis.call('DEL', key) else redis.call('DECRBY', key, cost) end
   return {1, 0, 0, -1, 0}
 end
 if c + cost <= limit then
-  if mode == 'c' then
-    if stale then redis.call('DEL', key) end
-    redis.call('HSET', key, 's', fmt(s), 'c', fmt(c + cost))
-    redis.call('PEXPIRE', key, ms(reset))
-    return {1, limit - c - cost, reset, -1, 0}
-  end
-  if c == 0 then reset = 0 end
-  return {1, limit - c, reset, -1, 0}
-end
-if mode == 'c' and block > 0 then
-  redis.call('DEL', key)
-  redis.call('HSET', key, 'b', fmt(now + block))
-  redis.call('PEXPIRE', key, ms(block))
-  return {0, 0, block, block, 0}
+  if c == 0 then ttl = 0 end
+  return {1, limit - c, ttl, -1, 0}
 end
 local left = limit - c
 if left < 0 then left = 0 end
-return {0, left, reset, reset, 0}
+return {0, left, ttl, ttl, 0}
 "
         ),
     )
 });
 
-/// Sliding window counter: a hash `{s = current window start, c = its
-/// count, p = previous window's count}` (or `{b = block end}`); the estimate
-/// weighs the previous window by the part of it still inside the sliding
-/// window.
+/// Sliding window counter: a string `<current window start µs>:<its
+/// count>:<previous window's count>` (or `-<block end µs>` while blocked);
+/// the estimate weighs the previous window by the part of it still inside
+/// the sliding window. One `GET` and one `SET ... PX` per check.
 pub(crate) static SLIDING_WINDOW: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "ratelimit_sliding_window",
         concat!(
             prologue!(),
+            clock!(),
             r"
-local h = redis.call('HMGET', key, 's', 'c', 'p', 'b')
-local b = tonumber(h[4])
-local stale = false
-if b then
-  if b > now then return {0, 0, b - now, b - now, 0} end
-  stale = true
-  h = {false, false, false}
+local fmt = string.format
+local v = redis.call('GET', key)
+local s, c, p
+if v then
+  local b = tonumber(v)
+  if b then
+    local left = -b - now
+    if left > 0 then
+      if mode == 'r' then return {1, 0, 0, -1, 0} end
+      return {0, 0, left, left, 0}
+    end
+  else
+    local a, x, y = string.match(v, '^(%d+):(%d+):(%d+)$')
+    s = tonumber(a); c = tonumber(x); p = tonumber(y)
+  end
 end
-local s = tonumber(h[1])
-local c = tonumber(h[2]) or 0
-local p = tonumber(h[3]) or 0
+local existed = s ~= nil
 if not s then
   s = now; c = 0; p = 0
 elseif now >= s + window then
@@ -192,26 +253,22 @@ local function reset_after(cur)
   return 0
 end
 if mode == 'r' then
-  if h[1] then
+  if existed then
     if c >= cost then c = c - cost else p = p - (cost - c); c = 0 end
     if p < 0 then p = 0 end
-    redis.call('HSET', key, 's', fmt(s), 'c', fmt(c), 'p', fmt(p))
+    redis.call('SET', key, fmt('%.0f:%.0f:%.0f', s, c, p), 'KEEPTTL')
   end
   return {1, 0, 0, -1, 0}
 end
 if est + cost <= limit then
   if mode == 'c' then
-    if stale then redis.call('DEL', key) end
-    redis.call('HSET', key, 's', fmt(s), 'c', fmt(c + cost), 'p', fmt(p))
-    redis.call('PEXPIRE', key, ms(s + 2 * window - now))
+    redis.call('SET', key, fmt('%.0f:%.0f:%.0f', s, c + cost, p), 'PX', ms(s + 2 * window - now))
     return {1, math.floor(limit - est - cost), reset_after(c + cost), -1, 0}
   end
   return {1, math.floor(limit - est), reset_after(c), -1, 0}
 end
 if mode == 'c' and block > 0 then
-  redis.call('DEL', key)
-  redis.call('HSET', key, 'b', fmt(now + block))
-  redis.call('PEXPIRE', key, ms(block))
+  redis.call('SET', key, fmt('%.0f', -(now + block)), 'PX', ms(block))
   return {0, 0, block, block, 0}
 end
 local retry
@@ -233,27 +290,39 @@ return {0, left, reset_after(c), retry, 0}
 });
 
 /// GCRA: a string holding the theoretical arrival time (TAT) in
-/// microseconds. `limit` is the burst, `window` the emission interval. A
-/// block pushes the TAT so that the next request fits exactly when the
-/// block ends, and stores it negated to mark the key as blocked, so that
-/// requests during the block do not extend it.
+/// microseconds, an integer, so Redis stores it without an allocation of its
+/// own. `limit` is the burst, `window` the emission interval.
+///
+/// A block stores `-<block end µs>` with the block as TTL: checks during the
+/// block are denied without extending it, and when it ends the key is gone,
+/// so the subject starts again from a full burst (as with the other
+/// algorithms) rather than from the single unit a pushed-back TAT would
+/// allow.
 pub(crate) static GCRA: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "ratelimit_gcra",
         concat!(
             prologue!(),
+            clock!(),
             r"
+local fmt = string.format
 local stored = tonumber(redis.call('GET', key))
-local blocked = false
-if stored and stored < 0 then stored = -stored; blocked = true end
+if stored and stored < 0 then
+  local left = -stored - now
+  if left > 0 then
+    if mode == 'r' then return {1, 0, 0, -1, 0} end
+    return {0, 0, left, left, 0}
+  end
+  stored = nil
+end
 local tat = stored
 if not tat or tat < now then tat = now end
 local cap = limit * window
 if mode == 'r' then
-  if stored and not blocked then
+  if stored then
     local nt = tat - cost * window
     if nt <= now then redis.call('DEL', key)
-    else redis.call('SET', key, fmt(nt), 'PX', ms(nt - now)) end
+    else redis.call('SET', key, fmt('%.0f', nt), 'PX', ms(nt - now)) end
   end
   return {1, 0, 0, -1, 0}
 end
@@ -261,15 +330,14 @@ local new_tat = tat + cost * window
 local allow_at = new_tat - cap
 if now >= allow_at then
   if mode == 'c' then
-    redis.call('SET', key, fmt(new_tat), 'PX', ms(new_tat - now))
+    redis.call('SET', key, fmt('%.0f', new_tat), 'PX', ms(new_tat - now))
     return {1, math.floor((cap - (new_tat - now)) / window), new_tat - now, -1, 0}
   end
   return {1, math.floor((cap - (tat - now)) / window), tat - now, -1, 0}
 end
-if mode == 'c' and block > 0 and not blocked then
-  local bt = now + block + cap - window
-  redis.call('SET', key, fmt(-bt), 'PX', ms(bt - now))
-  return {0, 0, bt - now, block, 0}
+if mode == 'c' and block > 0 then
+  redis.call('SET', key, fmt('%.0f', -(now + block)), 'PX', ms(block))
+  return {0, 0, block, block, 0}
 end
 local left = math.floor((cap - (tat - now)) / window)
 if left < 0 then left = 0 end
