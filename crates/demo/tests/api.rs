@@ -420,7 +420,12 @@ async fn should_make_opposite_trades_contend_for_one_lock() -> anyhow::Result<()
         )
         .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-    assert_eq!(done.body["fence"].as_u64().unwrap(), held_fence + 1);
+    // fences only grow (a refused attempt may use a number up)
+    assert!(
+        done.body["fence"].as_u64().unwrap() > held_fence,
+        "{} after {held_fence}",
+        done.body
+    );
     Ok(())
 }
 
