@@ -31,8 +31,10 @@ pub struct SessionConfig {
     pub max_per_user: NonZeroU32,
     /// Touch throttling: a read always slides the idle expiry, but records
     /// `last_seen` (and the user's LRU order) only when the previous record
-    /// is at least this old. Zero records every read. Default: 60 s
-    /// (`SESSION_TOUCH_INTERVAL`).
+    /// is at least this old. Reads in between are native commands
+    /// (`GET` + `PEXPIRE` + `PEXPIRETIME`); a read that records runs the
+    /// get-and-slide script. Zero records every read (every read is the script).
+    /// Default: 60 s (`SESSION_TOUCH_INTERVAL`).
     pub touch_interval: Duration,
 }
 

@@ -49,19 +49,40 @@
 //!   hash of the user id and is the first part of the session id
 //!   (`TAG.RANDOM`), so a session and its user's index always share a
 //!   cluster hash slot and a token alone names both.
-//! * **One script per operation.** Create (with eviction), get-and-slide,
-//!   extend, update, rotate, revoke, revoke-all and list are each one
-//!   `EVALSHA` on that slot (the scripts are in `scripts.rs`).
+//! * **One round trip per operation.** Create (with eviction), extend,
+//!   update, rotate, revoke, revoke-all and list are each one `EVALSHA` on
+//!   that slot (the scripts are in `scripts.rs`).
+//! * **Reads are native commands.** With a non-zero touch interval (the
+//!   default is 60 s), [`SessionManager::get`] sends `GET key`,
+//!   `PEXPIRE key idle` and `PEXPIRETIME key` in one fred pipeline (about a
+//!   seventh of the get-and-slide script's Redis CPU). The expiry Redis
+//!   reports is the clock, its own: it is `slide time + idle`, and a key
+//!   that still exists has not reached its expiry. When that expiry is past
+//!   the absolute one (the last idle TTL of a session's life) a second
+//!   pipeline, `PEXPIREAT key absolute LT` + `PEXPIRETIME key`, pulls it
+//!   back, or finds the session over; when the recorded touch is at least
+//!   the touch interval old, the get-and-slide script records it. With a
+//!   zero touch interval every read is the script.
 //! * **Stored form.** A fixed 25-byte header (version, created, last seen,
 //!   absolute expiry) followed by length-prefixed fields, so scripts read
 //!   and patch it without a decoder; the idle expiry is the key's TTL,
 //!   capped by the absolute expiry, so Redis itself ends every session.
 //! * **No resurrection.** Every script that writes a session first reads
-//!   it and returns `nil` when it is gone; no script ever writes a session
-//!   that is missing.
+//!   it and returns `nil` when it is gone; `PEXPIRE` and `PEXPIREAT` on a
+//!   missing key write nothing. Nothing ever writes a missing session.
+//! * **Absolute expiry.** The key's expiry is never set past it, except
+//!   for the moment between a fast read's `PEXPIRE` and its `PEXPIREAT`
+//!   near the end of a session's life; if the process dies (or the
+//!   connection fails) in between, the key may linger up to one idle TTL
+//!   past the absolute expiry, but every call (get, list, update, extend,
+//!   rotate, and eviction in create) checks the absolute expiry against
+//!   the server clock and treats such a session as gone, and the next get
+//!   or list deletes it.
 //! * **Replay.** Create carries a client-chosen id (a replay finds its own
 //!   session), rotate carries the new id, revoke is idempotent; extend is
-//!   not, so it is sent without replay.
+//!   not, so it is sent without replay. The fast read's commands are safe
+//!   to re-send: `PEXPIRE` slides again (or finds nothing), `PEXPIRETIME`
+//!   reads what is there, `PEXPIREAT .. LT` never extends.
 //! * **Stats** live in their own slot. Operations only add to in-process
 //!   counters; a background task writes them in one script every
 //!   [`STATS_FLUSH_INTERVAL`] ([`SessionManager::flush_stats`] on demand);

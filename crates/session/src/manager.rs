@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::bytes::Bytes;
-use aeturnis_redis_core::fred::types::Value;
+use aeturnis_redis_core::fred::interfaces::{ClientLike, KeysInterface};
+use aeturnis_redis_core::fred::types::{ExpireOptions, Value};
 use aeturnis_redis_core::{LuaScript, Redis, RedisKey};
 
 use crate::config::{millis, positive_ms, SessionConfig};
@@ -174,13 +175,94 @@ impl SessionManager {
 
     // ---- read -----------------------------------------------------------
 
-    /// Get and slide, in one script: returns the session and pushes its
-    /// idle expiry to `now + idle_ttl` (never past the absolute expiry).
-    /// `last_seen` and the user's LRU order are recorded when the previous
-    /// record is older than the touch interval. `None` when the session
-    /// does not exist (never created, revoked, evicted or expired).
+    /// Get and slide: returns the session and pushes its idle expiry to
+    /// `now + idle_ttl` (never past the absolute expiry). `last_seen` and
+    /// the user's LRU order are recorded when the previous record is at
+    /// least the touch interval old. `None` when the session does not exist
+    /// (never created, revoked, evicted or expired).
+    ///
+    /// With a non-zero [`touch_interval`](SessionConfig::touch_interval)
+    /// this is, nearly always, one round trip of three native commands in
+    /// one pipeline: `GET key`, `PEXPIRE key idle`, `PEXPIRETIME key`. The
+    /// expiry Redis set is the clock: the session script runs (in a second
+    /// round trip) only when a touch is due, and in the last idle TTL of a
+    /// session's life `PEXPIREAT key absolute LT` + `PEXPIRETIME` pull the
+    /// expiry back (and find the session gone once the absolute expiry has
+    /// passed). With a zero touch interval every read records a touch, so
+    /// it is the script alone. See the crate docs for why this is safe.
     pub async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
         let key = self.session_key(id)?;
+        let client = self.redis.client();
+        // Not connected (reconnecting, or shut down): the script path, whose
+        // failures (a typed error at once after `shutdown`, queued and then
+        // retried or timed out while reconnecting) are those of every other
+        // call. A zero touch interval records every read: the script too.
+        if self.touch_ms == 0 || !client.is_connected() {
+            return self.get_by_script(id, &key).await;
+        }
+        let pipeline = client.pipeline();
+        let () = pipeline.get(key.as_str()).await?;
+        let () = pipeline
+            .pexpire(key.as_str(), to_i64(self.idle_ms), None)
+            .await?;
+        let () = pipeline.pexpire_time(key.as_str()).await?;
+        let (value, slid, expiry): (Option<Bytes>, i64, i64) = pipeline.all().await?;
+        let Some(bytes) = value else {
+            // missing: PEXPIRE wrote nothing
+            return Ok(None);
+        };
+        if slid != 1 || expiry == -2 {
+            // gone between the GET and the PEXPIRE (revoked, rotated,
+            // evicted or expired): nothing was written
+            return Ok(None);
+        }
+        let Some(head) = record::header(&bytes) else {
+            // not a session of ours: the decoder names what is wrong
+            return record::decode(id.clone(), key.as_str(), &bytes, 0, 0).map(Some);
+        };
+        // The key's expiry as Redis set it, by its own clock: our PEXPIRE
+        // made it (time of the slide + idle), so `expiry - idle` is the
+        // server time of the slide (not later than now if another call
+        // changed the expiry in between, unless that call was an extend).
+        let Ok(mut expiry) = u64::try_from(expiry) else {
+            // no expiry at all (-1): nothing this crate leaves; let the
+            // script decide
+            return self.get_by_script(id, &key).await;
+        };
+        let slide = expiry.saturating_sub(self.idle_ms);
+        if slide.saturating_sub(head.last_seen) >= self.touch_ms {
+            // a touch is due (once per touch interval): the script records
+            // it, and caps or deletes the session, atomically
+            return self.get_by_script(id, &key).await;
+        }
+        if expiry > head.absolute {
+            // the slide went past the absolute expiry (the last idle TTL of
+            // the session's life): pull it back. LT never extends; a missing
+            // key stays missing; an absolute expiry already passed deletes
+            // the key, and PEXPIRETIME then finds it gone.
+            let pipeline = client.pipeline();
+            let () = pipeline
+                .pexpire_at(key.as_str(), to_i64(head.absolute), Some(ExpireOptions::LT))
+                .await?;
+            let () = pipeline.pexpire_time(key.as_str()).await?;
+            let (_, capped): (i64, i64) = pipeline.all().await?;
+            match u64::try_from(capped) {
+                Ok(at) if at <= head.absolute => expiry = at,
+                // -2: gone (over, or revoked meanwhile)
+                Err(_) if capped == -2 => return Ok(None),
+                // changed under us: let the script decide
+                Ok(_) | Err(_) => return self.get_by_script(id, &key).await,
+            }
+        }
+        // The key exists (Redis would have expired it on access otherwise)
+        // with an expiry at most its absolute one, so the server's clock is
+        // before both: the session is live, and ends at `expiry` unless read.
+        record::decode(id.clone(), key.as_str(), &bytes, expiry, 0).map(Some)
+    }
+
+    /// The get-and-slide script: one atomic read, slide, touch (when due)
+    /// and delete (when past the absolute expiry).
+    async fn get_by_script(&self, id: &SessionId, key: &RedisKey) -> Result<Option<Session>> {
         let args = vec![
             int(self.idle_ms),
             int(self.touch_ms),
@@ -191,7 +273,7 @@ impl SessionManager {
             .redis
             .script(&scripts::GET_SLIDE, key.clone(), args)
             .await?;
-        optional_session(id.clone(), &key, reply)
+        optional_session(id.clone(), key, reply)
     }
 
     /// [`get`](Self::get) for a token as the client sent it. A malformed,
@@ -444,8 +526,12 @@ impl SessionManager {
     }
 }
 
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 fn int(v: u64) -> Value {
-    Value::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+    Value::Integer(to_i64(v))
 }
 
 fn non_negative(v: i64) -> u64 {

@@ -114,6 +114,31 @@ pub(crate) fn encode_field(value: Option<&[u8]>) -> Vec<u8> {
     out
 }
 
+/// The three timestamps of a stored session's header, in ms of server time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// When the session was created.
+    pub(crate) created: u64,
+    /// The last recorded touch.
+    pub(crate) last_seen: u64,
+    /// The absolute expiry.
+    pub(crate) absolute: u64,
+}
+
+/// Reads the header of a stored session (the fast read path decides from it
+/// whether it needs the script); `None` when it is not one of ours.
+pub(crate) fn header(bytes: &[u8]) -> Option<Header> {
+    if bytes.first() != Some(&VERSION) {
+        return None;
+    }
+    let mut r = Reader { bytes, pos: 1 };
+    Some(Header {
+        created: r.u64()?,
+        last_seen: r.u64()?,
+        absolute: r.u64()?,
+    })
+}
+
 fn time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
@@ -260,6 +285,16 @@ mod tests {
         assert_eq!(s.last_seen, time(2_000));
         assert_eq!(s.expires_at, time(6_000));
         assert_eq!(s.absolute_expires_at, time(90_000));
+        assert_eq!(
+            header(&bytes),
+            Some(Header {
+                created: 1_000,
+                last_seen: 2_000,
+                absolute: 90_000
+            })
+        );
+        assert_eq!(header(&bytes[..20]), None);
+        assert_eq!(header(b"plain text written by someone else"), None);
     }
 
     #[test]

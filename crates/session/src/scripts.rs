@@ -48,6 +48,18 @@ end
 local function raise_index(idx, ttl)
   redis.call('PEXPIRE', idx, ttl + 1000, 'GT')
 end
+-- the expiry of a session whose TTL is ttl unless the absolute expiry abs
+-- comes first: {'PX', ttl}, or {'PXAT', abs} to the millisecond (a PX
+-- counted from the script's cached clock could land 1 ms late)
+local function expiry(ttl, abs, now)
+  if abs - now <= ttl then return 'PXAT', abs end
+  return 'PX', ttl
+end
+local function expire(key, ttl, abs, now)
+  local unit, at = expiry(ttl, abs, now)
+  if unit == 'PXAT' then return redis.call('PEXPIREAT', key, at) end
+  return redis.call('PEXPIRE', key, at)
+end
 "#
     };
 }
@@ -64,7 +76,8 @@ pub(crate) static GET_SLIDE: LazyLock<LuaScript> = LazyLock::new(|| {
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = now_ms()
-local ttl = math.min(tonumber(ARGV[1]), u64(v, 18) - now)
+local idle, abs = tonumber(ARGV[1]), u64(v, 18)
+local ttl = math.min(idle, abs - now)
 if ttl <= 0 then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', index_of(ARGV[3], v), ARGV[4])
@@ -72,11 +85,11 @@ if ttl <= 0 then
 end
 local touch = tonumber(ARGV[2])
 if now - u64(v, 10) < touch then
-  redis.call('PEXPIRE', KEYS[1], ttl)
+  expire(KEYS[1], idle, abs, now)
 else
   -- record last seen: one SET of the patched value, with the new TTL
   v = string.sub(v, 1, 9) .. p64(now) .. string.sub(v, 18)
-  redis.call('SET', KEYS[1], v, 'PX', ttl)
+  redis.call('SET', KEYS[1], v, expiry(idle, abs, now))
   local idx = index_of(ARGV[3], v)
   if redis.call('ZADD', idx, now, ARGV[4]) == 0 then
     raise_index(idx, ttl + touch)
@@ -95,49 +108,81 @@ return {v, now, ttl}
 /// touch interval ms, session head.
 /// Returns {value, now, ttl, fresh (1) / replay (0) / taken (-1), evicted,
 /// evicted duration ms}.
+///
+/// Eight calls at most on the fresh path at the limit (`TIME`, `SET NX`,
+/// `ZRANGE`, one `MGET` of the listed sessions, `DEL`, `ZREM`, `ZADD`,
+/// `PEXPIRE`), four under it.
 pub(crate) static CREATE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "session_create",
         concat!(
             helpers!(),
             r#"
+-- cmd(prefix..., items...) in chunks: unpack() has a limit on its results
+local function call_chunked(cmd, first, items)
+  local out = {}
+  for i = 1, #items, 1000 do
+    local last = math.min(i + 999, #items)
+    local r
+    if first then
+      r = redis.call(cmd, first, unpack(items, i, last))
+    else
+      r = redis.call(cmd, unpack(items, i, last))
+    end
+    if type(r) == 'table' then
+      for j = 1, #r do out[#out + 1] = r[j] end
+    end
+  end
+  return out
+end
 local now = now_ms()
-local existing = redis.call('GET', KEYS[1])
-if existing then
+local idle = tonumber(ARGV[3])
+local absolute = now + tonumber(ARGV[4])
+local ttl = math.min(idle, absolute - now)
+local v = string.char(1) .. p64(now) .. p64(now) .. p64(absolute) .. ARGV[2]
+-- NX: a replay (or an id taken by another session) changes nothing
+if not redis.call('SET', KEYS[1], v, 'NX', expiry(idle, absolute, now)) then
+  local existing = redis.call('GET', KEYS[1])
   local len = string.byte(ARGV[2], 1) * 256 + string.byte(ARGV[2], 2)
   local same = user_of(existing) == string.sub(ARGV[2], 3, 2 + len)
   return {existing, now, redis.call('PTTL', KEYS[1]), same and 0 or -1, 0, 0}
 end
 local max = tonumber(ARGV[5])
+local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+local indexed = #members
 local evicted, ended = 0, 0
-local indexed = redis.call('ZCARD', KEYS[2])
 -- under the limit nothing can be evicted: skip the staleness check (stale
 -- members are harmless until then; list and eviction drop them)
 if indexed >= max then
-  local live = {}
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local created = redis.call('GETRANGE', ARGV[7] .. m, 1, 8)
-    if #created == 8 then
-      live[#live + 1] = {m, created}
-    else
-      redis.call('ZREM', KEYS[2], m)
-      indexed = indexed - 1
+  local keys = {}
+  for i, m in ipairs(members) do keys[i] = ARGV[7] .. m end
+  local values = call_chunked('MGET', nil, keys)
+  -- a member is live when its session exists and is within its absolute
+  -- expiry (a key that lingers past it is deleted, like an expired one)
+  local live = 0
+  for i = 1, indexed do
+    local val = values[i]
+    if val and u64(val, 18) > now then live = live + 1 else values[i] = false end
+  end
+  local excess = live - max + 1
+  local dead, gone = {}, {}
+  for i, m in ipairs(members) do
+    if not values[i] then
+      gone[#gone + 1] = m
+      dead[#dead + 1] = keys[i]
+    elseif excess > 0 then
+      -- members come oldest first: the least recently used go
+      excess = excess - 1
+      ended = ended + now - u64(values[i], 2)
+      evicted = evicted + 1
+      gone[#gone + 1] = m
+      dead[#dead + 1] = keys[i]
     end
   end
-  local i = 1
-  while #live - i + 1 >= max do
-    ended = ended + now - u64(live[i][2], 1)
-    redis.call('DEL', ARGV[7] .. live[i][1])
-    redis.call('ZREM', KEYS[2], live[i][1])
-    evicted = evicted + 1
-    i = i + 1
-  end
-  indexed = indexed - evicted
+  if #dead > 0 then call_chunked('DEL', nil, dead) end
+  if #gone > 0 then call_chunked('ZREM', KEYS[2], gone) end
+  indexed = indexed - #gone
 end
-local absolute = now + tonumber(ARGV[4])
-local ttl = math.min(tonumber(ARGV[3]), absolute - now)
-local v = string.char(1) .. p64(now) .. p64(now) .. p64(absolute) .. ARGV[2]
-redis.call('SET', KEYS[1], v, 'PX', ttl)
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 -- an index that still had members has a TTL; a new one needs its first
 if indexed > 0 then
@@ -166,9 +211,10 @@ if not v then return false end
 local now = now_ms()
 local pttl = redis.call('PTTL', KEYS[1])
 if pttl < 0 then pttl = 0 end
-local ttl = math.min(pttl + tonumber(ARGV[1]), u64(v, 18) - now)
+local abs = u64(v, 18)
+local ttl = math.min(pttl + tonumber(ARGV[1]), abs - now)
 if ttl <= 0 then return false end
-redis.call('PEXPIRE', KEYS[1], ttl)
+expire(KEYS[1], pttl + tonumber(ARGV[1]), abs, now)
 keep_index(index_of(ARGV[3], v), ttl + tonumber(ARGV[2]))
 return {v, now, ttl}
 "#
@@ -176,7 +222,8 @@ return {v, now, ttl}
     )
 });
 
-/// Replace some fields (never the user), keeping the TTL.
+/// Replace some fields (never the user), keeping the TTL. A session past
+/// its absolute expiry counts as gone.
 /// KEYS: session. ARGV: pairs of (field number, encoded field).
 /// Returns false, or {value, now, ttl}.
 pub(crate) static UPDATE: LazyLock<LuaScript> = LazyLock::new(|| {
@@ -186,7 +233,9 @@ pub(crate) static UPDATE: LazyLock<LuaScript> = LazyLock::new(|| {
             helpers!(),
             r#"
 local v = redis.call('GET', KEYS[1])
-if not v then return false end
+local now = now_ms()
+-- past its absolute expiry is gone, even if the key lingers (see get)
+if not v or u64(v, 18) <= now then return false end
 local chunks = {}
 local pos = 26
 for f = 1, 6 do
@@ -202,13 +251,14 @@ for i = 1, #ARGV, 2 do
 end
 v = string.sub(v, 1, 25) .. table.concat(chunks)
 redis.call('SET', KEYS[1], v, 'KEEPTTL')
-return {v, now_ms(), redis.call('PTTL', KEYS[1])}
+return {v, now, redis.call('PTTL', KEYS[1])}
 "#
         ),
     )
 });
 
-/// Rotate: move a session to a new id, atomically.
+/// Rotate: move a session to a new id, atomically. A session past its
+/// absolute expiry counts as gone.
 /// KEYS: old session, new session. ARGV: index head, old member, new member.
 /// Returns false, {value, now, ttl} (a replay finds the new key and returns
 /// it), or -1 when the new id is taken.
@@ -225,6 +275,7 @@ if not v then
   if moved then return {moved, now, redis.call('PTTL', KEYS[2])} end
   return false
 end
+if u64(v, 18) <= now then return false end
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 local idx = index_of(ARGV[1], v)
@@ -294,7 +345,8 @@ return {n, ended}
 });
 
 /// List a user's live sessions, dropping index members whose session has
-/// expired.
+/// expired (and deleting a session past its absolute expiry whose key
+/// lingers: see the fast read path in `manager.rs`).
 /// KEYS: index. ARGV: session head.
 /// Returns {now, member, value, ttl, member, value, ttl, ...}.
 pub(crate) static LIST: LazyLock<LuaScript> = LazyLock::new(|| {
@@ -303,15 +355,18 @@ pub(crate) static LIST: LazyLock<LuaScript> = LazyLock::new(|| {
         concat!(
             helpers!(),
             r#"
-local out = {now_ms()}
+local now = now_ms()
+local out = {now}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local k = ARGV[1] .. m
   local v = redis.call('GET', k)
-  if v then
+  if v and u64(v, 18) > now then
     out[#out + 1] = m
     out[#out + 1] = v
     out[#out + 1] = redis.call('PTTL', k)
   else
+    -- expired, or past its absolute expiry with the key lingering
+    if v then redis.call('DEL', k) end
     redis.call('ZREM', KEYS[1], m)
   end
 end

@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant, SystemTime};
 
 use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::fred::types::{ExpireOptions, SetOptions};
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_session::{
     CharacterId, Error, SessionConfig, SessionId, SessionManager, SessionMetadata, TokenError,
@@ -22,9 +23,17 @@ async fn manager(ctx: &TestCtx, config: SessionConfig) -> anyhow::Result<Session
     Ok(SessionManager::new(redis, config)?)
 }
 
-/// Every read records a touch.
+/// Every read records a touch: every read is the get-and-slide script.
 fn eager() -> SessionConfig {
     SessionConfig::default().with_touch_interval(Duration::ZERO)
+}
+
+/// A 5 s touch interval, longer than any test keeps one session busy:
+/// every read of a live session within its absolute lifetime takes the
+/// fast path (`GET` + `PEXPIRE` + `PEXPIRETIME`, plus `PEXPIREAT .. LT` +
+/// `PEXPIRETIME` near the absolute expiry).
+fn fast() -> SessionConfig {
+    SessionConfig::default().with_touch_interval(Duration::from_secs(5))
 }
 
 fn user(name: &str) -> UserId {
@@ -50,6 +59,28 @@ fn index_key(ctx: &TestCtx, u: &UserId) -> String {
 
 async fn pttl(m: &SessionManager, key: &str) -> i64 {
     m.redis().client().pttl(key).await.unwrap()
+}
+
+/// The key's absolute expiry in ms of server time (`PEXPIRETIME`).
+async fn pexpire_time(m: &SessionManager, key: &str) -> i64 {
+    m.redis().client().pexpire_time(key).await.unwrap()
+}
+
+fn ms(t: SystemTime) -> i64 {
+    i64::try_from(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+async fn index_score(m: &SessionManager, index: &str, id: &SessionId) -> Option<f64> {
+    m.redis()
+        .client()
+        .zscore(index, &id.as_str()[5..])
+        .await
+        .unwrap()
 }
 
 async fn exists(m: &SessionManager, key: &str) -> bool {
@@ -135,14 +166,47 @@ async fn should_slide_but_throttle_last_seen_writes(ctx: TestCtx) -> anyhow::Res
     .await?;
     let s = m.create(&user("carol"), meta()).await?;
     let key = session_key(&ctx, &s.id);
+    let index = index_key(&ctx, &s.user);
+    let score = index_score(&m, &index, &s.id).await;
     let _: () = m.redis().client().pexpire(&key, 2_000, None).await?;
     next_ms(&m).await;
+    // within the touch interval: the fast path (GET + PEXPIRE + PEXPIRETIME)
     let got = m.get(&s.id).await?.unwrap();
     assert_eq!(
         got.last_seen, s.created_at,
         "a recent touch is not rewritten"
     );
-    assert!(pttl(&m, &key).await > 9_000, "but the expiry still slides");
+    let after = pttl(&m, &key).await;
+    assert!(after > 9_000, "but the expiry still slides, got {after}");
+    assert!(got.expires_at >= s.created_at + Duration::from_secs(10));
+    assert_eq!(
+        index_score(&m, &index, &s.id).await,
+        score,
+        "nor is the LRU order"
+    );
+    assert!(
+        pttl(&m, &index).await >= after,
+        "the index still outlives the session"
+    );
+    // once the recorded touch is older than the interval, the script records it
+    let _: () = m.redis().client().pexpire(&key, 2_000, None).await?;
+    let stale = s.created_at - Duration::from_secs(6);
+    let mut patched: Vec<u8> = m.redis().client().get(&key).await?;
+    patched[9..17].copy_from_slice(&u64::try_from(ms(stale))?.to_be_bytes());
+    let _: () = m
+        .redis()
+        .client()
+        .set(&key, patched, None, Some(SetOptions::XX), false)
+        .await?;
+    let _: () = m.redis().client().pexpire(&key, 2_000, None).await?;
+    let touched = m.get(&s.id).await?.unwrap();
+    assert!(touched.last_seen > s.created_at, "last seen recorded");
+    assert!(pttl(&m, &key).await > 9_000, "and slid");
+    let new_score = index_score(&m, &index, &s.id).await.unwrap();
+    assert!(
+        new_score > score.unwrap(),
+        "LRU order recorded: {new_score} vs {score:?}"
+    );
     Ok(())
 }
 
@@ -319,26 +383,40 @@ async fn should_end_idle_sessions(ctx: TestCtx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn should_end_sessions_at_the_absolute_lifetime(ctx: TestCtx) -> anyhow::Result<()> {
+/// A session read every 25 ms still ends at its absolute expiry, and no
+/// read ever leaves its key's expiry past it.
+async fn ends_at_the_absolute_lifetime(ctx: &TestCtx, config: SessionConfig) -> anyhow::Result<()> {
     let m = manager(
-        &ctx,
-        eager()
+        ctx,
+        config
             .with_idle_ttl(Duration::from_secs(10))
             .with_absolute_ttl(Duration::from_millis(600)),
     )
     .await?;
     let s = m.create(&user("ivan"), meta()).await?;
-    assert!(pttl(&m, &session_key(&ctx, &s.id)).await <= 600);
+    let key = session_key(ctx, &s.id);
+    assert!(pttl(&m, &key).await <= 600);
+    let absolute = ms(s.absolute_expires_at);
     let deadline = Instant::now() + DEADLINE;
+    let mut reads = 0;
     // keep it busy: activity does not save it
     while let Some(got) = m.get(&s.id).await? {
+        reads += 1;
+        assert_eq!(got.absolute_expires_at, s.absolute_expires_at);
         assert!(got.expires_at <= got.absolute_expires_at);
+        let expiry = pexpire_time(&m, &key).await;
+        assert!(
+            expiry <= absolute,
+            "a read left the key expiring {} ms past the absolute expiry",
+            expiry - absolute
+        );
         assert!(
             Instant::now() < deadline,
             "the session outlived its absolute lifetime"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    assert!(reads > 5, "only {reads} reads");
     let ended = m.redis().server_time().await?;
     let created = s.created_at.duration_since(SystemTime::UNIX_EPOCH)?;
     assert!(
@@ -346,6 +424,54 @@ async fn should_end_sessions_at_the_absolute_lifetime(ctx: TestCtx) -> anyhow::R
         "ended after {:?}",
         ended - created
     );
+    assert!(!exists(&m, &key).await, "and its key is gone");
+    Ok(())
+}
+
+async fn should_end_sessions_at_the_absolute_lifetime(ctx: TestCtx) -> anyhow::Result<()> {
+    ends_at_the_absolute_lifetime(&ctx, eager()).await
+}
+
+/// The same on the fast path: every read is `GET` + `PEXPIRE` +
+/// `PEXPIRETIME` and then `PEXPIREAT .. LT` + `PEXPIRETIME` (the session is
+/// always within the last idle TTL of its life).
+async fn should_cap_fast_path_reads_at_the_absolute_lifetime(ctx: TestCtx) -> anyhow::Result<()> {
+    ends_at_the_absolute_lifetime(&ctx, fast()).await?;
+    // a key that lingers past the absolute expiry (a read slid it and
+    // died before pulling it back) is gone for every call, and the first
+    // read or list that meets it deletes it
+    let m = manager(
+        &ctx,
+        fast()
+            .with_idle_ttl(Duration::from_secs(10))
+            .with_absolute_ttl(Duration::from_millis(200)),
+    )
+    .await?;
+    let u = user("ivy");
+    let (s, t) = (m.create(&u, meta()).await?, m.create(&u, meta()).await?);
+    let (key, other) = (session_key(&ctx, &s.id), session_key(&ctx, &t.id));
+    for k in [&key, &other] {
+        let _: () = m.redis().client().pexpire(k, 10_000, None).await?;
+    }
+    let absolute = s.absolute_expires_at.max(t.absolute_expires_at);
+    let absolute = absolute.duration_since(SystemTime::UNIX_EPOCH)?;
+    while m.redis().server_time().await? <= absolute {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(exists(&m, &key).await && exists(&m, &other).await);
+    let hero = CharacterId::new("late")?;
+    assert!(m.bind_character(&s.id, &hero).await?.is_none());
+    assert!(m.extend(&s.id, Duration::from_secs(5)).await?.is_none());
+    assert!(m.rotate(&s.id).await?.is_none());
+    assert!(m.get(&s.id).await?.is_none(), "past the absolute expiry");
+    assert!(!exists(&m, &key).await, "deleted by the read");
+    assert!(m.list(&u).await?.is_empty());
+    assert_eq!(
+        index_score(&m, &index_key(&ctx, &u), &s.id).await,
+        None,
+        "the list dropped the index entries"
+    );
+    assert!(!exists(&m, &other).await, "deleted by the list");
     Ok(())
 }
 
@@ -417,12 +543,10 @@ async fn should_revoke_one_all_and_others(ctx: TestCtx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn should_never_resurrect_a_revoked_session(ctx: TestCtx) -> anyhow::Result<()> {
-    let m = manager(
-        &ctx,
-        eager().with_max_per_user(NonZeroU32::new(100).unwrap()),
-    )
-    .await?;
+/// 1,000 races of revoke against get, bind and extend: 0 resurrections,
+/// 0 index leftovers.
+async fn never_resurrects(ctx: &TestCtx, config: SessionConfig) -> anyhow::Result<()> {
+    let m = manager(ctx, config.with_max_per_user(NonZeroU32::new(100).unwrap())).await?;
     let hero = CharacterId::new("ghost")?;
     let mut resurrections = 0;
     for batch in 0..20 {
@@ -445,15 +569,87 @@ async fn should_never_resurrect_a_revoked_session(ctx: TestCtx) -> anyhow::Resul
         }
         for t in tasks {
             let id = t.await??;
-            if m.get(&id).await?.is_some() || exists(&m, &session_key(&ctx, &id)).await {
+            if m.get(&id).await?.is_some() || exists(&m, &session_key(ctx, &id)).await {
                 resurrections += 1;
             }
         }
         assert!(m.list(&u).await?.is_empty());
-        let members: i64 = m.redis().client().zcard(index_key(&ctx, &u)).await?;
+        let members: i64 = m.redis().client().zcard(index_key(ctx, &u)).await?;
         assert_eq!(members, 0, "no index entry survives a revoke");
     }
     assert_eq!(resurrections, 0, "1,000 logout-vs-touch races");
+    Ok(())
+}
+
+async fn should_never_resurrect_a_revoked_session(ctx: TestCtx) -> anyhow::Result<()> {
+    never_resurrects(&ctx, eager()).await
+}
+
+/// The same races with every get on the fast path (`GETEX` on a revoked
+/// key writes nothing).
+async fn should_never_resurrect_a_revoked_session_on_the_fast_path(
+    ctx: TestCtx,
+) -> anyhow::Result<()> {
+    never_resurrects(&ctx, fast()).await
+}
+
+/// The fast path's commands, sent again as fred would after a dropped
+/// connection: a replayed `PEXPIRE` on a revoked session writes nothing,
+/// and a replayed `PEXPIREAT .. LT` never extends and never creates.
+async fn should_replay_the_fast_path_commands_safely(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(
+        &ctx,
+        fast()
+            .with_idle_ttl(Duration::from_secs(10))
+            .with_absolute_ttl(Duration::from_secs(5)),
+    )
+    .await?;
+    let c = m.redis().client().clone();
+    let s = m.create(&user("replayer"), meta()).await?;
+    let key = session_key(&ctx, &s.id);
+    let absolute = ms(s.absolute_expires_at);
+    // the read's first round trip, as one pipeline
+    let read = || async {
+        let p = c.pipeline();
+        let () = p.get(&key).await.unwrap();
+        let () = p.pexpire(&key, 10_000, None).await.unwrap();
+        let () = p.pexpire_time(&key).await.unwrap();
+        p.all::<(Option<Vec<u8>>, i64, i64)>().await.unwrap()
+    };
+    // its second, near the end of life
+    let pull_back = || async {
+        let p = c.pipeline();
+        let () = p
+            .pexpire_at(&key, absolute, Some(ExpireOptions::LT))
+            .await
+            .unwrap();
+        let () = p.pexpire_time(&key).await.unwrap();
+        p.all::<(i64, i64)>().await.unwrap()
+    };
+    // a get near the end of life, then its commands replayed in order
+    m.get(&s.id).await?.unwrap();
+    assert!(pexpire_time(&m, &key).await <= absolute);
+    let (v, slid, _) = read().await;
+    assert!(v.is_some() && slid == 1);
+    assert_eq!(pull_back().await, (1, absolute), "capped again");
+    assert_eq!(pull_back().await, (0, absolute), "and again: a no-op");
+    // a late PEXPIREAT never extends a shorter expiry
+    let _: () = c.pexpire(&key, 500, None).await?;
+    let (applied, _) = pull_back().await;
+    assert_eq!(applied, 0);
+    assert!(pttl(&m, &key).await <= 500, "never extended");
+    let _: () = c.pexpire_at(&key, absolute, None).await?;
+    // the same get sent twice at once
+    let (a, b) = tokio::join!(m.get(&s.id), m.get(&s.id));
+    assert_eq!(a?.unwrap().id, b?.unwrap().id);
+    assert!(pexpire_time(&m, &key).await <= absolute);
+    // after a revoke, every replayed command finds nothing and writes nothing
+    assert!(m.revoke(&s.id).await?);
+    assert_eq!(read().await, (None, 0, -2));
+    assert_eq!(pull_back().await, (0, -2));
+    assert!(!exists(&m, &key).await, "no resurrection by replay");
+    assert!(m.get(&s.id).await?.is_none());
+    assert!(!exists(&m, &key).await);
     Ok(())
 }
 
@@ -555,8 +751,13 @@ async fn should_reject_bad_input_without_a_round_trip(ctx: TestCtx) -> anyhow::R
         ),
         Err(Error::ZeroDuration { .. })
     ));
-    // a real round trip after shutdown is a typed error, not a panic
+    // a real round trip after shutdown is a typed error, not a panic,
+    // on the script path and on the fast path alike
     assert!(m.get(&id).await.is_err());
+    let fast = SessionManager::new(m.redis().clone(), fast())?;
+    let started = Instant::now();
+    assert!(fast.get(&id).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
     Ok(())
 }
 
@@ -598,8 +799,9 @@ async fn should_count_sessions_without_scanning(ctx: TestCtx) -> anyhow::Result<
     let m = manager(&ctx, eager().with_max_per_user(NonZeroU32::new(2).unwrap())).await?;
     let (u, v) = (user("xavier"), user("yvonne"));
     let a = m.create(&u, meta()).await?;
+    next_ms(&m).await; // a distinct LRU score, so a is the one evicted
     m.create(&u, meta()).await?;
-    m.create(&u, meta()).await?; // evicts one
+    m.create(&u, meta()).await?; // evicts a
     m.create(&v, meta()).await?;
     m.revoke(&a.id).await?; // already evicted: not counted twice
     let b = m.list(&v).await?.remove(0);
@@ -637,9 +839,12 @@ aeturnis_testkit::topology_tests!(
     should_keep_max_sessions_under_concurrent_creates,
     should_end_idle_sessions,
     should_end_sessions_at_the_absolute_lifetime,
+    should_cap_fast_path_reads_at_the_absolute_lifetime,
     should_rotate_to_a_new_id_and_kill_the_old_one,
     should_revoke_one_all_and_others,
     should_never_resurrect_a_revoked_session,
+    should_never_resurrect_a_revoked_session_on_the_fast_path,
+    should_replay_the_fast_path_commands_safely,
     should_treat_a_replayed_create_or_rotate_as_a_no_op,
     should_reject_bad_input_without_a_round_trip,
     should_give_every_key_a_ttl,

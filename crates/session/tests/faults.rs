@@ -110,3 +110,111 @@ async fn should_keep_the_limit_when_connections_drop_under_a_create_storm() -> a
     );
     Ok(())
 }
+
+/// fred re-sends the fast path's commands (`GET`, `PEXPIRE`,
+/// `PEXPIRETIME`, `PEXPIREAT .. LT`) and the scripts after a dropped
+/// connection. Under a read storm near
+/// the end of the sessions' absolute lifetime (every read pulls the expiry
+/// back), with half of them revoked mid-storm and connections killed: no
+/// revoked session comes back, and every session all of whose reads
+/// succeeded expires no later than its absolute expiry (a read that failed
+/// may leave its key's expiry past it, but no call returns such a session
+/// and the next read caps or deletes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_stay_capped_and_revoked_when_connections_drop_under_a_read_storm(
+) -> anyhow::Result<()> {
+    use aeturnis_redis_core::fred::prelude::*;
+
+    let server = RedisServer::start_standalone()?;
+    let m = manager(
+        &server.url(),
+        SessionConfig::default()
+            .with_idle_ttl(Duration::from_secs(120))
+            .with_absolute_ttl(Duration::from_secs(60))
+            .with_touch_interval(Duration::from_secs(30)),
+    )
+    .await?;
+    let mut sessions = Vec::new();
+    for u in 0..40 {
+        let user = UserId::new(format!("reader-{u}"))?;
+        for _ in 0..5 {
+            sessions.push(m.create(&user, SessionMetadata::new()).await?);
+        }
+    }
+    let mut tasks = Vec::new();
+    for (i, s) in sessions.iter().enumerate() {
+        let (m, id) = (m.clone(), s.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut failed, mut revoked) = (false, false);
+            for round in 0..20 {
+                if i % 2 == 1 && round == 10 {
+                    // a failed revoke is retried until it answers
+                    let deadline = Instant::now() + DEADLINE;
+                    while m.revoke(&id).await.is_err() {
+                        assert!(Instant::now() < deadline, "revoke never went through");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    revoked = true;
+                }
+                match m.get(&id).await {
+                    Ok(Some(got)) => {
+                        assert!(!revoked, "a revoked session was read back");
+                        assert!(got.expires_at <= got.absolute_expires_at);
+                    }
+                    Ok(None) => assert!(revoked, "a live session was lost"),
+                    Err(e) => {
+                        assert!(e.is_retryable(), "only typed connection errors: {e:?}");
+                        failed = true;
+                    }
+                }
+            }
+            (id, failed, revoked)
+        }));
+    }
+    for _ in 0..5 {
+        server.cli(&["CLIENT", "KILL", "TYPE", "normal"])?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await?);
+    }
+    let c = m.redis().client().clone();
+    let key = |id: &aeturnis_session::SessionId| {
+        let s = id.as_str();
+        format!("faults:s:{{{}}}:{}", &s[..4], &s[5..])
+    };
+    let absolute = |id: &aeturnis_session::SessionId| {
+        let s = sessions.iter().find(|s| &s.id == id).unwrap();
+        let at = s.absolute_expires_at.duration_since(std::time::UNIX_EPOCH);
+        i64::try_from(at.unwrap().as_millis()).unwrap()
+    };
+    let deadline = Instant::now() + DEADLINE;
+    while m.redis().server_time().await.is_err() {
+        assert!(Instant::now() < deadline, "no recovery");
+    }
+    let mut failures = 0;
+    for (id, failed, revoked) in &outcomes {
+        let exists: i64 = c.exists(key(id)).await?;
+        if *revoked {
+            assert_eq!(exists, 0, "a revoked session came back");
+            continue;
+        }
+        assert_eq!(exists, 1, "a live session was lost");
+        let expiry: i64 = c.pexpire_time(key(id)).await?;
+        if *failed {
+            failures += 1;
+            // the next read caps it
+            m.get(id).await?.unwrap();
+            let expiry: i64 = c.pexpire_time(key(id)).await?;
+            assert!(expiry <= absolute(id), "{expiry} > {}", absolute(id));
+        } else {
+            assert!(expiry <= absolute(id), "{expiry} > {}", absolute(id));
+        }
+    }
+    println!(
+        "{failures} of {} live sessions saw a failed read",
+        outcomes.len() / 2
+    );
+    Ok(())
+}

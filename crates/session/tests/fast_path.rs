@@ -1,0 +1,167 @@
+//! The fast read path, on a server the test owns, so that `INFO
+//! commandstats` counts only this test's commands: reads within the touch
+//! interval are `GET` + `PEXPIRE` + `PEXPIRETIME` and run no script; a due
+//! touch runs the script once; revoke-vs-read races on the fast path
+//! resurrect nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::{Redis, RedisConfig};
+use aeturnis_session::{SessionConfig, SessionId, SessionManager, SessionMetadata, UserId};
+use aeturnis_testkit::RedisServer;
+
+const PREFIX: &str = "fast:";
+
+async fn manager(server: &RedisServer, config: SessionConfig) -> anyhow::Result<SessionManager> {
+    let redis =
+        Redis::connect(RedisConfig::from_url(&server.url())?.with_key_prefix(PREFIX)).await?;
+    Ok(SessionManager::new(redis, config)?)
+}
+
+fn session_key(id: &SessionId) -> String {
+    let s = id.as_str();
+    format!("{PREFIX}s:{{{}}}:{}", &s[..4], &s[5..])
+}
+
+/// Calls per command since the last `CONFIG RESETSTAT`, e.g. `"getex"`.
+fn calls(server: &RedisServer) -> anyhow::Result<HashMap<String, u64>> {
+    let info = server.cli(&["INFO", "commandstats"])?;
+    let mut out = HashMap::new();
+    for line in info.lines() {
+        let Some(rest) = line.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let Some((name, stats)) = rest.split_once(':') else {
+            continue;
+        };
+        let n = stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        out.insert(name.to_owned(), n);
+    }
+    Ok(out)
+}
+
+fn count(calls: &HashMap<String, u64>, command: &str) -> u64 {
+    calls.get(command).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_read_with_native_commands_until_a_touch_is_due() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    // the default 60 s touch interval: no touch falls due during the reads
+    let m = manager(&server, SessionConfig::default()).await?;
+    let c = m.redis().client().clone();
+    m.redis().load_scripts().await?;
+    let mut sessions = Vec::new();
+    for i in 0..10 {
+        sessions.push(
+            m.create(&UserId::new(format!("u{i}"))?, SessionMetadata::new())
+                .await?,
+        );
+    }
+    server.cli(&["CONFIG", "RESETSTAT"])?;
+    for s in &sessions {
+        let key = session_key(&s.id);
+        let _: () = c.pexpire(&key, 2_000, None).await?;
+        for _ in 0..100 {
+            let got = m.get(&s.id).await?.unwrap();
+            assert_eq!(got.last_seen, s.created_at, "no touch recorded");
+        }
+        let p: i64 = c.pttl(&key).await?;
+        assert!(p > 1_790_000, "the expiry slid: PTTL {p}");
+    }
+    let stats = calls(&server)?;
+    assert_eq!(count(&stats, "get"), 1_000, "{stats:?}");
+    assert_eq!(count(&stats, "pexpiretime"), 1_000, "{stats:?}");
+    // no script but the background stats flush (one HMGET each)
+    assert_eq!(
+        count(&stats, "evalsha"),
+        count(&stats, "hmget"),
+        "no script: {stats:?}"
+    );
+    assert_eq!(
+        count(&stats, "pexpireat"),
+        0,
+        "far from the absolute expiry"
+    );
+
+    // with a 1 s interval, once the recorded touch is older, one read per
+    // session runs the script, which records it; the next is native again
+    let m = SessionManager::new(
+        m.redis().clone(),
+        SessionConfig::default().with_touch_interval(Duration::from_secs(1)),
+    )?;
+    let created = sessions.iter().map(|s| s.created_at).max().unwrap();
+    let due = created.duration_since(std::time::UNIX_EPOCH)? + Duration::from_millis(1_050);
+    while m.redis().server_time().await? < due {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.cli(&["CONFIG", "RESETSTAT"])?;
+    for s in &sessions {
+        let got = m.get(&s.id).await?.unwrap();
+        assert!(got.last_seen > s.created_at, "touch recorded");
+        m.get(&s.id).await?.unwrap();
+    }
+    let stats = calls(&server)?;
+    assert_eq!(count(&stats, "pexpiretime"), 20, "{stats:?}");
+    assert_eq!(
+        count(&stats, "evalsha"),
+        10 + count(&stats, "hmget"),
+        "{stats:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_never_resurrect_in_fast_path_races() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let m = manager(
+        &server,
+        SessionConfig::default().with_max_per_user(NonZeroU32::new(100).unwrap()),
+    )
+    .await?;
+    let c = m.redis().client().clone();
+    let user = UserId::new("racer")?;
+    m.redis().load_scripts().await?; // no NOSCRIPT round in the counts
+    server.cli(&["CONFIG", "RESETSTAT"])?;
+    let mut resurrections = 0;
+    for _ in 0..20 {
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let s = m.create(&user, SessionMetadata::new()).await?;
+            let (m1, m2, m3) = (m.clone(), m.clone(), m.clone());
+            tasks.push(tokio::spawn(async move {
+                let (revoked, _, _) = tokio::join!(m1.revoke(&s.id), m2.get(&s.id), m3.get(&s.id));
+                revoked.map(|_| s.id)
+            }));
+        }
+        for t in tasks {
+            let id = t.await??;
+            let exists: i64 = c.exists(session_key(&id)).await?;
+            if exists == 1 || m.get(&id).await?.is_some() {
+                resurrections += 1;
+            }
+        }
+        assert!(m.list(&user).await?.is_empty());
+    }
+    assert_eq!(resurrections, 0, "1,000 logout-vs-read races");
+    let stats = calls(&server)?;
+    // 2,000 racing reads and 1,000 checks, all on the fast path (one
+    // PEXPIRETIME each; a read that finds the key revoked ends there)
+    assert_eq!(count(&stats, "pexpiretime"), 3_000, "{stats:?}");
+    // the scripts are the 1,000 creates, 1,000 revokes, 20 lists and the
+    // background stats flushes (one HMGET each) only
+    assert_eq!(
+        count(&stats, "evalsha"),
+        2_020 + count(&stats, "hmget"),
+        "{stats:?}"
+    );
+    Ok(())
+}
