@@ -163,38 +163,46 @@ return {0, 0}
 /// fence means Redis lost data (restart, failover); both answer `{-1}`,
 /// lost for certain.
 ///
-/// `KEYS`: lock. `ARGV`: token (`''` for force), fenced (`1`/`0`), fence
-/// ttl ms, mode (`r` release, `f` force, `l` leave), the holder's fence.
-/// Reply: `{1}` released, `{1, value}` released and handed to the waiter
-/// whose token starts `value`, `{0}` not ours (or, for force, was free),
-/// `{-1}` lost for certain.
+/// `KEYS`: lock. `ARGV`: token (`''` for force), then `MODE FENCED
+/// FENCE_TTL FENCE` in one argument (`MODE`: `r` release, `f` force, `l`
+/// leave; `FENCED`: `1`/`0`; the fence TTL in ms; the holder's fence), so
+/// the common case parses one short string.
+/// Reply: `1` released, `value` (a string) released and handed to the
+/// waiter whose token starts `value`, `0` not ours (or, for force, was
+/// free), `-1` lost for certain.
 static RELEASE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "lock_release",
         r"
-local tok, mode = ARGV[1], ARGV[4]
+local v = redis.call('GET', KEYS[1])
+local tok = ARGV[1]
+if v and string.byte(ARGV[2], 1) == 114 and string.find(v, tok, 1, true) == 1
+    and string.byte(v, -1) ~= 33 then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+local mode, fenced, fence_ttl, fence = string.match(ARGV[2], '^(%a)(%d) (%d+) (%d+)$')
 local q, alive, st = KEYS[1] .. ':queue', KEYS[1] .. ':alive', KEYS[1] .. ':state'
 if mode == 'l' then
   redis.call('ZREM', q, tok)
   redis.call('HDEL', alive, tok)
 end
-local v = redis.call('GET', KEYS[1])
 if mode == 'f' then
-  if not v then return {0} end
+  if not v then return 0 end
   local left = redis.call('PTTL', KEYS[1])
   redis.call('SET', KEYS[1] .. ':forced', string.sub(v, 1, 32), 'PX', math.max(left, 1) + 1000)
-elseif not v or string.sub(v, 1, #tok) ~= tok then
+elseif not v or string.find(v, tok, 1, true) ~= 1 then
   if mode == 'r' then
-    if redis.call('GET', KEYS[1] .. ':forced') == tok then return {-1} end
-    if ARGV[2] == '1' and tonumber(redis.call('HGET', st, 'n') or '0') < tonumber(ARGV[5]) then
-      return {-1}
+    if redis.call('GET', KEYS[1] .. ':forced') == tok then return -1 end
+    if fenced == '1' and tonumber(redis.call('HGET', st, 'n') or '0') < tonumber(fence) then
+      return -1
     end
   end
-  return {0}
+  return 0
 end
-if string.sub(v, -1) ~= '!' then
+if string.byte(v, -1) ~= 33 then
   redis.call('DEL', KEYS[1])
-  return {1}
+  return 1
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -202,7 +210,7 @@ while true do
   local head = redis.call('ZPOPMIN', q)[1]
   if not head then
     redis.call('DEL', KEYS[1])
-    return {1}
+    return 1
   end
   local e = redis.call('HGET', alive, head)
   redis.call('HDEL', alive, head)
@@ -210,14 +218,14 @@ while true do
     local deadline, ttl = string.match(e, '^(%d+):(%d+)$')
     if deadline and tonumber(deadline) >= now then
       local val = head
-      if ARGV[2] == '1' then
+      if fenced == '1' then
         val = head .. ':' .. redis.call('HINCRBY', st, 'n', 1)
-        redis.call('PEXPIRE', st, ARGV[3])
+        redis.call('PEXPIRE', st, fence_ttl)
       end
       if redis.call('ZCARD', q) > 0 then val = val .. '!' end
       redis.call('SET', KEYS[1], val, 'PX', ttl)
       redis.call('PUBLISH', KEYS[1] .. ':released', val)
-      return {1, val}
+      return val
     end
   end
 end
@@ -498,24 +506,22 @@ pub(crate) async fn release(
     fence_ttl_ms: u64,
     mode: ReleaseMode,
 ) -> Result<ReleaseOutcome> {
+    let mode = match mode {
+        ReleaseMode::Release => 'r',
+        ReleaseMode::Force => 'f',
+        ReleaseMode::Leave => 'l',
+    };
     let args = vec![
         Value::from(token),
-        Value::from(if fenced { "1" } else { "0" }),
-        ms(fence_ttl_ms),
-        Value::from(match mode {
-            ReleaseMode::Release => "r",
-            ReleaseMode::Force => "f",
-            ReleaseMode::Leave => "l",
-        }),
-        ms(fence),
+        Value::from(format!("{mode}{} {fence_ttl_ms} {fence}", u8::from(fenced))),
     ];
-    let reply: Vec<Value> = redis.script(&RELEASE, keys.lock.clone(), args).await?;
-    match &reply[..] {
-        [ok] if int(ok) == Some(1) => Ok(ReleaseOutcome::Released(None)),
-        [ok] if int(ok) == Some(0) => Ok(ReleaseOutcome::NotOurs),
-        [ok] if int(ok) == Some(-1) => Ok(ReleaseOutcome::Lost),
-        [ok, value] if int(ok) == Some(1) => Ok(ReleaseOutcome::Released(value.as_string())),
-        _ => Err(unexpected("lock_release", &reply)),
+    let reply: Value = redis.script(&RELEASE, keys.lock.clone(), args).await?;
+    match reply {
+        Value::Integer(1) => Ok(ReleaseOutcome::Released(None)),
+        Value::Integer(0) => Ok(ReleaseOutcome::NotOurs),
+        Value::Integer(-1) => Ok(ReleaseOutcome::Lost),
+        Value::String(_) | Value::Bytes(_) => Ok(ReleaseOutcome::Released(reply.as_string())),
+        other => Err(unexpected("lock_release", &[other])),
     }
 }
 
