@@ -193,6 +193,17 @@ impl Redis {
         }
     }
 
+    /// [`Error::Shutdown`] once [`shutdown`](Self::shutdown) has run, so a
+    /// call made of native commands fails at once, as a script call does
+    /// (a shut-down fred client would otherwise wait out the command
+    /// timeout).
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`].
+    pub fn ensure_open(&self) -> Result<()> {
+        self.check_open()
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.inner.shut_down.load(Ordering::Acquire) {
             Err(Error::Shutdown)

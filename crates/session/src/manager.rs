@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::bytes::Bytes;
-use aeturnis_redis_core::fred::interfaces::{ClientLike, KeysInterface};
+use aeturnis_redis_core::fred::interfaces::KeysInterface;
 use aeturnis_redis_core::fred::types::{ExpireOptions, Value};
 use aeturnis_redis_core::{LuaScript, Redis, RedisKey};
 
@@ -192,14 +192,13 @@ impl SessionManager {
     /// it is the script alone. See the crate docs for why this is safe.
     pub async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
         let key = self.session_key(id)?;
-        let client = self.redis.client();
-        // Not connected (reconnecting, or shut down): the script path, whose
-        // failures (a typed error at once after `shutdown`, queued and then
-        // retried or timed out while reconnecting) are those of every other
-        // call. A zero touch interval records every read: the script too.
-        if self.touch_ms == 0 || !client.is_connected() {
+        // after `shutdown`: a typed error at once, as for every script call
+        self.redis.ensure_open()?;
+        // a zero touch interval records every read: the script
+        if self.touch_ms == 0 {
             return self.get_by_script(id, &key).await;
         }
+        let client = self.redis.client();
         let pipeline = client.pipeline();
         let () = pipeline.get(key.as_str()).await?;
         let () = pipeline

@@ -699,6 +699,19 @@ async fn should_reject_bad_input_without_a_round_trip(ctx: TestCtx) -> anyhow::R
     let u = user("trent");
     // once shut down, any round trip would fail with Error::Shutdown
     m.redis().shutdown().await?;
+    // a well-formed token does make the call: the fast read path fails at
+    // once with the typed error, like a script call, not after a timeout
+    let err = m
+        .get(&SessionId::generate(&u))
+        .await
+        .expect_err("a read after shutdown must fail");
+    assert!(
+        matches!(
+            err,
+            aeturnis_session::Error::Redis(aeturnis_redis_core::Error::Shutdown)
+        ),
+        "{err:?}"
+    );
     let long = "a".repeat(100_000);
     let good = SessionId::generate(&u).to_string();
     for token in [
