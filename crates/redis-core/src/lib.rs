@@ -31,6 +31,7 @@
 pub use fred;
 
 mod client;
+mod clock;
 mod codec;
 pub mod config;
 mod error;
@@ -39,6 +40,7 @@ pub mod keys;
 mod script;
 
 pub use client::Redis;
+pub use clock::{ServerClock, ServerTime, DEFAULT_REFRESH_PERIOD, SAMPLES};
 pub use codec::{Codec, CodecKind};
 pub use config::{ConfigError, ReconnectConfig, RedisConfig, Secret, Topology};
 pub use error::{Error, Result};
