@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::bytes::Bytes;
-use aeturnis_redis_core::fred::interfaces::KeysInterface;
-use aeturnis_redis_core::fred::types::{ExpireOptions, Value};
-use aeturnis_redis_core::{LuaScript, Redis, RedisKey};
+use aeturnis_redis_core::fred::interfaces::ClientLike;
+use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand, Value};
+use aeturnis_redis_core::{LuaScript, Redis, RedisKey, ServerClock};
 
 use crate::config::{millis, positive_ms, SessionConfig};
 use crate::error::{Error, Result};
@@ -27,6 +27,27 @@ pub struct SessionManager {
     absolute_ms: u64,
     touch_ms: u64,
     pub(crate) stats: Arc<StatsBuffer>,
+    /// The server clock estimate the fast read decides with.
+    clock: ServerClock,
+    /// `GETEX`, routed by its first argument (the key); fred 10.1 has no
+    /// typed method for it.
+    getex: CustomCommand,
+    /// The idle TTL in ms, as `GETEX`'s `PX` argument.
+    idle_arg: Value,
+    /// Added to every clock estimate (tests only).
+    clock_skew_ms: i64,
+}
+
+/// Added to the clock's uncertainty before any decision the fast read
+/// makes: when in doubt, the script decides.
+const MARGIN_MS: u64 = 5;
+
+fn skewed(ms: u64, skew: i64) -> u64 {
+    if skew >= 0 {
+        ms.saturating_add(skew.unsigned_abs())
+    } else {
+        ms.saturating_sub(skew.unsigned_abs())
+    }
 }
 
 impl SessionManager {
@@ -34,11 +55,16 @@ impl SessionManager {
     /// Fails when `config` does not [`validate`](SessionConfig::validate).
     pub fn new(redis: Redis, config: SessionConfig) -> Result<Self> {
         config.validate()?;
+        let idle_ms = millis(config.idle_ttl);
         let manager = SessionManager {
-            idle_ms: millis(config.idle_ttl),
+            idle_ms,
             absolute_ms: millis(config.absolute_ttl),
             touch_ms: millis(config.touch_interval),
             stats: Arc::default(),
+            clock: ServerClock::new(redis.clone()),
+            getex: CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false),
+            idle_arg: Value::from(idle_ms.to_string()),
+            clock_skew_ms: 0,
             redis,
             config,
         };
@@ -68,6 +94,22 @@ impl SessionManager {
     #[must_use]
     pub fn redis(&self) -> &Redis {
         &self.redis
+    }
+
+    /// The server clock estimate that [`get`](Self::get) decides with.
+    #[must_use]
+    pub fn clock(&self) -> &ServerClock {
+        &self.clock
+    }
+
+    /// Tests only: makes every clock estimate of this manager wrong by
+    /// `skew_ms` (negative: behind the server), beyond its uncertainty, to
+    /// show what a wrong estimate can and cannot do.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_clock_skew_ms_for_tests(mut self, skew_ms: i64) -> Self {
+        self.clock_skew_ms = skew_ms;
+        self
     }
 
     // ---- keys -----------------------------------------------------------
@@ -182,14 +224,28 @@ impl SessionManager {
     /// (never created, revoked, evicted or expired).
     ///
     /// With a non-zero [`touch_interval`](SessionConfig::touch_interval)
-    /// this is, nearly always, one round trip of three native commands in
-    /// one pipeline: `GET key`, `PEXPIRE key idle`, `PEXPIRETIME key`. The
-    /// expiry Redis set is the clock: the session script runs (in a second
-    /// round trip) only when a touch is due, and in the last idle TTL of a
-    /// session's life `PEXPIREAT key absolute LT` + `PEXPIRETIME` pull the
-    /// expiry back (and find the session gone once the absolute expiry has
-    /// passed). With a zero touch interval every read records a touch, so
-    /// it is the script alone. See the crate docs for why this is safe.
+    /// this is, nearly always, one native command: `GETEX key PX idle`.
+    /// The decisions that need the time use the manager's
+    /// [`ServerClock`] (an estimate of the Redis server's clock, no round
+    /// trip), taken after the reply and widened by its uncertainty plus
+    /// 5 ms. The get-and-slide script (which decides with the server's own
+    /// `TIME`) runs instead, in a second round trip, when
+    ///
+    /// * a touch may be due (`now + margin - last_seen >= touch_interval`);
+    /// * the slide may have passed the absolute expiry
+    ///   (`now + margin + idle_ttl > absolute`: the last idle TTL of the
+    ///   session's life, or past it): the script pulls the expiry back to
+    ///   the absolute one, to the millisecond, or deletes a session whose
+    ///   absolute expiry has passed;
+    /// * the estimate is provably behind the server (earlier than the
+    ///   stored `last_seen`, which the server wrote): the clock is also
+    ///   recalibrated.
+    ///
+    /// Otherwise the session is returned with `expires_at = now +
+    /// idle_ttl`: the clock's estimate, accurate to its uncertainty (a few
+    /// ms on a healthy network). With a zero touch interval every read
+    /// records a touch, so it is the script alone. See the crate docs for
+    /// why this is safe.
     pub async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
         let key = self.session_key(id)?;
         // after `shutdown`: a typed error at once, as for every script call
@@ -198,65 +254,59 @@ impl SessionManager {
         if self.touch_ms == 0 {
             return self.get_by_script(id, &key).await;
         }
-        let client = self.redis.client();
-        let pipeline = client.pipeline();
-        let () = pipeline.get(key.as_str()).await?;
-        let () = pipeline
-            .pexpire(key.as_str(), to_i64(self.idle_ms), None)
+        let value: Option<Bytes> = self
+            .redis
+            .client()
+            .custom(
+                self.getex.clone(),
+                vec![
+                    Value::from(key.as_str()),
+                    Value::from_static_str("PX"),
+                    self.idle_arg.clone(),
+                ],
+            )
             .await?;
-        let () = pipeline.pexpire_time(key.as_str()).await?;
-        let (value, slid, expiry): (Option<Bytes>, i64, i64) = pipeline.all().await?;
         let Some(bytes) = value else {
-            // missing: PEXPIRE wrote nothing
+            // missing: GETEX wrote nothing
             return Ok(None);
         };
-        if slid != 1 || expiry == -2 {
-            // gone between the GET and the PEXPIRE (revoked, rotated,
-            // evicted or expired): nothing was written
-            return Ok(None);
-        }
         let Some(head) = record::header(&bytes) else {
             // not a session of ours: the decoder names what is wrong
             return record::decode(id.clone(), key.as_str(), &bytes, 0, 0).map(Some);
         };
-        // The key's expiry as Redis set it, by its own clock: our PEXPIRE
-        // made it (time of the slide + idle), so `expiry - idle` is the
-        // server time of the slide (not later than now if another call
-        // changed the expiry in between, unless that call was an extend).
-        let Ok(mut expiry) = u64::try_from(expiry) else {
-            // no expiry at all (-1): nothing this crate leaves; let the
-            // script decide
+        // Taken after the reply, so no earlier than the moment the server
+        // ran GETEX (and any replay of it fred sent before that reply), to
+        // within the clock's uncertainty. No estimate (the first
+        // calibration failed): let the script decide.
+        let Ok(now) = self.clock.now().await else {
             return self.get_by_script(id, &key).await;
         };
-        let slide = expiry.saturating_sub(self.idle_ms);
-        if slide.saturating_sub(head.last_seen) >= self.touch_ms {
-            // a touch is due (once per touch interval): the script records
-            // it, and caps or deletes the session, atomically
+        let estimate = skewed(now.ms, self.clock_skew_ms);
+        // the latest the server's clock can read now
+        let latest = estimate.saturating_add(now.uncertainty_ms() + MARGIN_MS);
+        if latest < head.last_seen {
+            // the server wrote `last_seen` by its clock, earlier: this
+            // estimate is behind it, so none of its decisions can be
+            // trusted. The script decides; the clock recalibrates.
+            self.clock.refresh_in_background();
             return self.get_by_script(id, &key).await;
         }
-        if expiry > head.absolute {
-            // the slide went past the absolute expiry (the last idle TTL of
-            // the session's life): pull it back. LT never extends; a missing
-            // key stays missing; an absolute expiry already passed deletes
-            // the key, and PEXPIRETIME then finds it gone.
-            let pipeline = client.pipeline();
-            let () = pipeline
-                .pexpire_at(key.as_str(), to_i64(head.absolute), Some(ExpireOptions::LT))
-                .await?;
-            let () = pipeline.pexpire_time(key.as_str()).await?;
-            let (_, capped): (i64, i64) = pipeline.all().await?;
-            match u64::try_from(capped) {
-                Ok(at) if at <= head.absolute => expiry = at,
-                // -2: gone (over, or revoked meanwhile)
-                Err(_) if capped == -2 => return Ok(None),
-                // changed under us: let the script decide
-                Ok(_) | Err(_) => return self.get_by_script(id, &key).await,
-            }
+        if latest - head.last_seen >= self.touch_ms {
+            // a touch may be due (once per touch interval): the script
+            // records it, and caps or deletes the session, atomically
+            return self.get_by_script(id, &key).await;
         }
-        // The key exists (Redis would have expired it on access otherwise)
-        // with an expiry at most its absolute one, so the server's clock is
-        // before both: the session is live, and ends at `expiry` unless read.
-        record::decode(id.clone(), key.as_str(), &bytes, expiry, 0).map(Some)
+        if latest.saturating_add(self.idle_ms) > head.absolute {
+            // the slide may have gone past the absolute expiry (the last
+            // idle TTL of the session's life, or past its end): the script
+            // pulls the expiry back to the absolute one, or deletes the
+            // session, by the server's TIME
+            return self.get_by_script(id, &key).await;
+        }
+        // The server ran GETEX before `latest`, more than one idle TTL
+        // before the absolute expiry: the session was live, and the expiry
+        // GETEX set is before the absolute one.
+        record::decode(id.clone(), key.as_str(), &bytes, estimate, self.idle_ms).map(Some)
     }
 
     /// The get-and-slide script: one atomic read, slide, touch (when due)

@@ -51,7 +51,8 @@ pub struct Session {
     /// The last recorded activity (precise to the touch interval).
     pub last_seen: SystemTime,
     /// When the session ends if it sees no more activity (its key's TTL as of
-    /// this read).
+    /// this read, by the server's clock; on the fast read path, by the
+    /// manager's estimate of it, accurate to a few ms).
     pub expires_at: SystemTime,
     /// When the session ends however active it is.
     pub absolute_expires_at: SystemTime,
@@ -180,8 +181,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a stored session. `now_ms` and `ttl_ms` come from the same
-/// script reply and give the idle expiry.
+/// Decodes a stored session. `now_ms` and `ttl_ms` give the idle expiry:
+/// from one script reply, or the fast read's clock estimate and idle TTL.
 pub(crate) fn decode(
     id: SessionId,
     key: &str,

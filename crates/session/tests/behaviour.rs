@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant, SystemTime};
 
 use aeturnis_redis_core::fred::prelude::*;
-use aeturnis_redis_core::fred::types::{ExpireOptions, SetOptions};
+use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand, SetOptions};
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_session::{
     CharacterId, Error, SessionConfig, SessionId, SessionManager, SessionMetadata, TokenError,
@@ -29,9 +29,9 @@ fn eager() -> SessionConfig {
 }
 
 /// A 5 s touch interval, longer than any test keeps one session busy:
-/// every read of a live session within its absolute lifetime takes the
-/// fast path (`GET` + `PEXPIRE` + `PEXPIRETIME`, plus `PEXPIREAT .. LT` +
-/// `PEXPIRETIME` near the absolute expiry).
+/// every read of a live session starts with the fast path's one
+/// `GETEX key PX idle`; in the last idle TTL of its life the get-and-slide
+/// script follows and caps the expiry.
 fn fast() -> SessionConfig {
     SessionConfig::default().with_touch_interval(Duration::from_secs(5))
 }
@@ -170,7 +170,7 @@ async fn should_slide_but_throttle_last_seen_writes(ctx: TestCtx) -> anyhow::Res
     let score = index_score(&m, &index, &s.id).await;
     let _: () = m.redis().client().pexpire(&key, 2_000, None).await?;
     next_ms(&m).await;
-    // within the touch interval: the fast path (GET + PEXPIRE + PEXPIRETIME)
+    // within the touch interval: the fast path (GETEX PX)
     let got = m.get(&s.id).await?.unwrap();
     assert_eq!(
         got.last_seen, s.created_at,
@@ -432,14 +432,15 @@ async fn should_end_sessions_at_the_absolute_lifetime(ctx: TestCtx) -> anyhow::R
     ends_at_the_absolute_lifetime(&ctx, eager()).await
 }
 
-/// The same on the fast path: every read is `GET` + `PEXPIRE` +
-/// `PEXPIRETIME` and then `PEXPIREAT .. LT` + `PEXPIRETIME` (the session is
-/// always within the last idle TTL of its life).
+/// The same on the fast path: every read is `GETEX PX` and then the script,
+/// which caps the expiry (the session is always within the last idle TTL
+/// of its life).
 async fn should_cap_fast_path_reads_at_the_absolute_lifetime(ctx: TestCtx) -> anyhow::Result<()> {
     ends_at_the_absolute_lifetime(&ctx, fast()).await?;
-    // a key that lingers past the absolute expiry (a read slid it and
-    // died before pulling it back) is gone for every call, and the first
-    // read or list that meets it deletes it
+    // a key that lingers past the absolute expiry (a read's GETEX slid
+    // it and the read died before the script capped it, or fred replayed
+    // the GETEX late) is gone for every call, and the first read or list
+    // that meets it deletes it
     let m = manager(
         &ctx,
         fast()
@@ -593,63 +594,182 @@ async fn should_never_resurrect_a_revoked_session_on_the_fast_path(
     never_resurrects(&ctx, fast()).await
 }
 
-/// The fast path's commands, sent again as fred would after a dropped
-/// connection: a replayed `PEXPIRE` on a revoked session writes nothing,
-/// and a replayed `PEXPIREAT .. LT` never extends and never creates.
-async fn should_replay_the_fast_path_commands_safely(ctx: TestCtx) -> anyhow::Result<()> {
+/// The fast path's `GETEX PX`, sent again late as fred would after a
+/// dropped connection: it pushes the expiry at most one idle TTL further,
+/// which near the end of a session's life is past its absolute expiry;
+/// the next read caps it again, no read returns the session after its
+/// absolute expiry (the next one deletes it), and a replay on a revoked
+/// session writes nothing.
+async fn should_replay_the_fast_path_getex_safely(ctx: TestCtx) -> anyhow::Result<()> {
     let m = manager(
         &ctx,
         fast()
             .with_idle_ttl(Duration::from_secs(10))
-            .with_absolute_ttl(Duration::from_secs(5)),
+            .with_absolute_ttl(Duration::from_millis(800)),
     )
     .await?;
     let c = m.redis().client().clone();
-    let s = m.create(&user("replayer"), meta()).await?;
+    let u = user("replayer");
+    let s = m.create(&u, meta()).await?;
     let key = session_key(&ctx, &s.id);
     let absolute = ms(s.absolute_expires_at);
-    // the read's first round trip, as one pipeline
-    let read = || async {
-        let p = c.pipeline();
-        let () = p.get(&key).await.unwrap();
-        let () = p.pexpire(&key, 10_000, None).await.unwrap();
-        let () = p.pexpire_time(&key).await.unwrap();
-        p.all::<(Option<Vec<u8>>, i64, i64)>().await.unwrap()
+    let getex = CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false);
+    let replay = |key: String| {
+        let (c, getex) = (c.clone(), getex.clone());
+        async move {
+            c.custom::<Option<Vec<u8>>, _>(getex, vec![key.as_str(), "PX", "10000"])
+                .await
+                .unwrap()
+        }
     };
-    // its second, near the end of life
-    let pull_back = || async {
-        let p = c.pipeline();
-        let () = p
-            .pexpire_at(&key, absolute, Some(ExpireOptions::LT))
-            .await
-            .unwrap();
-        let () = p.pexpire_time(&key).await.unwrap();
-        p.all::<(i64, i64)>().await.unwrap()
-    };
-    // a get near the end of life, then its commands replayed in order
+    // a get near the end of life, then its GETEX replayed late
     m.get(&s.id).await?.unwrap();
     assert!(pexpire_time(&m, &key).await <= absolute);
-    let (v, slid, _) = read().await;
-    assert!(v.is_some() && slid == 1);
-    assert_eq!(pull_back().await, (1, absolute), "capped again");
-    assert_eq!(pull_back().await, (0, absolute), "and again: a no-op");
-    // a late PEXPIREAT never extends a shorter expiry
-    let _: () = c.pexpire(&key, 500, None).await?;
-    let (applied, _) = pull_back().await;
-    assert_eq!(applied, 0);
-    assert!(pttl(&m, &key).await <= 500, "never extended");
-    let _: () = c.pexpire_at(&key, absolute, None).await?;
+    assert!(replay(key.clone()).await.is_some());
+    assert!(
+        pexpire_time(&m, &key).await > absolute,
+        "a late replay slides past the absolute expiry"
+    );
+    // the next read caps it again
+    m.get(&s.id).await?.unwrap();
+    assert!(pexpire_time(&m, &key).await <= absolute);
     // the same get sent twice at once
     let (a, b) = tokio::join!(m.get(&s.id), m.get(&s.id));
     assert_eq!(a?.unwrap().id, b?.unwrap().id);
     assert!(pexpire_time(&m, &key).await <= absolute);
-    // after a revoke, every replayed command finds nothing and writes nothing
-    assert!(m.revoke(&s.id).await?);
-    assert_eq!(read().await, (None, 0, -2));
-    assert_eq!(pull_back().await, (0, -2));
-    assert!(!exists(&m, &key).await, "no resurrection by replay");
-    assert!(m.get(&s.id).await?.is_none());
-    assert!(!exists(&m, &key).await);
+    // replayed once more, then the absolute expiry passes with the key
+    // lingering: no read returns it, and the read deletes it
+    assert!(replay(key.clone()).await.is_some());
+    let end = s
+        .absolute_expires_at
+        .duration_since(SystemTime::UNIX_EPOCH)?;
+    while m.redis().server_time().await? <= end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(exists(&m, &key).await, "the key lingers");
+    assert!(m.get(&s.id).await?.is_none(), "past the absolute expiry");
+    assert!(!exists(&m, &key).await, "deleted by the read");
+    // after a revoke, a replayed GETEX finds nothing and writes nothing
+    let t = m.create(&u, meta()).await?;
+    let other = session_key(&ctx, &t.id);
+    assert!(m.revoke(&t.id).await?);
+    assert_eq!(replay(other.clone()).await, None);
+    assert!(!exists(&m, &other).await, "no resurrection by replay");
+    assert!(m.get(&t.id).await?.is_none());
+    assert!(!exists(&m, &other).await);
+    Ok(())
+}
+
+/// Reads every 10 ms through the end of a session's life (idle 400 ms,
+/// absolute 1 s, touch 350 ms): the early reads are native, the last ones
+/// (the last idle TTL) go through the script; after every read the key's
+/// `PEXPIRETIME` is at most the absolute expiry, and the session ends
+/// there.
+async fn should_never_leave_the_expiry_past_the_absolute_one_near_the_end(
+    ctx: TestCtx,
+) -> anyhow::Result<()> {
+    let m = manager(
+        &ctx,
+        SessionConfig::default()
+            .with_idle_ttl(Duration::from_millis(400))
+            .with_absolute_ttl(Duration::from_secs(1))
+            .with_touch_interval(Duration::from_millis(350)),
+    )
+    .await?;
+    let s = m.create(&user("closer"), meta()).await?;
+    let key = session_key(&ctx, &s.id);
+    let absolute = ms(s.absolute_expires_at);
+    let deadline = Instant::now() + DEADLINE;
+    let (mut slid, mut capped) = (0, 0);
+    while let Some(got) = m.get(&s.id).await? {
+        assert!(got.expires_at <= got.absolute_expires_at);
+        let expiry = pexpire_time(&m, &key).await;
+        assert!(
+            expiry <= absolute,
+            "a read left the key expiring {} ms past the absolute expiry",
+            expiry - absolute
+        );
+        if expiry == absolute {
+            capped += 1;
+        } else {
+            slid += 1;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session outlived its absolute lifetime"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(slid > 5 && capped > 5, "{slid} slid, {capped} capped");
+    let ended = ms(SystemTime::UNIX_EPOCH + m.redis().server_time().await?);
+    assert!(
+        ended >= absolute - 10,
+        "ended {} ms early",
+        absolute - ended
+    );
+    assert!(!exists(&m, &key).await, "and its key is gone");
+    Ok(())
+}
+
+/// A manager whose clock estimate is 800 ms behind the server (beyond its
+/// uncertainty; idle 1 s, absolute 2 s, touch 900 ms) slides the key's
+/// expiry past the absolute one with its native reads (here by 300 ms or
+/// more), but cannot keep the session alive past it: no read returns it once the server's clock has
+/// passed the absolute expiry, no other call sees it, and the next read
+/// deletes it.
+async fn should_not_keep_a_session_past_its_absolute_expiry_with_a_wrong_clock(
+    ctx: TestCtx,
+) -> anyhow::Result<()> {
+    let config = SessionConfig::default()
+        .with_idle_ttl(Duration::from_secs(1))
+        .with_absolute_ttl(Duration::from_secs(2))
+        .with_touch_interval(Duration::from_millis(900));
+    let m = manager(&ctx, config.clone()).await?;
+    let wrong = SessionManager::new(m.redis().clone(), config)?.with_clock_skew_ms_for_tests(-800);
+    let u = user("late-clock");
+    let s = m.create(&u, meta()).await?;
+    let key = session_key(&ctx, &s.id);
+    let absolute = ms(s.absolute_expires_at);
+    let end = s
+        .absolute_expires_at
+        .duration_since(SystemTime::UNIX_EPOCH)?;
+    let deadline = Instant::now() + DEADLINE;
+    let mut past = false;
+    loop {
+        let before = m.redis().server_time().await?;
+        let Some(got) = wrong.get(&s.id).await? else {
+            break;
+        };
+        assert!(before < end, "read back after its absolute expiry");
+        assert_eq!(got.absolute_expires_at, s.absolute_expires_at);
+        if pexpire_time(&m, &key).await > absolute + 300 {
+            past = true;
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session outlived its lifetime"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        past,
+        "the wrong clock's reads slid the key past the absolute expiry"
+    );
+    while m.redis().server_time().await? <= end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(exists(&m, &key).await, "the key lingers");
+    let hero = CharacterId::new("late")?;
+    assert!(m.bind_character(&s.id, &hero).await?.is_none());
+    assert!(m.extend(&s.id, Duration::from_secs(5)).await?.is_none());
+    assert!(m.rotate(&s.id).await?.is_none());
+    assert!(
+        wrong.get(&s.id).await?.is_none(),
+        "past the absolute expiry"
+    );
+    assert!(!exists(&m, &key).await, "deleted by the read");
+    assert!(m.list(&u).await?.is_empty());
     Ok(())
 }
 
@@ -857,7 +977,9 @@ aeturnis_testkit::topology_tests!(
     should_revoke_one_all_and_others,
     should_never_resurrect_a_revoked_session,
     should_never_resurrect_a_revoked_session_on_the_fast_path,
-    should_replay_the_fast_path_commands_safely,
+    should_replay_the_fast_path_getex_safely,
+    should_never_leave_the_expiry_past_the_absolute_one_near_the_end,
+    should_not_keep_a_session_past_its_absolute_expiry_with_a_wrong_clock,
     should_treat_a_replayed_create_or_rotate_as_a_no_op,
     should_reject_bad_input_without_a_round_trip,
     should_give_every_key_a_ttl,

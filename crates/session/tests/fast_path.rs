@@ -1,8 +1,9 @@
 //! The fast read path, on a server the test owns, so that `INFO
 //! commandstats` counts only this test's commands: reads within the touch
-//! interval are `GET` + `PEXPIRE` + `PEXPIRETIME` and run no script; a due
-//! touch runs the script once; revoke-vs-read races on the fast path
-//! resurrect nothing.
+//! interval are one `GETEX key PX idle` each and run no script (and no
+//! `GET`, `PEXPIRE` or `PEXPIRETIME`); a due touch runs the script once;
+//! revoke-vs-read races on the fast path resurrect nothing; a clock
+//! estimate that is provably wrong sends reads to the script.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
 
 use std::collections::HashMap;
@@ -78,8 +79,11 @@ async fn should_read_with_native_commands_until_a_touch_is_due() -> anyhow::Resu
         assert!(p > 1_790_000, "the expiry slid: PTTL {p}");
     }
     let stats = calls(&server)?;
-    assert_eq!(count(&stats, "get"), 1_000, "{stats:?}");
-    assert_eq!(count(&stats, "pexpiretime"), 1_000, "{stats:?}");
+    assert_eq!(count(&stats, "getex"), 1_000, "{stats:?}");
+    assert_eq!(count(&stats, "get"), 0, "{stats:?}");
+    assert_eq!(count(&stats, "pexpiretime"), 0, "{stats:?}");
+    // the test's own 10, none from the reads
+    assert_eq!(count(&stats, "pexpire"), 10, "{stats:?}");
     // no script but the background stats flush (one HMGET each)
     assert_eq!(
         count(&stats, "evalsha"),
@@ -110,7 +114,8 @@ async fn should_read_with_native_commands_until_a_touch_is_due() -> anyhow::Resu
         m.get(&s.id).await?.unwrap();
     }
     let stats = calls(&server)?;
-    assert_eq!(count(&stats, "pexpiretime"), 20, "{stats:?}");
+    assert_eq!(count(&stats, "getex"), 20, "{stats:?}");
+    assert_eq!(count(&stats, "pexpiretime"), 0, "{stats:?}");
     assert_eq!(
         count(&stats, "evalsha"),
         10 + count(&stats, "hmget"),
@@ -154,13 +159,68 @@ async fn should_never_resurrect_in_fast_path_races() -> anyhow::Result<()> {
     assert_eq!(resurrections, 0, "1,000 logout-vs-read races");
     let stats = calls(&server)?;
     // 2,000 racing reads and 1,000 checks, all on the fast path (one
-    // PEXPIRETIME each; a read that finds the key revoked ends there)
-    assert_eq!(count(&stats, "pexpiretime"), 3_000, "{stats:?}");
+    // GETEX each; a read that finds the key revoked ends there)
+    assert_eq!(count(&stats, "getex"), 3_000, "{stats:?}");
+    assert_eq!(count(&stats, "pexpiretime"), 0, "{stats:?}");
     // the scripts are the 1,000 creates, 1,000 revokes, 20 lists and the
     // background stats flushes (one HMGET each) only
     assert_eq!(
         count(&stats, "evalsha"),
         2_020 + count(&stats, "hmget"),
+        "{stats:?}"
+    );
+    Ok(())
+}
+
+/// A clock estimate behind the server's `last_seen` (which the server wrote
+/// with its own clock) is provably wrong: every read goes to the script,
+/// which decides with `TIME`. One ahead of the server makes every touch
+/// look due: the script again. Neither slides past the absolute expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_take_the_script_when_the_clock_is_provably_wrong() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let config = SessionConfig::default()
+        .with_idle_ttl(Duration::from_secs(120))
+        .with_absolute_ttl(Duration::from_secs(600));
+    let m = manager(&server, config.clone()).await?;
+    let c = m.redis().client().clone();
+    m.redis().load_scripts().await?;
+    let s = m
+        .create(&UserId::new("skewed")?, SessionMetadata::new())
+        .await?;
+    let key = session_key(&s.id);
+    let absolute = s
+        .absolute_expires_at
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    for skew in [-120_000, 3_600_000] {
+        let wrong = SessionManager::new(m.redis().clone(), config.clone())?
+            .with_clock_skew_ms_for_tests(skew);
+        server.cli(&["CONFIG", "RESETSTAT"])?;
+        for _ in 0..20 {
+            let got = wrong.get(&s.id).await?.unwrap();
+            assert!(got.expires_at <= got.absolute_expires_at);
+            let at: i64 = c.pexpire_time(&key).await?;
+            assert!(u128::try_from(at)? <= absolute, "skew {skew}");
+        }
+        let stats = calls(&server)?;
+        assert_eq!(count(&stats, "getex"), 20, "skew {skew}: {stats:?}");
+        assert_eq!(
+            count(&stats, "evalsha"),
+            20 + count(&stats, "hmget"),
+            "skew {skew}: every read ran the script: {stats:?}"
+        );
+    }
+    // the same reads with a right clock are native
+    server.cli(&["CONFIG", "RESETSTAT"])?;
+    for _ in 0..20 {
+        m.get(&s.id).await?.unwrap();
+    }
+    let stats = calls(&server)?;
+    assert_eq!(count(&stats, "getex"), 20, "{stats:?}");
+    assert_eq!(
+        count(&stats, "evalsha"),
+        count(&stats, "hmget"),
         "{stats:?}"
     );
     Ok(())

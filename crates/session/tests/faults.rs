@@ -111,15 +111,15 @@ async fn should_keep_the_limit_when_connections_drop_under_a_create_storm() -> a
     Ok(())
 }
 
-/// fred re-sends the fast path's commands (`GET`, `PEXPIRE`,
-/// `PEXPIRETIME`, `PEXPIREAT .. LT`) and the scripts after a dropped
-/// connection. Under a read storm near
-/// the end of the sessions' absolute lifetime (every read pulls the expiry
-/// back), with half of them revoked mid-storm and connections killed: no
-/// revoked session comes back, and every session all of whose reads
-/// succeeded expires no later than its absolute expiry (a read that failed
-/// may leave its key's expiry past it, but no call returns such a session
-/// and the next read caps or deletes it).
+/// fred re-sends the fast path's `GETEX PX` and the scripts after a
+/// dropped connection. Under a read storm near the end of the sessions'
+/// absolute lifetime (the idle TTL is longer than the whole lifetime, so
+/// every read's `GETEX` slides past the absolute expiry and the script
+/// then pulls it back), with half of them revoked mid-storm and
+/// connections killed: no revoked session comes back, and every session
+/// all of whose reads succeeded expires no later than its absolute expiry
+/// (a read that failed may leave its key's expiry past it, but no call
+/// returns such a session and the next read caps or deletes it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_stay_capped_and_revoked_when_connections_drop_under_a_read_storm(
 ) -> anyhow::Result<()> {
