@@ -31,9 +31,9 @@ pub struct SessionConfig {
     pub max_per_user: NonZeroU32,
     /// Touch throttling: a read always slides the idle expiry, but records
     /// `last_seen` (and the user's LRU order) only when the previous record
-    /// is at least this old. Reads in between are native commands
-    /// (`GET` + `PEXPIRE` + `PEXPIRETIME`); a read that records runs the
-    /// get-and-slide script. Zero records every read (every read is the script).
+    /// is at least this old. Reads in between are one native command
+    /// (`GETEX key PX idle`); a read that records runs the get-and-slide
+    /// script. Zero records every read (every read is the script).
     /// Default: 60 s (`SESSION_TOUCH_INTERVAL`).
     pub touch_interval: Duration,
 }
