@@ -37,6 +37,14 @@ impl Backend {
         }
     }
 
+    /// The guard is dropped where no release can run: let the next local
+    /// waiter go to Redis (the lock itself expires after its TTL).
+    fn abandon(&self, lease: &Lease) {
+        if let Backend::Single(m) = self {
+            m.abandon_slot(lease);
+        }
+    }
+
     fn stats(&self) -> &StatsCell {
         match self {
             Backend::Single(m) => m.stats_cell(),
@@ -84,14 +92,18 @@ impl Lease {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = sent + ttl;
     }
 
+    /// The conservative lease end (see the field).
+    pub(crate) fn valid_until(&self) -> Instant {
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Whether the lock certainly had not expired at `at`: the lease bound,
     /// less the clock-drift allowance.
     pub(crate) fn still_valid(&self, at: Instant) -> bool {
-        let until = *self
-            .valid_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        at + crate::config::clock_drift(self.ttl) < until
+        at + crate::config::clock_drift(self.ttl) < self.valid_until()
     }
 }
 
@@ -233,6 +245,10 @@ impl LockGuard {
         release(&self.backend, &self.lease, self.acquired_at).await
     }
 
+    pub(crate) fn lease(&self) -> &Arc<Lease> {
+        &self.lease
+    }
+
     fn mark_lost(&self) {
         if !self.lost.is_cancelled() {
             self.backend.stats().lost();
@@ -272,10 +288,13 @@ impl Drop for LockGuard {
                     }
                 });
             }
-            Err(_) => tracing::warn!(
-                resource = %self.lease.keys.resource,
-                "lock guard dropped outside a Tokio runtime; the lock expires after its TTL"
-            ),
+            Err(_) => {
+                tracing::warn!(
+                    resource = %self.lease.keys.resource,
+                    "lock guard dropped outside a Tokio runtime; the lock expires after its TTL"
+                );
+                self.backend.abandon(&self.lease);
+            }
         }
     }
 }

@@ -112,6 +112,7 @@ mod backoff;
 mod config;
 mod error;
 mod guard;
+mod local;
 mod manager;
 mod redlock;
 mod scripts;

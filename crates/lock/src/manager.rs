@@ -15,13 +15,26 @@ use crate::backoff::Backoff;
 use crate::config::{ttl_millis, LockConfig};
 use crate::error::{Error, Result};
 use crate::guard::{Backend, Lease, LockContext, LockGuard};
+use crate::local::{Handoff, LocalQueues, Next};
 use crate::scripts::{self, Attempt, LockKeys, ReleaseMode, ReleaseOutcome, WaitAttempt};
 use crate::stats::{LockStats, StatsCell};
 use crate::token::{FencingToken, LockToken};
 use crate::wake::Wakers;
 
 /// Distributed locks on one Redis deployment. Cheap to clone; clones share
-/// the connection, the pub/sub client that wakes waiters, and the stats.
+/// the connection, the pub/sub client that wakes waiters, the in-process
+/// queue (see below) and the stats.
+///
+/// **In-process queue.** Tasks of one manager (and its clones) that want
+/// the same resource are coalesced: one of them at a time acquires in (or
+/// waits in) Redis or holds the lock, the others wait in a local FIFO
+/// queue, and a release hands the lock straight to the next of them in
+/// the same script call (no pub/sub message, no further round trip).
+/// Fairness: the local queue is FIFO, the Redis queue is FIFO, and at each
+/// release waiters queued in Redis (other processes, other managers) are
+/// served first, the local waiter then queuing in Redis behind them; so a
+/// busy process cannot starve others. Separate managers do not share a
+/// local queue: to each other they are remote.
 ///
 /// ```no_run
 /// # async fn demo(redis: aeturnis_redis_core::Redis) -> aeturnis_lock::Result<()> {
@@ -46,6 +59,7 @@ struct Inner {
     fenced: bool,
     stats: StatsCell,
     wakers: Wakers,
+    local: LocalQueues,
 }
 
 impl fmt::Debug for LockManager {
@@ -75,6 +89,121 @@ impl Drop for QueueExit {
             });
         }
     }
+}
+
+/// Passes the local slot on (to the next local waiter, who goes to Redis)
+/// unless disarmed: a slot owner that gives up, fails or is cancelled
+/// before it holds the lock.
+struct SlotExit<'a> {
+    local: &'a LocalQueues,
+    resource: &'a str,
+    token: &'a str,
+    armed: bool,
+}
+
+impl Drop for SlotExit<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.local.pass(self.resource, self.token);
+        }
+    }
+}
+
+/// A local waiter's place: leaves the local queue when dropped (timeout,
+/// cancellation) unless disarmed, and passes on what already reached it
+/// (a grant is released or handed to the next local waiter; the slot goes
+/// to the next local waiter).
+struct LocalWait {
+    manager: LockManager,
+    keys: Arc<LockKeys>,
+    token: LockToken,
+    rx: Option<tokio::sync::oneshot::Receiver<Handoff>>,
+}
+
+impl LocalWait {
+    /// Stops waiting: what had reached us, if anything. When a release
+    /// popped us but has not answered yet, it finds us gone and passes
+    /// the grant on itself.
+    fn close(&mut self) -> Option<std::result::Result<Handoff, ()>> {
+        let mut rx = self.rx.take()?;
+        let local = &self.manager.inner.local;
+        if local.leave(&self.keys.resource, self.token.as_str()) {
+            return None;
+        }
+        use tokio::sync::oneshot::error::TryRecvError;
+        match rx.try_recv() {
+            Ok(handoff) => return Some(Ok(handoff)),
+            // the releasing task was dropped after it popped us: it may
+            // or may not have handed the lock to us in Redis
+            Err(TryRecvError::Closed) => return Some(Err(())),
+            Err(TryRecvError::Empty) => {}
+        }
+        rx.close();
+        rx.try_recv().ok().map(Ok)
+    }
+
+    /// Passes on what `close` found, in a spawned task when it needs Redis.
+    fn pass_on(&self, found: std::result::Result<Handoff, ()>) {
+        let local = &self.manager.inner.local;
+        let (manager, keys, token) = (
+            self.manager.clone(),
+            Arc::clone(&self.keys),
+            self.token.clone(),
+        );
+        match found {
+            Ok(Handoff::Redis) => local.pass(&keys.resource, token.as_str()),
+            Ok(Handoff::Granted { value, .. }) => {
+                spawn_or_pass(&self.manager, &self.keys, &self.token, async move {
+                    manager
+                        .release_owned(&keys, token.as_str(), scripts::fence_of(&value))
+                        .await
+                        .map(drop)
+                })
+            }
+            Err(()) => {
+                local.pass(&keys.resource, token.as_str());
+                spawn_or_pass(&self.manager, &self.keys, &self.token, async move {
+                    manager.leave(&keys, &token).await
+                });
+            }
+        }
+    }
+}
+
+/// Runs `work` (passing on a lock) in a spawned task; without a runtime,
+/// only the local slot can be passed on (the lock expires after its TTL).
+fn spawn_or_pass<F>(manager: &LockManager, keys: &LockKeys, token: &LockToken, work: F)
+where
+    F: Future<Output = Result<()>> + Send + 'static,
+{
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            if let Err(e) = work.await {
+                tracing::debug!(error = %e, "lock: passing on a local hand-off failed; it expires after its TTL");
+            }
+        });
+    } else {
+        manager.inner.local.pass(&keys.resource, token.as_str());
+    }
+}
+
+impl Drop for LocalWait {
+    fn drop(&mut self) {
+        if let Some(found) = self.close() {
+            self.pass_on(found);
+        }
+    }
+}
+
+/// How a local wait ended.
+enum LocalTurn {
+    /// Handed over by a local release: the lock's value, and when the
+    /// hand-off was sent.
+    Granted(String, Instant),
+    /// We own the slot: acquire in Redis.
+    Redis,
+    /// The deadline passed.
+    TimedOut,
 }
 
 /// A fenced write was refused: a holder with a newer fencing token has
@@ -107,6 +236,7 @@ impl LockManager {
                 fenced,
                 stats: StatsCell::default(),
                 wakers,
+                local: LocalQueues::default(),
             }),
         })
     }
@@ -149,8 +279,22 @@ impl LockManager {
         let keys = self.keys(resource)?;
         let ttl_ms = ttl_millis(ttl, Duration::ZERO)?;
         let token = LockToken::random();
+        // never queues locally; takes the local slot when it is idle, so
+        // tasks that wait behind this holder get the lock by local
+        // hand-off (beside a busy slot it is one plain attempt in Redis)
+        let mut slot = SlotExit {
+            local: &self.inner.local,
+            resource: &keys.resource,
+            token: token.as_str(),
+            armed: self.inner.local.try_own(&keys.resource, token.as_str()),
+        };
         let sent = Instant::now();
-        match self.attempt(&keys, &token, ttl_ms).await {
+        let attempt = self.attempt(&keys, &token, ttl_ms).await;
+        if matches!(attempt, Ok(Attempt::Acquired(_))) {
+            slot.armed = false;
+        }
+        drop(slot);
+        match attempt {
             Ok(Attempt::Acquired(fence)) => Ok(self.guard(keys, token, fence, ttl, sent)),
             Ok(Attempt::Held(pttl)) => {
                 self.inner.stats.failed();
@@ -175,13 +319,19 @@ impl LockManager {
             .await
     }
 
-    /// Waits up to `timeout` for the lock: attempts with exponential
-    /// back-off and jitter (capped by [`LockConfig::backoff_max`] and by the
-    /// holder's remaining lease), woken early when the holder releases.
+    /// Waits up to `timeout` for the lock. When another task of this
+    /// manager already holds or acquires the resource, waits in the
+    /// in-process queue for a local hand-off (see the type's docs);
+    /// otherwise, or when its turn comes with waiters of other processes
+    /// queued, waits in Redis's FIFO queue: attempts with exponential
+    /// back-off and jitter (capped by [`LockConfig::backoff_max`] and by
+    /// the holder's remaining lease), handed the lock by the holder's
+    /// release.
     ///
     /// # Errors
-    /// [`Error::Timeout`] (with the holder's remaining lease) when the wait
-    /// runs out; bad input and Redis errors as
+    /// [`Error::Timeout`] (with the holder's remaining lease, as far as
+    /// known: from Redis, or by this process's clock for a local holder)
+    /// when the wait runs out; bad input and Redis errors as
     /// [`try_acquire`](Self::try_acquire).
     pub async fn acquire_within(
         &self,
@@ -193,12 +343,104 @@ impl LockManager {
         let ttl_ms = ttl_millis(ttl, Duration::ZERO)?;
         let token = LockToken::random();
         let started = Instant::now();
-        let result = self.wait_for(&keys, &token, ttl_ms, started, timeout).await;
+        let deadline = started + timeout;
+        let mut waited_locally = false;
+        if let Some(rx) = self
+            .inner
+            .local
+            .join(&keys.resource, token.as_str(), ttl_ms)
+        {
+            waited_locally = true;
+            self.inner.stats.wait_started();
+            match self.wait_local(&keys, &token, rx, deadline).await {
+                LocalTurn::Granted(value, sent) => {
+                    self.inner.stats.wait_ended(started.elapsed());
+                    return Ok(self.guard(keys, token, scripts::fence_of(&value), ttl, sent));
+                }
+                LocalTurn::Redis => {}
+                LocalTurn::TimedOut => {
+                    self.inner.stats.wait_ended(started.elapsed());
+                    self.inner.stats.failed();
+                    return Err(Error::Timeout {
+                        resource: keys.resource.clone(),
+                        waited: started.elapsed(),
+                        retry_after: self.inner.local.holder_left(&keys.resource),
+                    });
+                }
+            }
+        }
+        // we own the local slot: pass it on if we give up
+        let mut slot = SlotExit {
+            local: &self.inner.local,
+            resource: &keys.resource,
+            token: token.as_str(),
+            armed: true,
+        };
+        let result = self
+            .wait_for(&keys, &token, ttl_ms, started, timeout, waited_locally)
+            .await;
+        slot.armed = result.is_err();
+        drop(slot);
         match result {
             Ok((fence, taken_before)) => Ok(self.guard(keys, token, fence, ttl, taken_before)),
             Err(e) => {
                 self.inner.stats.failed();
                 Err(e)
+            }
+        }
+    }
+
+    /// Waits in the local queue until a release hands us the lock or the
+    /// slot, the holder's lease runs out by our clock (the head then takes
+    /// the slot over), or the deadline passes.
+    async fn wait_local(
+        &self,
+        keys: &Arc<LockKeys>,
+        token: &LockToken,
+        rx: tokio::sync::oneshot::Receiver<Handoff>,
+        deadline: Instant,
+    ) -> LocalTurn {
+        let mut place = LocalWait {
+            manager: self.clone(),
+            keys: Arc::clone(keys),
+            token: token.clone(),
+            rx: Some(rx),
+        };
+        let local = &self.inner.local;
+        loop {
+            let check = local
+                .check_at(&keys.resource, token.as_str())
+                .map_or(deadline, |at| at.min(deadline));
+            let Some(rx) = place.rx.as_mut() else {
+                return LocalTurn::Redis;
+            };
+            tokio::select! {
+                got = rx => {
+                    place.rx = None;
+                    return match got {
+                        Ok(Handoff::Granted { value, sent }) => LocalTurn::Granted(value, sent),
+                        // Closed: the releasing task was dropped after it
+                        // popped us; the lock may have been handed to us
+                        // in Redis, which our token finds there
+                        Ok(Handoff::Redis) | Err(_) => LocalTurn::Redis,
+                    };
+                }
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(check)) => {}
+            }
+            if Instant::now() >= deadline {
+                return match place.close() {
+                    // it arrived as the wait ran out: take it
+                    Some(Ok(Handoff::Granted { value, sent })) => LocalTurn::Granted(value, sent),
+                    Some(found) => {
+                        place.pass_on(found);
+                        LocalTurn::TimedOut
+                    }
+                    None => LocalTurn::TimedOut,
+                };
+            }
+            if local.take_over(&keys.resource, token.as_str()) {
+                place.rx = None;
+                return LocalTurn::Redis;
             }
         }
     }
@@ -210,6 +452,7 @@ impl LockManager {
         ttl_ms: u64,
         started: Instant,
         timeout: Duration,
+        waited_locally: bool,
     ) -> Result<(u64, Instant)> {
         let channel = keys.channel();
         // a free lock costs one call; when tasks of this process already
@@ -217,7 +460,12 @@ impl LockManager {
         let mut held = if self.inner.wakers.has_waiters(&channel) {
             1
         } else {
-            match self.attempt(keys, token, ttl_ms).await? {
+            let first = self.attempt(keys, token, ttl_ms).await;
+            if waited_locally && !matches!(first, Ok(Attempt::Held(_))) {
+                // the wait (counted when it began locally) ends here
+                self.inner.stats.wait_ended(started.elapsed());
+            }
+            match first? {
                 Attempt::Acquired(fence) => return Ok((fence, started)),
                 Attempt::Held(pttl) => pttl,
             }
@@ -235,7 +483,9 @@ impl LockManager {
         // from here on we may sit in the fair queue: leave it if we give up
         let mut queued = QueueExit(Some((self.clone(), Arc::clone(keys), token.clone())));
         let deadline = started + timeout;
-        self.inner.stats.wait_started();
+        if !waited_locally {
+            self.inner.stats.wait_started();
+        }
         // with wake-ups on, a hand-off reaches us by message (or at once, in
         // this process): polls only keep our lease and catch a holder's
         // expiry (no hand-off then), so they need not be frequent
@@ -365,11 +615,114 @@ impl LockManager {
         taken_before: Instant,
     ) -> LockGuard {
         self.inner.stats.acquired();
-        LockGuard::new(
+        let guard = LockGuard::new(
             Backend::Single(self.clone()),
             Lease::new(keys, token, fence, ttl, taken_before),
             self.inner.config.watchdog,
+        );
+        let lease = guard.lease();
+        // the local slot owner now holds the lock (a no-op for a guard
+        // taken beside the slot owner)
+        self.inner.local.hold(
+            &lease.keys.resource,
+            lease.token.as_str(),
+            Arc::clone(lease),
+        );
+        guard
+    }
+
+    /// Releases `token`'s lock (the holder's, or one handed to a local
+    /// waiter that has gone) and, when `token` owns the local slot, hands
+    /// the lock to the next local waiter in the same script call. Returns
+    /// the outcome of `token`'s own release.
+    async fn release_owned(
+        &self,
+        keys: &LockKeys,
+        token: &str,
+        fence: u64,
+    ) -> Result<ReleaseOutcome> {
+        let (outcome, mut orphan) = self.hand_on(keys, token, fence).await;
+        // the waiter we handed the lock to had gone: pass its grant on
+        while let Some((token, fence)) = orphan {
+            let (passed, next) = self.hand_on(keys, &token, fence).await;
+            if let Err(e) = passed {
+                tracing::debug!(error = %e, "lock: passing on an unclaimed local hand-off failed; it expires after its TTL");
+            }
+            orphan = next;
+        }
+        outcome
+    }
+
+    /// One release by `token`, handing over to the next local waiter if
+    /// `token` owns the slot and someone waits. Also returns a grant that
+    /// reached nobody (the waiter had gone): its token and fence.
+    async fn hand_on(
+        &self,
+        keys: &LockKeys,
+        token: &str,
+        fence: u64,
+    ) -> (Result<ReleaseOutcome>, Option<(String, u64)>) {
+        let next = match self.inner.local.pop_next(&keys.resource, token) {
+            Next::NotOwner | Next::Idle => {
+                return (
+                    self.release_as(keys, token, fence, ReleaseMode::Release)
+                        .await,
+                    None,
+                )
+            }
+            Next::Waiter(next) => next,
+        };
+        // the next waiter owns the slot now; if this task is dropped before
+        // it answers, the waiter finds its sender gone and goes to Redis,
+        // where its token finds a lock handed to it
+        let sent = Instant::now();
+        let outcome = scripts::release_to_local(
+            &self.inner.redis,
+            keys,
+            token,
+            fence,
+            self.inner.fenced,
+            self.inner.fence_ttl_ms,
+            &next.token,
+            next.ttl_ms,
         )
+        .await;
+        let handoff = match &outcome {
+            Ok(ReleaseOutcome::Released(Some(value))) if value.starts_with(next.token.as_str()) => {
+                Handoff::Granted {
+                    value: value.clone(),
+                    sent,
+                }
+            }
+            Ok(ReleaseOutcome::Released(Some(value))) => {
+                // remote waiters come first: the oldest got it (told by
+                // pub/sub; by this call if it waits on this manager), and
+                // our next waiter queues in Redis behind the others
+                self.inner.wakers.grant(value);
+                Handoff::Redis
+            }
+            // released, not ours, lost, or unknown (a Redis error): the
+            // waiter goes to Redis; if the hand-off did run, its own token
+            // finds the lock there
+            _ => Handoff::Redis,
+        };
+        let orphan = match next.tx.send(handoff) {
+            Ok(()) => None,
+            Err(Handoff::Granted { value, .. }) => Some((next.token, scripts::fence_of(&value))),
+            Err(Handoff::Redis) => {
+                self.inner.local.pass(&keys.resource, &next.token);
+                None
+            }
+        };
+        (outcome, orphan)
+    }
+
+    /// A guard dropped outside a runtime: the next local waiter goes to
+    /// Redis (the lock expires after its TTL).
+    pub(crate) fn abandon_slot(&self, lease: &Lease) {
+        self.inner
+            .local
+            .pass(&lease.keys.resource, lease.token.as_str());
     }
 
     /// Acquires `resource` (waiting as [`acquire`](Self::acquire)), runs
@@ -510,12 +863,7 @@ impl LockManager {
         let sent = Instant::now();
         Ok(
             match self
-                .release_as(
-                    &lease.keys,
-                    lease.token.as_str(),
-                    lease.fence.get(),
-                    ReleaseMode::Release,
-                )
+                .release_owned(&lease.keys, lease.token.as_str(), lease.fence.get())
                 .await?
             {
                 ReleaseOutcome::Released(_) => true,
@@ -524,4 +872,55 @@ impl LockManager {
             },
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use aeturnis_redis_core::RedisConfig;
+    use aeturnis_testkit::TestCtx;
+
+    use super::*;
+
+    /// The in-process table keeps an entry only while a slot is owned.
+    async fn should_leave_no_local_entry_behind(ctx: TestCtx) -> anyhow::Result<()> {
+        let redis =
+            Redis::connect(RedisConfig::from_url(&ctx.url)?.with_key_prefix(&ctx.prefix)).await?;
+        let locks = LockManager::new(redis, LockConfig::default())?;
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let locks = locks.clone();
+            set.spawn(async move {
+                let resource = format!("r{}", i % 4);
+                for _ in 0..5 {
+                    locks
+                        .acquire(&resource, Duration::from_secs(5))
+                        .await?
+                        .release()
+                        .await?;
+                }
+                // a try_acquire beside a busy slot, and a timed-out wait
+                if let Ok(g) = locks.try_acquire(&resource, Duration::from_secs(5)).await {
+                    g.release().await?;
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            done??;
+        }
+        let held = locks.acquire("t", Duration::from_secs(5)).await?;
+        let err = locks
+            .acquire_within("t", Duration::from_secs(5), Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+        held.release().await?;
+        assert_eq!(locks.inner.local.len(), 0, "idle slots must be removed");
+        let stats = locks.stats();
+        assert_eq!(stats.acquired, stats.released);
+        assert_eq!(stats.losses, 0);
+        Ok(())
+    }
+
+    aeturnis_testkit::topology_tests!(should_leave_no_local_entry_behind);
 }

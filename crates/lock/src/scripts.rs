@@ -163,13 +163,25 @@ return {0, 0}
 /// fence means Redis lost data (restart, failover); both answer `{-1}`,
 /// lost for certain.
 ///
+/// **Hand to local** (mode `h`): the holder releases with the next waiter
+/// of its own process in mind (`NEXT`, `NEXT_TTL`). Remote waiters still
+/// come first: a `!`-marked lock goes to the oldest live remote waiter
+/// exactly as a plain release would (the local waiter then queues in
+/// Redis itself). Otherwise, and when every queued remote waiter turns
+/// out dead, the lock is set to `NEXT[:FENCE]` (a new fence from the
+/// counter) `PX NEXT_TTL`, without `PUBLISH` (nobody outside needs to
+/// know), and the new value is the reply. A replay of a hand-off that
+/// already ran finds the lock starting with `NEXT` and answers the same
+/// value again, never "not ours".
+///
 /// `KEYS`: lock. `ARGV`: token (`''` for force), then `MODE FENCED
 /// FENCE_TTL FENCE` in one argument (`MODE`: `r` release, `f` force, `l`
-/// leave; `FENCED`: `1`/`0`; the fence TTL in ms; the holder's fence), so
-/// the common case parses one short string.
+/// leave, `h` hand to local; `FENCED`: `1`/`0`; the fence TTL in ms; the
+/// holder's fence), so the common case parses one short string; mode `h`
+/// adds `NEXT`, `NEXT_TTL`.
 /// Reply: `1` released, `value` (a string) released and handed to the
-/// waiter whose token starts `value`, `0` not ours (or, for force, was
-/// free), `-1` lost for certain.
+/// waiter whose token starts `value` (a remote waiter, or `NEXT`), `0` not
+/// ours (or, for force, was free), `-1` lost for certain.
 static RELEASE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "lock_release",
@@ -183,6 +195,9 @@ if v and string.byte(ARGV[2], 1) == 114 and string.find(v, tok, 1, true) == 1
 end
 local mode, fenced, fence_ttl, fence = string.match(ARGV[2], '^(%a)(%d) (%d+) (%d+)$')
 local q, alive, st = KEYS[1] .. ':queue', KEYS[1] .. ':alive', KEYS[1] .. ':state'
+if mode == 'h' and v and string.find(v, ARGV[3], 1, true) == 1 then
+  return v
+end
 if mode == 'l' then
   redis.call('ZREM', q, tok)
   redis.call('HDEL', alive, tok)
@@ -192,7 +207,7 @@ if mode == 'f' then
   local left = redis.call('PTTL', KEYS[1])
   redis.call('SET', KEYS[1] .. ':forced', string.sub(v, 1, 32), 'PX', math.max(left, 1) + 1000)
 elseif not v or string.find(v, tok, 1, true) ~= 1 then
-  if mode == 'r' then
+  if mode == 'r' or mode == 'h' then
     if redis.call('GET', KEYS[1] .. ':forced') == tok then return -1 end
     if fenced == '1' and tonumber(redis.call('HGET', st, 'n') or '0') < tonumber(fence) then
       return -1
@@ -200,7 +215,17 @@ elseif not v or string.find(v, tok, 1, true) ~= 1 then
   end
   return 0
 end
+local function to_local()
+  local val = ARGV[3]
+  if fenced == '1' then
+    val = val .. ':' .. redis.call('HINCRBY', st, 'n', 1)
+    redis.call('PEXPIRE', st, fence_ttl)
+  end
+  redis.call('SET', KEYS[1], val, 'PX', ARGV[4])
+  return val
+end
 if string.byte(v, -1) ~= 33 then
+  if mode == 'h' then return to_local() end
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -209,6 +234,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 while true do
   local head = redis.call('ZPOPMIN', q)[1]
   if not head then
+    if mode == 'h' then return to_local() end
     redis.call('DEL', KEYS[1])
     return 1
   end
@@ -505,6 +531,35 @@ pub(crate) async fn release(
         Value::from(token),
         Value::from(format!("{mode}{} {fence_ttl_ms} {fence}", u8::from(fenced))),
     ];
+    release_call(redis, keys, args).await
+}
+
+/// A holder's release that hands the lock to `next`, a waiter of this
+/// process asking for `next_ttl_ms`, unless remote waiters are queued
+/// (mode `h` of the release script). `Released(Some(value))` with `value`
+/// starting with `next`: handed to it; starting with another token: handed
+/// to that remote waiter (`next` must then queue in Redis itself).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn release_to_local(
+    redis: &Redis,
+    keys: &LockKeys,
+    token: &str,
+    fence: u64,
+    fenced: bool,
+    fence_ttl_ms: u64,
+    next: &str,
+    next_ttl_ms: u64,
+) -> Result<ReleaseOutcome> {
+    let args = vec![
+        Value::from(token),
+        Value::from(format!("h{} {fence_ttl_ms} {fence}", u8::from(fenced))),
+        Value::from(next),
+        ms(next_ttl_ms),
+    ];
+    release_call(redis, keys, args).await
+}
+
+async fn release_call(redis: &Redis, keys: &LockKeys, args: Vec<Value>) -> Result<ReleaseOutcome> {
     let reply: Value = redis.script(&RELEASE, keys.lock.clone(), args).await?;
     match reply {
         Value::Integer(1) => Ok(ReleaseOutcome::Released(None)),
@@ -822,6 +877,83 @@ mod tests {
         Ok(())
     }
 
+    /// Mode `h`: the holder hands the lock to a waiter of its own process
+    /// in one call; a replay of that call answers the same grant (never
+    /// "not ours"); remote waiters still come first.
+    async fn should_hand_to_local_idempotently(ctx: TestCtx) -> anyhow::Result<()> {
+        let redis = connect(&ctx).await?;
+        for fenced in [true, false] {
+            let keys = LockKeys::new(redis.keys(), if fenced { "local" } else { "local_plain" })?;
+            let (holder, next, remote, after) = (tok(), tok(), tok(), tok());
+            let fence = if fenced {
+                match acquire(&redis, &keys, &holder, 5_000, DAY, 0).await? {
+                    Attempt::Acquired(f) => f,
+                    other => panic!("expected the free lock, got {other:?}"),
+                }
+            } else {
+                assert_eq!(
+                    acquire_unfenced(&redis, &keys, &holder, 5_000).await?,
+                    Attempt::Acquired(0)
+                );
+                0
+            };
+            let hand = |from: &str, to: &str| {
+                let (from, to) = (from.to_owned(), to.to_owned());
+                let (redis, keys) = (&redis, &keys);
+                async move { release_to_local(redis, keys, &from, fence, fenced, DAY, &to, 9_000).await }
+            };
+            let first = hand(&holder, &next)
+                .await?
+                .handed()
+                .expect("the lock must be handed to the local waiter");
+            let replay = hand(&holder, &next).await?.handed();
+            assert_eq!(
+                replay.as_deref(),
+                Some(first.as_str()),
+                "a replayed hand-off answers the same grant"
+            );
+            assert!(first.starts_with(next.as_str()));
+            if fenced {
+                assert!(fence_of(&first) > fence, "a hand-off issues a new fence");
+            } else {
+                assert_eq!(first, next, "unfenced: the value is the token");
+            }
+            let pttl: i64 = redis.client().pttl(&keys.lock).await?;
+            assert!(
+                pttl > 5_000,
+                "the lock carries the waiter's TTL, got {pttl}"
+            );
+            // a remote waiter queues: the next release serves it first,
+            // however many local waiters there are
+            assert!(matches!(
+                wait(&redis, &keys, &remote, 5_000, fenced, DAY, 5_000).await?,
+                WaitAttempt::Held(_)
+            ));
+            let to_remote = release_to_local(
+                &redis,
+                &keys,
+                &next,
+                fence_of(&first),
+                fenced,
+                DAY,
+                &after,
+                9_000,
+            )
+            .await?
+            .handed()
+            .expect("the remote waiter must get the lock");
+            assert!(
+                to_remote.starts_with(remote.as_str()),
+                "remote waiters take precedence"
+            );
+            assert_eq!(
+                release(&redis, &keys, &remote, 0, fenced, DAY, ReleaseMode::Release).await?,
+                ReleaseOutcome::Released(None)
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn should_parse_fences_from_lock_values() {
         let t = "0123456789abcdef0123456789abcdef";
@@ -841,5 +973,6 @@ mod tests {
         should_raise_lagging_counters_to_the_floor,
         should_acquire_unfenced_with_one_native_set,
         should_refuse_only_older_fences,
+        should_hand_to_local_idempotently,
     );
 }

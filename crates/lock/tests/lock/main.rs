@@ -11,5 +11,6 @@
 mod behaviour;
 mod exclusion;
 mod faults;
+mod local;
 mod redlock;
 mod support;

@@ -1,0 +1,339 @@
+//! The in-process queue: tasks of one manager coalesced in front of Redis.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aeturnis_lock::{Error, LockConfig, LockManager};
+use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::Redis;
+use aeturnis_testkit::{RedisServer, TestCtx};
+
+use crate::support::{check_sections, config, connect, eventually, increments, manager, Locker};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// 50 tasks of one manager: exact count, no overlap, fences strictly
+/// increasing in section order; every one was served.
+async fn should_serve_50_local_tasks_in_fence_order(ctx: TestCtx) -> anyhow::Result<()> {
+    let redis = connect(&ctx).await?;
+    let locks = LockManager::new(redis.clone(), LockConfig::default())?;
+    let counter = format!("{}counter", ctx.prefix);
+    let per_task = 20;
+    let sections = increments(
+        vec![(Locker::Single(locks.clone()), redis.clone())],
+        counter.clone(),
+        50,
+        per_task,
+        Duration::from_secs(5),
+    )
+    .await?;
+    let total = 50 * per_task;
+    let value: i64 = redis.client().get(&counter).await?;
+    assert_eq!(value, i64::try_from(total)?, "lost updates");
+    assert_eq!(sections.len(), total);
+    check_sections(&sections, true)?;
+    let stats = locks.stats();
+    assert_eq!(
+        (stats.acquired, stats.released, stats.losses, stats.failed),
+        (total as u64, total as u64, 0, 0)
+    );
+    assert!(stats.waits > 0, "tasks must have waited: {stats:?}");
+    assert_eq!(locks.remaining("counter").await?, None);
+    Ok(())
+}
+
+/// A remote waiter (another manager, another client) is served while 20
+/// local tasks keep re-acquiring: remote waiters come first at a release.
+async fn should_serve_a_remote_waiter_among_busy_local_tasks(ctx: TestCtx) -> anyhow::Result<()> {
+    let busy = manager(&ctx, LockConfig::default()).await?;
+    let remote = manager(&ctx, LockConfig::default()).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (busy, stop, rounds) = (busy.clone(), Arc::clone(&stop), Arc::clone(&rounds));
+        set.spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let guard = busy.acquire("hot", LONG).await?;
+                rounds.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                guard.release().await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    // the local tasks are handing the lock around among themselves
+    eventually(Duration::from_secs(10), "local hand-offs run", || async {
+        Ok(rounds.load(Ordering::SeqCst) >= 200)
+    })
+    .await?;
+    let before = rounds.load(Ordering::SeqCst);
+    let started = Instant::now();
+    let guard = remote
+        .acquire_within("hot", LONG, Duration::from_secs(10))
+        .await?;
+    let waited = started.elapsed();
+    let during = rounds.load(Ordering::SeqCst) - before;
+    stop.store(true, Ordering::SeqCst);
+    guard.release().await?;
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    println!(
+        "[{:?}] remote waiter served after {waited:?} ({during} local sections meanwhile)",
+        ctx.topology
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "the remote waiter starved: {waited:?}"
+    );
+    assert_eq!(remote.stats().acquired, 1);
+    assert_eq!(busy.stats().losses, 0);
+    Ok(())
+}
+
+/// A holder of this process that overruns its lease (stuck, no watchdog)
+/// does not hold up the local queue past the lease: the head waiter takes
+/// the slot over and gets the expired lock from Redis, and the stale
+/// holder's release reports the loss.
+async fn should_not_wait_locally_past_a_stuck_holders_lease(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let stuck = locks.acquire("res", Duration::from_millis(300)).await?;
+    let started = Instant::now();
+    let next = locks
+        .acquire_within("res", LONG, Duration::from_secs(10))
+        .await?;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
+        "served once the stuck holder's lease ran out: {waited:?}"
+    );
+    assert!(next.fence() > stuck.fence());
+    assert!(stuck.release().await.unwrap_err().is_lock_lost());
+    next.release().await?;
+    assert_eq!(locks.remaining("res").await?, None);
+    Ok(())
+}
+
+aeturnis_testkit::topology_tests!(
+    should_not_wait_locally_past_a_stuck_holders_lease,
+    should_serve_50_local_tasks_in_fence_order,
+    should_serve_a_remote_waiter_among_busy_local_tasks,
+);
+
+/// How the local waiter that is handed the lock goes away.
+#[derive(Debug, Clone, Copy)]
+enum Vanish {
+    /// Cancelled after the grant was delivered, before it looked.
+    AfterDelivery,
+    /// Cancelled after the release popped it, before the reply came.
+    BeforeReply,
+}
+
+/// A local waiter that goes away around its hand-off: the lock passes on
+/// to the next local waiter at once, never stuck until its 30 s TTL. On a
+/// current-thread runtime, so the order of events is exact.
+async fn passes_on_a_vanished_grant(ctx: TestCtx, how: Vanish) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let holder = locks.try_acquire("res", LONG).await?;
+    let f0 = holder.fence().get();
+    let gone = {
+        let locks = locks.clone();
+        tokio::spawn(async move { locks.acquire("res", LONG).await })
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the first waiter queues",
+        || async { Ok(locks.stats().waits == 1) },
+    )
+    .await?;
+    let next = {
+        let locks = locks.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let g = locks.acquire("res", LONG).await?;
+            let waited = started.elapsed();
+            let fence = g.fence().get();
+            g.release().await?;
+            anyhow::Ok((waited, fence))
+        })
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the second waiter queues",
+        || async { Ok(locks.stats().waits == 2) },
+    )
+    .await?;
+    match how {
+        Vanish::AfterDelivery => {
+            // the release delivers the grant; nothing else runs on this
+            // thread before the abort
+            holder.release().await?;
+            gone.abort();
+            assert!(gone.await.unwrap_err().is_cancelled());
+        }
+        Vanish::BeforeReply => {
+            let release = tokio::spawn(holder.release());
+            // the release task pops the waiter and sends its script
+            tokio::task::yield_now().await;
+            gone.abort();
+            assert!(gone.await.unwrap_err().is_cancelled());
+            release.await??;
+        }
+    }
+    let (waited, fence) = tokio::time::timeout(Duration::from_secs(10), next).await???;
+    assert!(
+        waited < Duration::from_secs(10),
+        "the lock was stuck: {waited:?}"
+    );
+    assert!(fence > f0, "fences grow: {f0} then {fence}");
+    assert_eq!(locks.remaining("res").await?, None);
+    assert_eq!(locks.stats().losses, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn should_pass_on_a_grant_delivered_to_a_cancelled_waiter() -> anyhow::Result<()> {
+    for ctx in [
+        TestCtx::standalone("vanish_delivered").await,
+        TestCtx::cluster("vanish_delivered").await,
+    ] {
+        passes_on_a_vanished_grant(ctx, Vanish::AfterDelivery).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn should_pass_on_a_grant_whose_waiter_left_before_the_reply() -> anyhow::Result<()> {
+    for ctx in [
+        TestCtx::standalone("vanish_popped").await,
+        TestCtx::cluster("vanish_popped").await,
+    ] {
+        passes_on_a_vanished_grant(ctx, Vanish::BeforeReply).await?;
+    }
+    Ok(())
+}
+
+/// The first local waiter's wait runs out while the release that hands it
+/// the lock is held up (the server is paused with the script in flight):
+/// the waiter reports `Timeout`, and the releasing side passes the grant
+/// that reached nobody on to the next local waiter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_pass_on_a_grant_whose_waiter_timed_out() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let redis = Redis::connect(config(&server.url(), "timeout:")?).await?;
+    let locks = LockManager::new(redis.clone(), LockConfig::default())?;
+    let holder = locks.try_acquire("res", LONG).await?;
+    let gone = {
+        let locks = locks.clone();
+        tokio::spawn(async move {
+            locks
+                .acquire_within("res", LONG, Duration::from_secs(1))
+                .await
+        })
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the first waiter queues",
+        || async { Ok(locks.stats().waits == 1) },
+    )
+    .await?;
+    let next = {
+        let locks = locks.clone();
+        tokio::spawn(async move {
+            let g = locks.acquire("res", LONG).await?;
+            let fence = g.fence().get();
+            g.release().await?;
+            anyhow::Ok(fence)
+        })
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the second waiter queues",
+        || async { Ok(locks.stats().waits == 2) },
+    )
+    .await?;
+    server.pause()?;
+    let release = tokio::spawn(holder.release());
+    let err = gone.await?.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    server.resume()?;
+    release.await??;
+    let fence = tokio::time::timeout(Duration::from_secs(10), next).await???;
+    assert!(fence > 0);
+    let stats = locks.stats();
+    assert_eq!((stats.acquired, stats.released, stats.losses), (2, 2, 0));
+    assert_eq!(stats.failed, 1);
+    assert_eq!(locks.remaining("res").await?, None);
+    redis.shutdown().await?;
+    Ok(())
+}
+
+fn command_calls(stats: &str, command: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// On a server of its own: with K tasks queued locally, the K hand-offs
+/// and the last release are K + 1 script calls in all, with no PUBLISH,
+/// no wait script and no pub/sub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_hand_off_locally_with_one_script_call_and_no_publish() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let redis = Redis::connect(config(&server.url(), "stat:")?).await?;
+    let locks = LockManager::new(redis.clone(), LockConfig::default())?;
+    // load the scripts (a first EVALSHA of each answers NOSCRIPT)
+    locks.try_acquire("warm", LONG).await?.release().await?;
+    let holder = locks.try_acquire("res", LONG).await?;
+    const K: usize = 10;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..K {
+        let locks = locks.clone();
+        set.spawn(async move {
+            let g = locks.acquire("res", LONG).await?;
+            let fence = g.fence().get();
+            g.release().await?;
+            anyhow::Ok(fence)
+        });
+    }
+    eventually(Duration::from_secs(5), "all waiters queue", || async {
+        Ok(locks.stats().waits == K as u64)
+    })
+    .await?;
+    let _: () = redis.client().config_resetstat().await?;
+    holder.release().await?;
+    let mut fences = Vec::new();
+    while let Some(done) = set.join_next().await {
+        fences.push(done??);
+    }
+    let info: String = redis
+        .client()
+        .info(Some(
+            aeturnis_redis_core::fred::types::InfoKind::CommandStats,
+        ))
+        .await?;
+    let scripts = command_calls(&info, "evalsha") + command_calls(&info, "eval");
+    assert_eq!(
+        scripts,
+        K as u64 + 1,
+        "one script per hand-off plus the last release:\n{info}"
+    );
+    assert_eq!(
+        command_calls(&info, "hincrby"),
+        K as u64,
+        "one new fence per hand-off:\n{info}"
+    );
+    assert_eq!(command_calls(&info, "publish"), 0, "no PUBLISH:\n{info}");
+    assert_eq!(command_calls(&info, "subscribe"), 0, "no pub/sub:\n{info}");
+    fences.sort_unstable();
+    fences.dedup();
+    assert_eq!(fences.len(), K, "every hand-off issues its own fence");
+    assert_eq!(locks.remaining("res").await?, None);
+    redis.shutdown().await?;
+    Ok(())
+}
