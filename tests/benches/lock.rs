@@ -367,11 +367,11 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
     let raw_clients: Vec<Client> = masters.iter().map(|m| m.client().clone()).collect();
     let raw_single = median_of_3(|| {
         let client = raw_clients[0].clone();
-        let run = next_run();
-        measure(1, LATENCY_OPS, move |i| {
+        // numbered by the global counter: the warm-up restarts `i` at 0
+        measure(1, LATENCY_OPS, move |_| {
             let client = client.clone();
             async move {
-                raw_set_nx(&client, &format!("rawsingle:{run}:{i}")).await?;
+                raw_set_nx(&client, &format!("rawsingle:{}", next_run())).await?;
                 Ok(())
             }
         })
@@ -379,11 +379,10 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
     .await?;
     let raw_fan_out = median_of_3(|| {
         let clients = raw_clients.clone();
-        let run = next_run();
-        measure(1, LATENCY_OPS, move |i| {
+        measure(1, LATENCY_OPS, move |_| {
             let clients = clients.clone();
             async move {
-                let key = format!("rawfan:{run}:{i}");
+                let key = format!("rawfan:{}", next_run());
                 let mut pending: FuturesUnordered<_> =
                     clients.iter().map(|c| raw_set_nx(c, &key)).collect();
                 let mut answered = 0;
