@@ -110,18 +110,83 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let results = out_dir.join("results.json");
     std::fs::write(&results, serde_json::to_string_pretty(&records)?)?;
 
-    let table = markdown_table(&records);
+    // docs/bench keeps every layer's latest run: this run's layers replace
+    // their old rows, the other layers' rows stay as they were measured
+    let (date, load) = (utc_now(), load_average());
+    let stamped: Vec<Value> = records
+        .into_iter()
+        .map(|mut r| {
+            if let Value::Object(map) = &mut r {
+                map.insert("measured_at".into(), Value::from(date.clone()));
+                map.insert("load_average".into(), Value::from(load.clone()));
+            }
+            r
+        })
+        .collect();
+    let docs_json = root.join("docs/bench/results.json");
+    let previous: Vec<Value> = match std::fs::read_to_string(&docs_json) {
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", docs_json.display()))?,
+        Err(_) => Vec::new(),
+    };
+    let merged = merge(previous, stamped, &layers);
+
+    let table = markdown_table(&merged);
     println!("\n{table}");
-    let doc = format!("{}\n{table}", header(&layers));
+    let doc = format!("{}\n{table}", header(&layers, &merged, &date, &load));
     let doc_path = root.join("docs/bench/results.md");
     std::fs::create_dir_all(root.join("docs/bench"))?;
     std::fs::write(&doc_path, doc)?;
-    println!("wrote {} and {}", results.display(), doc_path.display());
+    std::fs::write(&docs_json, serde_json::to_string_pretty(&merged)? + "\n")?;
+    println!(
+        "wrote {}, {} and {}",
+        results.display(),
+        doc_path.display(),
+        docs_json.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// Names the machine and versions that produced the figures.
-fn header(layers: &[&str]) -> String {
+/// The previous records of the layers not run now, then this run's, in
+/// [`LAYERS`] order (each layer's rows in the order they were written).
+fn merge(previous: Vec<Value>, fresh: Vec<Value>, layers: &[&str]) -> Vec<Value> {
+    let layer_of = |r: &Value| r["layer"].as_str().unwrap_or_default().to_owned();
+    let mut merged: Vec<Value> = previous
+        .into_iter()
+        .filter(|r| !layers.contains(&layer_of(r).as_str()))
+        .chain(fresh)
+        .collect();
+    let rank = |r: &Value| {
+        let layer = layer_of(r);
+        LAYERS
+            .iter()
+            .position(|l| *l == layer)
+            .unwrap_or(LAYERS.len())
+    };
+    // stable: keeps each layer's rows in their written order
+    merged.sort_by_key(rank);
+    merged
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Other work on the machine skews every figure; say how busy it was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Names the machine and versions that produced the figures, and when
+/// each layer's rows were measured.
+fn header(layers: &[&str], records: &[Value], date: &str, load: &str) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -132,23 +197,29 @@ fn header(layers: &[&str]) -> String {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    // Other work on the machine skews every figure; say how busy it was.
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into());
     let redis = util::version_of("redis-server").unwrap_or_else(|| "unknown".into());
     let rustc = util::version_of("rustc").unwrap_or_else(|| "unknown".into());
+    let mut measured = String::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for r in records {
+        let layer = r["layer"].as_str().unwrap_or("?");
+        if seen.contains(&layer) {
+            continue;
+        }
+        seen.push(layer);
+        let when = r["measured_at"].as_str().unwrap_or("an earlier run");
+        let load = r["load_average"].as_str().map_or_else(String::new, |l| {
+            format!(", 1-minute load average {l} at its end")
+        });
+        let _ = writeln!(measured, "  - `{layer}`: {when}{load}");
+    }
     format!(
         "# Benchmark results\n\n\
-         Produced by `cargo xtask bench` (layers: {}) on {date}.\n\n\
-         - Machine: {cores} cores, {cpu}; client and Redis on the same machine over loopback; \
-         1-minute load average {load} when the run ended\n\
+         Last written by `cargo xtask bench` (layers: {}) on {date}; 1-minute load average \
+         {load} when the run ended. A run replaces the rows of the layers it ran and keeps \
+         the others; each layer's rows come from one run:\n\n\
+         {measured}\n\
+         - Machine: {cores} cores, {cpu}; client and Redis on the same machine over loopback\n\
          - Redis: {redis}\n\
          - Rust: {rustc}\n\
          - Each figure is the median of 3 runs; ratio = ops_per_sec / baseline_ops_per_sec \
@@ -190,6 +261,20 @@ fn markdown_table(records: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn should_replace_only_the_layers_run() {
+        let row = |layer: &str, case: &str| serde_json::json!({"layer": layer, "case": case});
+        let previous = vec![
+            row("core", "GET"),
+            row("lock", "old"),
+            row("ratelimit", "gcra"),
+        ];
+        let fresh = vec![row("lock", "new 1"), row("lock", "new 2")];
+        let merged = merge(previous, fresh, &["lock"]);
+        let cases: Vec<&str> = merged.iter().filter_map(|r| r["case"].as_str()).collect();
+        assert_eq!(cases, ["GET", "new 1", "new 2", "gcra"]);
+    }
 
     #[test]
     fn should_render_one_row_per_record() -> anyhow::Result<()> {
