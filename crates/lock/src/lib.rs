@@ -65,6 +65,33 @@
 //!   between, so no waiter starves. A waiter that gives up (timeout,
 //!   cancellation) leaves the queue and passes on a lock handed to it
 //!   meanwhile; one that dies is skipped once its lease runs out.
+//! * **in-process queue**: tasks of one [`LockManager`] (clones share it)
+//!   that want the same resource are coalesced in front of Redis. One of
+//!   them at a time (the *slot owner*) acquires, waits in the Redis queue,
+//!   or holds the lock; the others wait in a local FIFO queue. The owner's
+//!   release pops the next local waiter and sends **one** release script
+//!   in "hand to local" mode: if waiters of other processes are queued in
+//!   Redis (the `!` mark), the oldest live one gets the lock exactly as
+//!   above and the local waiter goes on to queue in Redis itself;
+//!   otherwise the lock is set to the local waiter's token with a new
+//!   fence and its TTL, with no `PUBLISH`, and the script's reply is
+//!   handed to the waiter: no further round trip. A replay of that script
+//!   finds the lock starting with the waiter's token and answers the same
+//!   grant. A local waiter that times out or is cancelled leaves the local
+//!   queue and passes on a grant (or its turn) that reached it; a release
+//!   whose waiter vanished before the reply releases or hands on that
+//!   grant itself, so the lock is never stuck until its TTL. A local
+//!   holder that overruns its lease (by this process's clock) does not
+//!   hold up the local queue: its head goes to Redis, which decides as
+//!   for any waiter. [`try_acquire`](LockManager::try_acquire) never
+//!   queues locally: it is one attempt in Redis.
+//! * **fairness**: the local queue is FIFO, the Redis queue is FIFO, and
+//!   at every release the waiters queued in Redis are served before the
+//!   releasing process's own local waiters. A busy process therefore
+//!   cannot starve others: a remote waiter gets the lock at the next
+//!   release after it queued. Within a process, local waiters are served
+//!   in arrival order. Separate managers do not share a local queue and
+//!   are remote to each other.
 //! * **extend** is compare-and-`PEXPIRE`; it fails with
 //!   [`Error::LockLost`] when the token no longer matches, and never
 //!   re-acquires.

@@ -39,8 +39,8 @@ use crate::guard::Lease;
 /// ran out (the head takes the slot over at once).
 const TAKE_OVER_RECHECK: Duration = Duration::from_millis(20);
 
-/// What a local waiter is told when its turn comes.
-#[derive(Debug)]
+/// What a local waiter is told when its turn comes. (No `Debug`: the
+/// value carries the whole token.)
 pub(crate) enum Handoff {
     /// The lock is yours: its value in Redis (`TOKEN[:FENCE][!]`), and when
     /// the release that handed it over was sent (the lease counts from

@@ -272,6 +272,13 @@ impl LockManager {
     /// ([`LockConfig::fencing`] off): one native `SET NX PX GET`, plus a
     /// `PTTL` when the lock is held.
     ///
+    /// It never queues in the in-process queue: when another task of this
+    /// manager holds or acquires the resource, it is still one attempt in
+    /// Redis (usually [`Error::Contended`] with the holder's remaining
+    /// lease). When no local task does, a lock it gets takes the local slot,
+    /// so tasks that then [`acquire`](Self::acquire) wait behind it locally
+    /// and are handed the lock at its release.
+    ///
     /// # Errors
     /// [`Error::Contended`]; [`Error::InvalidResource`] /
     /// [`Error::InvalidTtl`] for bad input; [`Error::Redis`].
