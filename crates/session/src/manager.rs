@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::bytes::Bytes;
+use aeturnis_redis_core::fred::bytes_utils::Str;
 use aeturnis_redis_core::fred::interfaces::ClientLike;
 use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand, Value};
 use aeturnis_redis_core::{LuaScript, Redis, RedisKey, ServerClock};
@@ -36,6 +37,8 @@ pub struct SessionManager {
     idle_arg: Value,
     /// Added to every clock estimate (tests only).
     clock_skew_ms: i64,
+    /// `PREFIX s:{`, the start of every session key.
+    session_key_start: Arc<str>,
 }
 
 /// Added to the clock's uncertainty before any decision the fast read
@@ -65,6 +68,7 @@ impl SessionManager {
             getex: CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false),
             idle_arg: Value::from(idle_ms.to_string()),
             clock_skew_ms: 0,
+            session_key_start: Arc::from(format!("{}s:{{", redis.keys().prefix())),
             redis,
             config,
         };
@@ -122,6 +126,17 @@ impl SessionManager {
             .tag(id.tag())
             .id(id.random_part())
             .build()?)
+    }
+
+    /// [`session_key`](Self::session_key) as text, for the fast read: a
+    /// parsed or generated id's tag (hex) and random part (base64url) have
+    /// nothing the key builder would encode or refuse, so the key is the
+    /// parts joined (an id with anything else goes through the builder).
+    fn session_key_text(&self, id: &SessionId) -> Result<String> {
+        match plain_session_key(&self.session_key_start, id) {
+            Some(key) => Ok(key),
+            None => Ok(self.session_key(id)?.into_string()),
+        }
     }
 
     /// `PREFIX s:{TAG}:`, to which scripts append index members.
@@ -247,20 +262,20 @@ impl SessionManager {
     /// records a touch, so it is the script alone. See the crate docs for
     /// why this is safe.
     pub async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
-        let key = self.session_key(id)?;
         // after `shutdown`: a typed error at once, as for every script call
         self.redis.ensure_open()?;
         // a zero touch interval records every read: the script
         if self.touch_ms == 0 {
-            return self.get_by_script(id, &key).await;
+            return self.get_by_script(id).await;
         }
+        let key = Str::from(self.session_key_text(id)?);
         let value: Option<Bytes> = self
             .redis
             .client()
             .custom(
                 self.getex.clone(),
                 vec![
-                    Value::from(key.as_str()),
+                    Value::String(key.clone()),
                     Value::from_static_str("PX"),
                     self.idle_arg.clone(),
                 ],
@@ -272,14 +287,14 @@ impl SessionManager {
         };
         let Some(head) = record::header(&bytes) else {
             // not a session of ours: the decoder names what is wrong
-            return record::decode(id.clone(), key.as_str(), &bytes, 0, 0).map(Some);
+            return record::decode(id.clone(), &key, &bytes, 0, 0).map(Some);
         };
         // Taken after the reply, so no earlier than the moment the server
         // ran GETEX (and any replay of it fred sent before that reply), to
         // within the clock's uncertainty. No estimate (the first
         // calibration failed): let the script decide.
         let Ok(now) = self.clock.now().await else {
-            return self.get_by_script(id, &key).await;
+            return self.get_by_script(id).await;
         };
         let estimate = skewed(now.ms, self.clock_skew_ms);
         // the latest the server's clock can read now
@@ -289,29 +304,30 @@ impl SessionManager {
             // estimate is behind it, so none of its decisions can be
             // trusted. The script decides; the clock recalibrates.
             self.clock.refresh_in_background();
-            return self.get_by_script(id, &key).await;
+            return self.get_by_script(id).await;
         }
         if latest - head.last_seen >= self.touch_ms {
             // a touch may be due (once per touch interval): the script
             // records it, and caps or deletes the session, atomically
-            return self.get_by_script(id, &key).await;
+            return self.get_by_script(id).await;
         }
         if latest.saturating_add(self.idle_ms) > head.absolute {
             // the slide may have gone past the absolute expiry (the last
             // idle TTL of the session's life, or past its end): the script
             // pulls the expiry back to the absolute one, or deletes the
             // session, by the server's TIME
-            return self.get_by_script(id, &key).await;
+            return self.get_by_script(id).await;
         }
         // The server ran GETEX before `latest`, more than one idle TTL
         // before the absolute expiry: the session was live, and the expiry
         // GETEX set is before the absolute one.
-        record::decode(id.clone(), key.as_str(), &bytes, estimate, self.idle_ms).map(Some)
+        record::decode(id.clone(), &key, &bytes, estimate, self.idle_ms).map(Some)
     }
 
     /// The get-and-slide script: one atomic read, slide, touch (when due)
     /// and delete (when past the absolute expiry).
-    async fn get_by_script(&self, id: &SessionId, key: &RedisKey) -> Result<Option<Session>> {
+    async fn get_by_script(&self, id: &SessionId) -> Result<Option<Session>> {
+        let key = &self.session_key(id)?;
         let args = vec![
             int(self.idle_ms),
             int(self.touch_ms),
@@ -575,6 +591,22 @@ impl SessionManager {
     }
 }
 
+/// `start` (`PREFIX s:{`) + tag + `}:` + random part, when neither part
+/// has a character the key builder would encode; `None` otherwise.
+fn plain_session_key(start: &str, id: &SessionId) -> Option<String> {
+    let (tag, random) = (id.tag(), id.random_part());
+    let plain = |s: &str| !s.is_empty() && !s.bytes().any(|b| b"%:{}".contains(&b));
+    if !plain(tag) || !plain(random) {
+        return None;
+    }
+    let mut key = String::with_capacity(start.len() + tag.len() + random.len() + 2);
+    key.push_str(start);
+    key.push_str(tag);
+    key.push_str("}:");
+    key.push_str(random);
+    Some(key)
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -623,4 +655,32 @@ fn optional_session(id: SessionId, key: &RedisKey, reply: Value) -> Result<Optio
     }
     let items = array(reply, 3)?;
     session_from(id, key, &items).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aeturnis_redis_core::KeySpace;
+
+    #[test]
+    fn should_build_the_same_session_key_as_the_key_builder() {
+        for prefix in ["aeturnis:", "app:v1:", "bench-session-get:"] {
+            let keys = KeySpace::new(prefix).unwrap();
+            let start = format!("{}s:{{", keys.prefix());
+            for i in 0..200 {
+                let user = UserId::new(format!("user:{{{i}}}%")).unwrap();
+                let id = SessionId::generate(&user);
+                let built = keys
+                    .key("s")
+                    .tag(id.tag())
+                    .id(id.random_part())
+                    .build()
+                    .unwrap();
+                assert_eq!(
+                    plain_session_key(&start, &id).as_deref(),
+                    Some(built.as_str())
+                );
+            }
+        }
+    }
 }
