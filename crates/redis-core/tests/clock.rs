@@ -56,9 +56,9 @@ async fn should_estimate_within_its_bound_of_the_server_time() -> anyhow::Result
             server_ms <= estimate.latest_ms() + rtt,
             "TIME {server_ms} is more than one round trip ({rtt} ms) after the estimate {estimate:?}"
         );
-        // on loopback the bound itself is small
+        // on loopback the bound itself is small (generous for a busy box)
         assert!(
-            estimate.uncertainty < Duration::from_millis(50),
+            estimate.uncertainty < Duration::from_millis(200),
             "{estimate:?}"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -112,10 +112,11 @@ async fn should_recalibrate_in_the_background_once_stale() -> anyhow::Result<()>
     }
     // every TIME call belongs to a completed calibration, or to the one
     // (at most) still running
+    let done_before = clock.calibrations() * SAMPLES as u64;
     let calls = time_calls(&server)? - before;
-    let done = clock.calibrations() * SAMPLES as u64;
+    let done_after = clock.calibrations() * SAMPLES as u64;
     assert!(
-        (done..=done + SAMPLES as u64).contains(&calls),
+        (done_before..=done_after + SAMPLES as u64).contains(&calls),
         "{calls} TIME calls for {} calibrations",
         clock.calibrations()
     );
