@@ -27,6 +27,14 @@
 //! auto-pipelining, cluster routing, sentinel discovery, pools, timeouts) is
 //! configured through [`RedisConfig`], not rebuilt here. See [`Redis`] for
 //! the replay rules.
+//!
+//! Time that several processes compare comes from Redis, never from the
+//! app server's wall clock: scripts read `TIME` themselves;
+//! [`Redis::server_time`] asks the server once; [`ServerClock`] estimates
+//! the server's clock between calibrations (min-RTT `TIME` samples carried
+//! forward on the local monotonic clock, with an explicit error bound), for
+//! hot paths that may decide from an estimate as long as a script re-checks
+//! with the real `TIME` whenever the estimate is too close to call.
 
 pub use fred;
 
