@@ -57,10 +57,11 @@
 //!   [`Error::LockLost`]. When the
 //!   value carries the `!` mark, the release **hands the lock over**: it
 //!   sets the lock to the oldest live waiter's token, with the TTL that
-//!   waiter asked for and a new fence, and publishes the new value. That
+//!   waiter asked for and a new fence, and publishes the new value with
+//!   sharded pub/sub (`SPUBLISH` on the lock's own hash slot). That
 //!   waiter holds the lock from that instant; it learns so from the
-//!   release's reply (same process) or the pub/sub message (one shared
-//!   subscriber per manager), with no further round trip, and a waiter that
+//!   release's reply (same process) or the message (one shared
+//!   `SSUBSCRIBE` client per manager), with no further round trip, and a waiter that
 //!   missed both finds its own token at its next poll. Nobody can barge in
 //!   between, so no waiter starves. A waiter that gives up (timeout,
 //!   cancellation) leaves the queue and passes on a lock handed to it

@@ -4,7 +4,11 @@
 //! woken by local releases at once and by release messages from other
 //! processes through one shared pub/sub client (created on the first wait,
 //! never per waiter). A channel is subscribed while it has waiters and
-//! unsubscribed when the last one leaves. A queued waiter (single
+//! unsubscribed [`UNSUBSCRIBE_LINGER`] after the last one left, unless a
+//! new waiter came meanwhile: under contention a process's waiters come
+//! and go on every hand-off (with the in-process queue only one of them
+//! waits in Redis at a time), and a SUBSCRIBE + UNSUBSCRIBE round per
+//! hand-off would sit on the hand-off's path. A queued waiter (single
 //! instance) also registers its token: a release that hands the lock over
 //! names the new holder (the message payload is the lock's new value,
 //! which starts with the holder's token), and only that waiter is woken,
@@ -14,6 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use aeturnis_redis_core::fred::clients::SubscriberClient;
 use aeturnis_redis_core::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
@@ -24,6 +29,17 @@ use tokio::task::JoinHandle;
 use crate::token::LockToken;
 
 type Waiters = Mutex<HashMap<String, (Arc<Notify>, usize)>>;
+
+/// How long a channel stays subscribed after its last waiter left.
+pub(crate) const UNSUBSCRIBE_LINGER: Duration = Duration::from_secs(1);
+
+/// What a waiter needs to unsubscribe its channel: the client, the set of
+/// subscribed channels, and the channels with an unsubscribe pending.
+type Unsubscribe = (
+    SubscriberClient,
+    Arc<tokio::sync::Mutex<HashSet<String>>>,
+    Arc<Mutex<HashSet<String>>>,
+);
 type Tokens = Mutex<HashMap<String, Arc<Grant>>>;
 
 /// A queued waiter's wake-up: the lock value a hand-off gave it, if any.
@@ -41,6 +57,8 @@ pub(crate) struct Wakers {
     /// Channels subscribed on the server; the lock serialises SUBSCRIBE
     /// and UNSUBSCRIBE so a late unsubscribe cannot undo a new subscribe.
     subscribed: Arc<tokio::sync::Mutex<HashSet<String>>>,
+    /// Channels whose unsubscribe waits out [`UNSUBSCRIBE_LINGER`].
+    lingering: Arc<Mutex<HashSet<String>>>,
 }
 
 struct Subscriber {
@@ -57,6 +75,7 @@ impl Wakers {
             tokens: Arc::new(Mutex::new(HashMap::new())),
             subscriber: OnceCell::new(),
             subscribed: Arc::new(tokio::sync::Mutex::new(HashSet::new())),
+            lingering: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
@@ -109,13 +128,17 @@ impl Wakers {
         let Some(sub) = self.subscriber().await else {
             return false;
         };
-        waiter.unsubscribe = Some((sub.client.clone(), Arc::clone(&self.subscribed)));
+        waiter.unsubscribe = Some((
+            sub.client.clone(),
+            Arc::clone(&self.subscribed),
+            Arc::clone(&self.lingering),
+        ));
         let channel = waiter.channel.as_str();
         let mut subscribed = self.subscribed.lock().await;
         if subscribed.contains(channel) {
             return true;
         }
-        match sub.client.subscribe(channel).await {
+        match sub.client.ssubscribe(channel).await {
             Ok(()) => {
                 subscribed.insert(channel.to_owned());
                 true
@@ -255,7 +278,7 @@ pub(crate) struct Waiter {
     channel: String,
     token: Option<(String, Weak<Tokens>)>,
     waiters: Weak<Waiters>,
-    unsubscribe: Option<(SubscriberClient, Arc<tokio::sync::Mutex<HashSet<String>>>)>,
+    unsubscribe: Option<Unsubscribe>,
 }
 
 impl Waiter {
@@ -307,22 +330,38 @@ impl Drop for Waiter {
         if !last {
             return;
         }
-        let Some((client, subscribed)) = self.unsubscribe.take() else {
+        let Some((client, subscribed, lingering)) = self.unsubscribe.take() else {
             return;
         };
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        // one pending unsubscribe per channel: a later departure within the
+        // linger is covered by the pending one's check
+        if !lingering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(self.channel.clone())
+        {
+            return;
+        }
         let channel = std::mem::take(&mut self.channel);
         let weak = Weak::clone(&self.waiters);
         handle.spawn(async move {
+            tokio::time::sleep(UNSUBSCRIBE_LINGER).await;
+            // out of the pending set before the check: a waiter that leaves
+            // after the check schedules an unsubscribe of its own
+            lingering
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&channel);
             let mut set = subscribed.lock().await;
             // a new waiter may have arrived meanwhile: keep the subscription
             let still_wanted = weak
                 .upgrade()
                 .is_some_and(|w| lock(&w).contains_key(&channel));
             if !still_wanted && set.remove(&channel) {
-                if let Err(e) = client.unsubscribe(channel.as_str()).await {
+                if let Err(e) = client.sunsubscribe(channel.as_str()).await {
                     tracing::debug!(error = %e, channel, "lock: UNSUBSCRIBE failed");
                 }
             }

@@ -329,11 +329,80 @@ async fn should_hand_off_locally_with_one_script_call_and_no_publish() -> anyhow
         "one new fence per hand-off:\n{info}"
     );
     assert_eq!(command_calls(&info, "publish"), 0, "no PUBLISH:\n{info}");
+    assert_eq!(command_calls(&info, "spublish"), 0, "no SPUBLISH:\n{info}");
     assert_eq!(command_calls(&info, "subscribe"), 0, "no pub/sub:\n{info}");
+    assert_eq!(command_calls(&info, "ssubscribe"), 0, "no pub/sub:\n{info}");
     fences.sort_unstable();
     fences.dedup();
     assert_eq!(fences.len(), K, "every hand-off issues its own fence");
     assert_eq!(locks.remaining("res").await?, None);
     redis.shutdown().await?;
+    Ok(())
+}
+
+/// On a server of its own: a waiter of another manager (another process)
+/// is woken by sharded pub/sub (`SSUBSCRIBE` / `SPUBLISH`, which stays on
+/// the lock's shard instead of crossing a cluster's bus), and the channel
+/// is unsubscribed once its last waiter has gone (after the linger).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_wake_remote_waiters_by_sharded_pubsub_then_unsubscribe() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let a = Redis::connect(config(&server.url(), "shard:")?).await?;
+    let b = Redis::connect(config(&server.url(), "shard:")?).await?;
+    let holder_side = LockManager::new(a.clone(), LockConfig::default())?;
+    let waiter_side = LockManager::new(b, LockConfig::default())?;
+    // load the scripts (a first EVALSHA of each answers NOSCRIPT)
+    holder_side
+        .try_acquire("warm", LONG)
+        .await?
+        .release()
+        .await?;
+    let holder = holder_side.try_acquire("res", LONG).await?;
+    let waiting = tokio::spawn({
+        let locks = waiter_side.clone();
+        async move {
+            let g = locks.acquire("res", LONG).await?;
+            let fence = g.fence().get();
+            g.release().await?;
+            anyhow::Ok(fence)
+        }
+    });
+    let client = a.client().clone();
+    eventually(Duration::from_secs(5), "the waiter subscribes", || {
+        let client = client.clone();
+        async move {
+            let channels: Vec<String> = client.pubsub_shardchannels("*").await?;
+            Ok(channels.len() == 1 && channels[0].ends_with(":released"))
+        }
+    })
+    .await?;
+    eventually(Duration::from_secs(5), "the waiter queues", || async {
+        Ok(waiter_side.stats().waits == 1)
+    })
+    .await?;
+    let _: () = client.config_resetstat().await?;
+    let holder_fence = holder.fence().get();
+    holder.release().await?;
+    let fence = tokio::time::timeout(Duration::from_secs(5), waiting).await???;
+    assert!(fence > holder_fence, "handed over with a newer fence");
+    let info: String = client
+        .info(Some(
+            aeturnis_redis_core::fred::types::InfoKind::CommandStats,
+        ))
+        .await?;
+    assert_eq!(command_calls(&info, "spublish"), 1, "one SPUBLISH:\n{info}");
+    assert_eq!(command_calls(&info, "publish"), 0, "no PUBLISH:\n{info}");
+    eventually(
+        Duration::from_secs(10),
+        "the channel is unsubscribed",
+        || {
+            let client = client.clone();
+            async move {
+                let channels: Vec<String> = client.pubsub_shardchannels("*").await?;
+                Ok(channels.is_empty())
+            }
+        },
+    )
+    .await?;
     Ok(())
 }
