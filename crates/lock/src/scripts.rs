@@ -26,7 +26,8 @@
 //! lock's hash tag, so the message stays on the lock's shard. (A plain
 //! `PUBLISH` goes to every node over the cluster bus; measured on the
 //! 6-node test cluster, 16–25 % of hand-offs then reached their waiter
-//! ~40 ms late, the bus link's Nagle/delayed-ACK stall, against none with
+//! ~40 ms late (the signature of a Nagle/delayed-ACK stall on the bus
+//! link), against none with
 //! `SPUBLISH`.) The waiter learns it holds the lock from
 //! the message (or from the release's reply, in the same process) without
 //! another round trip; a waiter that missed the message finds its own
