@@ -393,7 +393,14 @@ pub fn check_user(text: &str) -> Result<(), KeyError> {
             max: MAX_SEGMENT_LEN,
         });
     }
-    if let Some(c) = text.chars().find(|c| c.is_control()) {
+    // ASCII text (ids, tokens, addresses) is checked byte by byte; for
+    // ASCII, `is_ascii_control` is exactly `char::is_control`
+    let control = if text.is_ascii() {
+        text.bytes().find(u8::is_ascii_control).map(char::from)
+    } else {
+        text.chars().find(|c| c.is_control())
+    };
+    if let Some(c) = control {
         return Err(KeyError::ControlCharacter(c));
     }
     Ok(())
@@ -408,15 +415,20 @@ pub fn encode_segment(text: &str) -> String {
 }
 
 fn encode_into(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            ':' => out.push_str("%3A"),
-            '{' => out.push_str("%7B"),
-            '}' => out.push_str("%7D"),
-            c => out.push(c),
-        }
+    // runs of plain text are copied whole (the common case: all of it)
+    let mut rest = text;
+    while let Some(i) = rest.find(['%', ':', '{', '}']) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'%' => "%25",
+            b':' => "%3A",
+            b'{' => "%7B",
+            _ => "%7D",
+        });
+        // the four are ASCII: the next byte starts a character
+        rest = &rest[i + 1..];
     }
+    out.push_str(rest);
 }
 
 /// Escapes the glob characters `* ? [ ] \` so `text` matches itself
@@ -443,6 +455,14 @@ mod tests {
     }
 
     #[test]
+    fn should_encode_every_special_character_between_plain_runs() {
+        let key = ks().key("user").id("%a:é{b}}:").build().unwrap();
+        assert_eq!(key.as_str(), "app:user:%25a%3Aé%7Bb%7D%7D%3A");
+        let plain = ks().key("user").tag("0f3a").id("Zx-_9").build().unwrap();
+        assert_eq!(plain.as_str(), "app:user:{0f3a}:Zx-_9");
+    }
+
+    #[test]
     fn should_reject_bad_segments_with_typed_errors() {
         assert_eq!(ks().key("user").id("").build(), Err(KeyError::Empty));
         assert_eq!(ks().key("").build(), Err(KeyError::Empty));
@@ -453,6 +473,15 @@ mod tests {
         assert_eq!(
             ks().key("user").id("a\0b").build(),
             Err(KeyError::ControlCharacter('\0'))
+        );
+        assert_eq!(
+            ks().key("user").id("a\u{7f}b").build(),
+            Err(KeyError::ControlCharacter('\u{7f}'))
+        );
+        // non-ASCII text: C1 controls too
+        assert_eq!(
+            ks().key("user").id("é\u{85}").build(),
+            Err(KeyError::ControlCharacter('\u{85}'))
         );
         assert!(matches!(
             ks().key("user").id("x".repeat(MAX_SEGMENT_LEN + 1)).build(),

@@ -37,8 +37,6 @@ pub struct SessionManager {
     idle_arg: Value,
     /// Added to every clock estimate (tests only).
     clock_skew_ms: i64,
-    /// `PREFIX s:{`, the start of every session key.
-    session_key_start: Arc<str>,
 }
 
 /// Added to the clock's uncertainty before any decision the fast read
@@ -68,7 +66,6 @@ impl SessionManager {
             getex: CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false),
             idle_arg: Value::from(idle_ms.to_string()),
             clock_skew_ms: 0,
-            session_key_start: Arc::from(format!("{}s:{{", redis.keys().prefix())),
             redis,
             config,
         };
@@ -126,17 +123,6 @@ impl SessionManager {
             .tag(id.tag())
             .id(id.random_part())
             .build()?)
-    }
-
-    /// [`session_key`](Self::session_key) as text, for the fast read: a
-    /// parsed or generated id's tag (hex) and random part (base64url) have
-    /// nothing the key builder would encode or refuse, so the key is the
-    /// parts joined (an id with anything else goes through the builder).
-    fn session_key_text(&self, id: &SessionId) -> Result<String> {
-        match plain_session_key(&self.session_key_start, id) {
-            Some(key) => Ok(key),
-            None => Ok(self.session_key(id)?.into_string()),
-        }
     }
 
     /// `PREFIX s:{TAG}:`, to which scripts append index members.
@@ -268,7 +254,8 @@ impl SessionManager {
         if self.touch_ms == 0 {
             return self.get_by_script(id).await;
         }
-        let key = Str::from(self.session_key_text(id)?);
+        // the key's own buffer becomes the argument: no copy
+        let key = Str::from(self.session_key(id)?.into_string());
         let value: Option<Bytes> = self
             .redis
             .client()
@@ -591,28 +578,8 @@ impl SessionManager {
     }
 }
 
-/// `start` (`PREFIX s:{`) + tag + `}:` + random part, when neither part
-/// has a character the key builder would encode; `None` otherwise.
-fn plain_session_key(start: &str, id: &SessionId) -> Option<String> {
-    let (tag, random) = (id.tag(), id.random_part());
-    let plain = |s: &str| !s.is_empty() && !s.bytes().any(|b| b"%:{}".contains(&b));
-    if !plain(tag) || !plain(random) {
-        return None;
-    }
-    let mut key = String::with_capacity(start.len() + tag.len() + random.len() + 2);
-    key.push_str(start);
-    key.push_str(tag);
-    key.push_str("}:");
-    key.push_str(random);
-    Some(key)
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 fn int(v: u64) -> Value {
-    Value::Integer(to_i64(v))
+    Value::Integer(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 fn non_negative(v: i64) -> u64 {
@@ -655,32 +622,4 @@ fn optional_session(id: SessionId, key: &RedisKey, reply: Value) -> Result<Optio
     }
     let items = array(reply, 3)?;
     session_from(id, key, &items).map(Some)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aeturnis_redis_core::KeySpace;
-
-    #[test]
-    fn should_build_the_same_session_key_as_the_key_builder() {
-        for prefix in ["aeturnis:", "app:v1:", "bench-session-get:"] {
-            let keys = KeySpace::new(prefix).unwrap();
-            let start = format!("{}s:{{", keys.prefix());
-            for i in 0..200 {
-                let user = UserId::new(format!("user:{{{i}}}%")).unwrap();
-                let id = SessionId::generate(&user);
-                let built = keys
-                    .key("s")
-                    .tag(id.tag())
-                    .id(id.random_part())
-                    .build()
-                    .unwrap();
-                assert_eq!(
-                    plain_session_key(&start, &id).as_deref(),
-                    Some(built.as_str())
-                );
-            }
-        }
-    }
 }
