@@ -16,10 +16,21 @@
 //! the marker's TTL (the block) ends; the key then starts from its full
 //! quota, whatever the algorithm.
 //!
-//! Every timestamp handed to `redis.call` is formatted with `%.0f`: Lua 5.1
-//! prints large numbers in exponent form, which would lose microseconds.
-//! The scripts keep `redis.call`s to a minimum: each costs more server time
-//! than all the arithmetic around it.
+//! Numbers go to `redis.call` as numbers: Redis converts a Lua number
+//! argument with `%.17g`, exact for the integral microsecond timestamps
+//! here (below 2^53). Only text built with `..` (a score bound such as
+//! `(123`, the sliding window's `start:count:previous`) is formatted with
+//! `%.0f`, because Lua's own number-to-text conversion (`%.14g`) would
+//! print a 16-digit timestamp in exponent form.
+//!
+//! The scripts keep `redis.call`s to a minimum: on the bench machine each
+//! costs ~3 µs of server time (an empty script ~3.5 µs, GCRA's three calls
+//! ~12 µs, `INFO commandstats`), more than all the arithmetic around it.
+//! They also avoid per-call garbage where it is free to: no closures
+//! (a `local function` is a fresh allocation on every run), no
+//! `string.format` for values `redis.call` takes as numbers; measured on
+//! GCRA with `redis-benchmark -c 50` over 1,000 keys, that took its
+//! `EVALSHA` from ~15.9 to ~14.5 µs per call.
 
 use std::sync::LazyLock;
 
@@ -39,14 +50,15 @@ local block = tonumber(ARGV[5])
     };
 }
 
-/// The server clock in microseconds, and a µs -> ms (rounded up, at least 1)
-/// TTL helper.
+/// The server clock in microseconds. A TTL in µs becomes `PX` milliseconds
+/// as `math.max(math.ceil(us / 1000), 1)` (rounded up, at least 1), written
+/// out where it is used rather than as a helper function (see the module
+/// docs).
 macro_rules! clock {
     () => {
         r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function ms(us) local m = math.ceil(us / 1000) if m < 1 then m = 1 end return string.format('%.0f', m) end
 "
     };
 }
@@ -96,10 +108,20 @@ if b then
 end
 local count
 if mode == 'c' then
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt('%.0f', now - window))
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   count = redis.call('ZCARD', key)
 else
   count = redis.call('ZCOUNT', key, '(' .. fmt('%.0f', now - window), '+inf')
+end
+if mode == 'c' and not mine and count + cost <= limit then
+  local args = {}
+  for i = 1, cost do
+    args[2 * i - 1] = now
+    args[2 * i] = id .. ':' .. i
+  end
+  redis.call('ZADD', key, unpack(args))
+  redis.call('PEXPIRE', key, math.max(math.ceil(window / 1000), 1))
+  return {1, limit - count - cost, window, -1, 0}
 end
 local function reset()
   local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
@@ -112,22 +134,11 @@ if mode == 'c' and mine then
   return {1, left, reset(), -1, 1}
 end
 if count + cost <= limit then
-  if mode == 'c' then
-    local args = {}
-    local score = fmt('%.0f', now)
-    for i = 1, cost do
-      args[2 * i - 1] = score
-      args[2 * i] = id .. ':' .. i
-    end
-    redis.call('ZADD', key, unpack(args))
-    redis.call('PEXPIRE', key, ms(window))
-    return {1, limit - count - cost, window, -1, 0}
-  end
   return {1, limit - count, reset(), -1, 0}
 end
 if mode == 'c' and block > 0 then
-  redis.call('ZADD', key, fmt('%.0f', now + block), '#b')
-  redis.call('PEXPIRE', key, ms(block))
+  redis.call('ZADD', key, now + block, '#b')
+  redis.call('PEXPIRE', key, math.max(math.ceil(block / 1000), 1))
   return {0, 0, block, block, 0}
 end
 local from = '(' .. fmt('%.0f', now - window)
@@ -247,11 +258,6 @@ elseif now >= s + window then
 end
 local elapsed = now - s
 local est = p * (window - elapsed) / window + c
-local function reset_after(cur)
-  if cur > 0 then return s + 2 * window - now end
-  if p > 0 then return s + window - now end
-  return 0
-end
 if mode == 'r' then
   if existed then
     if c >= cost then c = c - cost else p = p - (cost - c); c = 0 end
@@ -260,15 +266,24 @@ if mode == 'r' then
   end
   return {1, 0, 0, -1, 0}
 end
+if mode == 'c' and est + cost <= limit then
+  -- the current window now has a count (cost >= 1): it resets when it
+  -- has slid out, at the end of the next window
+  local reset = s + 2 * window - now
+  redis.call('SET', key, fmt('%.0f:%.0f:%.0f', s, c + cost, p), 'PX',
+    math.max(math.ceil(reset / 1000), 1))
+  return {1, math.floor(limit - est - cost), reset, -1, 0}
+end
+local function reset_after(cur)
+  if cur > 0 then return s + 2 * window - now end
+  if p > 0 then return s + window - now end
+  return 0
+end
 if est + cost <= limit then
-  if mode == 'c' then
-    redis.call('SET', key, fmt('%.0f:%.0f:%.0f', s, c + cost, p), 'PX', ms(s + 2 * window - now))
-    return {1, math.floor(limit - est - cost), reset_after(c + cost), -1, 0}
-  end
   return {1, math.floor(limit - est), reset_after(c), -1, 0}
 end
 if mode == 'c' and block > 0 then
-  redis.call('SET', key, fmt('%.0f', -(now + block)), 'PX', ms(block))
+  redis.call('SET', key, -(now + block), 'PX', math.max(math.ceil(block / 1000), 1))
   return {0, 0, block, block, 0}
 end
 local retry
@@ -305,7 +320,6 @@ pub(crate) static GCRA: LazyLock<LuaScript> = LazyLock::new(|| {
             prologue!(),
             clock!(),
             r"
-local fmt = string.format
 local stored = tonumber(redis.call('GET', key))
 if stored and stored < 0 then
   local left = -stored - now
@@ -322,7 +336,7 @@ if mode == 'r' then
   if stored then
     local nt = tat - cost * window
     if nt <= now then redis.call('DEL', key)
-    else redis.call('SET', key, fmt('%.0f', nt), 'PX', ms(nt - now)) end
+    else redis.call('SET', key, nt, 'PX', math.max(math.ceil((nt - now) / 1000), 1)) end
   end
   return {1, 0, 0, -1, 0}
 end
@@ -330,13 +344,13 @@ local new_tat = tat + cost * window
 local allow_at = new_tat - cap
 if now >= allow_at then
   if mode == 'c' then
-    redis.call('SET', key, fmt('%.0f', new_tat), 'PX', ms(new_tat - now))
+    redis.call('SET', key, new_tat, 'PX', math.max(math.ceil((new_tat - now) / 1000), 1))
     return {1, math.floor((cap - (new_tat - now)) / window), new_tat - now, -1, 0}
   end
   return {1, math.floor((cap - (tat - now)) / window), tat - now, -1, 0}
 end
 if mode == 'c' and block > 0 then
-  redis.call('SET', key, fmt('%.0f', -(now + block)), 'PX', ms(block))
+  redis.call('SET', key, -(now + block), 'PX', math.max(math.ceil(block / 1000), 1))
   return {0, 0, block, block, 0}
 end
 local left = math.floor((cap - (tat - now)) / window)

@@ -630,7 +630,128 @@ async fn should_bound_sliding_counter_at_window_edges(ctx: TestCtx) -> anyhow::R
     Ok(())
 }
 
+/// Timestamps reach Redis as exact integer microseconds: the scripts hand
+/// numbers to `redis.call` (which formats them with `%.17g`) instead of
+/// text made by Lua (`%.14g`, exponent form for 16 digits), so GCRA's
+/// arrival time, the sliding log's scores and both block markers read back
+/// as plain integers within a second of the server's clock.
+async fn should_store_exact_microsecond_timestamps(ctx: TestCtx) -> anyhow::Result<()> {
+    let redis = connect(&ctx).await?;
+    let client = redis.client();
+    let now_us = || async {
+        let t = redis.server_time().await?;
+        anyhow::Ok(i64::try_from(t.as_micros())?)
+    };
+    let near_now = |text: &str, what: &str, lo: i64, hi: i64| -> anyhow::Result<i64> {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        ensure!(
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
+            "{what}: {text:?} is not a plain integer"
+        );
+        let v: i64 = text.parse()?;
+        ensure!(
+            v.abs() >= lo && v.abs() <= hi,
+            "{what}: {v} not in {lo}..={hi}"
+        );
+        Ok(v)
+    };
+    let window = Duration::from_secs(60);
+    let block = Duration::from_secs(30);
+    let window_us = 60_000_000;
+    let block_us = 30_000_000;
+
+    // GCRA: one check stores now + one emission interval (60 s / 2)
+    let gcra = RateLimiter::new(
+        redis.clone(),
+        config("exact-gcra", Algorithm::gcra(), 2, window)?
+            .with_block_duration(block)
+            .with_deny_cache(false),
+    )?;
+    let key = LimitKey::user("exact")?;
+    let before = now_us().await?;
+    ensure!(gcra.check(&key).await?.allowed);
+    let after = now_us().await?;
+    let stored: String = client.get(gcra.redis_key(&key)?).await?;
+    near_now(
+        &stored,
+        "GCRA arrival time",
+        before + window_us / 2,
+        after + window_us / 2,
+    )?;
+    // exhaust, then the third check blocks: `-<block end µs>`
+    ensure!(gcra.check(&key).await?.allowed);
+    ensure!(!gcra.check(&key).await?.allowed);
+    let after = now_us().await?;
+    let marker: String = client.get(gcra.redis_key(&key)?).await?;
+    ensure!(marker.starts_with('-'), "GCRA block marker {marker:?}");
+    near_now(
+        &marker,
+        "GCRA block end",
+        before + block_us,
+        after + block_us,
+    )?;
+
+    // sliding log: the admitted entry's score is its admission time
+    let log = RateLimiter::new(
+        redis.clone(),
+        config("exact-log", Algorithm::SlidingLog, 1, window)?
+            .with_block_duration(block)
+            .with_deny_cache(false),
+    )?;
+    let before = now_us().await?;
+    ensure!(log.check(&key).await?.allowed);
+    ensure!(!log.check(&key).await?.allowed);
+    let after = now_us().await?;
+    let entries: Vec<(String, String)> = client
+        .zrange(log.redis_key(&key)?, 0, -1, None, false, None, true)
+        .await?;
+    ensure!(entries.len() == 2, "{entries:?}");
+    for (member, score) in &entries {
+        // ZRANGE WITHSCORES prints the double; an integer score has no '.'
+        if member == "#b" {
+            near_now(
+                score,
+                "sliding log block end",
+                before + block_us,
+                after + block_us,
+            )?;
+        } else {
+            near_now(score, "sliding log entry", before, after)?;
+        }
+    }
+
+    // sliding window: `start:count:previous` and the block marker
+    let counter = RateLimiter::new(
+        redis.clone(),
+        config("exact-window", Algorithm::SlidingWindow, 1, window)?
+            .with_block_duration(block)
+            .with_deny_cache(false),
+    )?;
+    let before = now_us().await?;
+    ensure!(counter.check(&key).await?.allowed);
+    let after = now_us().await?;
+    let state: String = client.get(counter.redis_key(&key)?).await?;
+    let parts: Vec<&str> = state.split(':').collect();
+    ensure!(
+        parts.len() == 3 && parts[1] == "1" && parts[2] == "0",
+        "{state:?}"
+    );
+    near_now(parts[0], "sliding window start", before, after)?;
+    ensure!(!counter.check(&key).await?.allowed);
+    let after = now_us().await?;
+    let marker: String = client.get(counter.redis_key(&key)?).await?;
+    near_now(
+        &marker,
+        "sliding window block end",
+        before + block_us,
+        after + block_us,
+    )?;
+    assert_all_keys_expire(&redis).await?;
+    Ok(())
+}
+
 topology_tests!(
+    should_store_exact_microsecond_timestamps,
     should_admit_exactly_the_limit_under_concurrency,
     should_respect_cost_for_every_algorithm,
     should_slide_the_log_window,
