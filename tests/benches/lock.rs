@@ -5,9 +5,15 @@
 //!    the fencing counter and `SET NX PX` in one script) and unfenced
 //!    (`LockConfig::with_fencing(false)`: one native `SET NX PX GET`), each
 //!    against (a) raw fred on the same client, `SET key token NX PX ttl` +
-//!    `EVALSHA` compare-and-delete, and (b) `rslock` (`lock` + `unlock`, one
-//!    server). Neither baseline issues fencing tokens: the unfenced rows are
-//!    the like-for-like comparison, the fenced rows show what fencing costs.
+//!    `EVALSHA` compare-and-delete, sent as a custom command (auto-pipelined
+//!    like every fred command; what the core's `Redis::script` sends) and,
+//!    for the unfenced row, also through fred's `evalsha` (which fred never
+//!    pipelines), and (b) `rslock` (`lock` + `unlock`, one server). Neither
+//!    baseline issues fencing tokens: the unfenced rows are the
+//!    like-for-like comparison, the fenced rows show what fencing costs. A
+//!    last row sets raw fred itself against `rslock`: rslock runs on
+//!    redis-rs, and that row is the gap between the two client libraries
+//!    for the same commands, which no layer over fred can close.
 //! 2. **Contended**, 50 tasks on ONE resource: each operation is a waiting
 //!    acquire, nothing, a release. Every task's acquire must return (no
 //!    timeout) and no two holders may overlap; against `rslock::acquire`
@@ -19,7 +25,10 @@
 //!    all 3 masters at once and done at the 2nd answer, against the same
 //!    command on one master (3 `redis-server`s and the client share 2 cores).
 //!
-//! Every figure is the median of 3 runs. Run it with `cargo xtask bench lock`.
+//! Every figure is the median of 3 runs. The sides compared in a row are
+//! run interleaved (A B B A A B; the five uncontended sides as 1..5, 5..1,
+//! 1..5), so a machine whose speed drifts during the bench weighs on both
+//! sides of every ratio. Run it with `cargo xtask bench lock`.
 
 #![allow(clippy::print_stdout)]
 
@@ -30,12 +39,16 @@ use std::time::Duration;
 
 use aeturnis_lock::{LockConfig, LockGuard, LockManager, LockToken, Redlock, RedlockConfig};
 use aeturnis_redis_core::{Redis, RedisConfig};
-use aeturnis_testkit::bench::{append_records, measure, median_of_3, BenchRecord, Sample};
+use aeturnis_testkit::bench::{
+    append_records, interleaved_medians, interleaved_medians_of, measure, BenchRecord, BenchSide,
+    Sample,
+};
 use aeturnis_tests::{
     bench_redis_url, bench_redlock_urls, current_thread_runtime, multi_thread_runtime,
 };
 use anyhow::{anyhow, bail, ensure};
 use fred::prelude::*;
+use fred::types::{ClusterHash, CustomCommand, Value};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 const LAYER: &str = "lock";
@@ -100,70 +113,40 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     let client = redis.client().clone();
     let sha: String = client.script_load(RAW_RELEASE).await?;
     let rs = rslock::LockManager::new(vec![url.to_owned()]);
-
-    let ours = median_of_3(|| {
-        let locks = locks.clone();
-        let run = next_run();
-        measure(TASKS, UNCONTENDED_OPS, move |i| {
-            let locks = locks.clone();
-            async move {
-                let guard = locks.try_acquire(&format!("u{run}:{i}"), TTL).await?;
-                guard.release().await?;
-                Ok(())
-            }
-        })
-    })
-    .await?;
-
-    let unfenced = median_of_3(|| {
-        let locks = plain.clone();
-        let run = next_run();
-        measure(TASKS, UNCONTENDED_OPS, move |i| {
-            let locks = locks.clone();
-            async move {
-                let guard = locks.try_acquire(&format!("p{run}:{i}"), TTL).await?;
-                guard.release().await?;
-                Ok(())
-            }
-        })
-    })
-    .await?;
-
     let ttl_ms = i64::try_from(TTL.as_millis())?;
-    let raw = median_of_3(|| {
+
+    let ours = |locks: LockManager, tag: &'static str| -> BenchSide<'static> {
+        Box::new(move || {
+            let locks = locks.clone();
+            let run = next_run();
+            Box::pin(measure(TASKS, UNCONTENDED_OPS, move |i| {
+                let locks = locks.clone();
+                async move {
+                    let guard = locks.try_acquire(&format!("{tag}{run}:{i}"), TTL).await?;
+                    guard.release().await?;
+                    Ok(())
+                }
+            }))
+        })
+    };
+    let raw = |pipelined: bool| -> BenchSide<'_> {
         let client = client.clone();
         let sha = sha.clone();
-        let run = next_run();
-        measure(TASKS, UNCONTENDED_OPS, move |i| {
+        Box::new(move || {
             let client = client.clone();
             let sha = sha.clone();
-            async move {
-                let key = format!("raw:{run}:{i}");
-                let token = LockToken::random();
-                let set: Option<String> = client
-                    .set(
-                        key.as_str(),
-                        token.as_str(),
-                        Some(Expiration::PX(ttl_ms)),
-                        Some(SetOptions::NX),
-                        false,
-                    )
-                    .await?;
-                ensure!(set.is_some(), "raw SET NX found {key} held");
-                let deleted: i64 = client
-                    .evalsha(sha.as_str(), key.as_str(), token.as_str())
-                    .await?;
-                ensure!(deleted == 1, "raw release did not delete {key}");
-                Ok(())
-            }
+            let run = next_run();
+            Box::pin(measure(TASKS, UNCONTENDED_OPS, move |i| {
+                let client = client.clone();
+                let sha = sha.clone();
+                async move { raw_acquire_release(&client, &sha, ttl_ms, run, i, pipelined).await }
+            }))
         })
-    })
-    .await?;
-
-    let theirs = median_of_3(|| {
+    };
+    let theirs: BenchSide<'_> = Box::new(|| {
         let rs = rs.clone();
         let run = next_run();
-        measure(TASKS, UNCONTENDED_OPS, move |i| {
+        Box::pin(measure(TASKS, UNCONTENDED_OPS, move |i| {
             let rs = rs.clone();
             async move {
                 let resource = format!("rslock:u{run}:{i}");
@@ -174,43 +157,97 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
                 rs.unlock(&lock).await;
                 Ok(())
             }
-        })
-    })
+        }))
+    });
+    let samples = interleaved_medians_of(vec![
+        ours(locks.clone(), "u"),
+        ours(plain.clone(), "p"),
+        raw(true),
+        raw(false),
+        theirs,
+    ])
     .await?;
+    let [fenced, unfenced, raw_piped, raw_evalsha, rslock] = samples[..] else {
+        bail!("expected 5 samples, got {}", samples.len());
+    };
 
     redis.shutdown().await?;
     let runtime = "multi_thread(2)";
-    let mut records = Vec::new();
-    for (case, sample) in [
-        ("acquire+release, distinct resources (fenced)", &ours),
-        ("acquire+release, distinct resources (unfenced)", &unfenced),
-    ] {
-        records.push(
-            BenchRecord::new(
-                LAYER,
-                case,
-                TASKS,
-                runtime,
-                *sample,
-                "fred SET NX PX + EVALSHA release",
-                raw.ops_per_sec,
+    let record = |case: &str, sample: Sample, baseline: &str, base: Sample| {
+        BenchRecord::new(
+            LAYER,
+            case,
+            TASKS,
+            runtime,
+            sample,
+            baseline,
+            base.ops_per_sec,
+        )
+        .with_baseline_latency(base)
+    };
+    const RAW_PIPED: &str = "fred SET NX PX + EVALSHA release (custom, pipelined)";
+    const RAW_EVALSHA: &str = "fred SET NX PX + evalsha release (not pipelined)";
+    const RSLOCK: &str = "rslock 0.10 lock + unlock";
+    const FENCED: &str = "acquire+release, distinct resources (fenced)";
+    const UNFENCED: &str = "acquire+release, distinct resources (unfenced)";
+    Ok(vec![
+        record(FENCED, fenced, RAW_PIPED, raw_piped),
+        record(FENCED, fenced, RSLOCK, rslock),
+        record(UNFENCED, unfenced, RAW_PIPED, raw_piped),
+        record(UNFENCED, unfenced, RAW_EVALSHA, raw_evalsha),
+        record(UNFENCED, unfenced, RSLOCK, rslock),
+        // the client libraries themselves: rslock runs on redis-rs
+        record(
+            "raw fred SET NX PX + EVALSHA (pipelined), distinct resources",
+            raw_piped,
+            RSLOCK,
+            rslock,
+        ),
+    ])
+}
+
+/// The raw baseline: `SET key token NX PX ttl`, then the compare-and-delete
+/// by `EVALSHA`, either as a custom command (auto-pipelined like every
+/// other fred command; what the core's `Redis::script` sends) or through
+/// fred's `evalsha` (which fred never pipelines).
+async fn raw_acquire_release(
+    client: &Client,
+    sha: &str,
+    ttl_ms: i64,
+    run: usize,
+    i: usize,
+    pipelined: bool,
+) -> anyhow::Result<()> {
+    let key = format!("raw{}:{run}:{i}", u8::from(pipelined));
+    let token = LockToken::random();
+    let set: Option<String> = client
+        .set(
+            key.as_str(),
+            token.as_str(),
+            Some(Expiration::PX(ttl_ms)),
+            Some(SetOptions::NX),
+            false,
+        )
+        .await?;
+    ensure!(set.is_some(), "raw SET NX found {key} held");
+    let deleted: i64 = if pipelined {
+        let slot = aeturnis_redis_core::hash_slot(&key);
+        client
+            .custom(
+                CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false),
+                vec![
+                    Value::from(sha),
+                    Value::from(1),
+                    Value::from(key.as_str()),
+                    Value::from(token.as_str()),
+                ],
             )
-            .with_baseline_latency(raw),
-        );
-        records.push(
-            BenchRecord::new(
-                LAYER,
-                case,
-                TASKS,
-                runtime,
-                *sample,
-                "rslock 0.10 lock + unlock",
-                theirs.ops_per_sec,
-            )
-            .with_baseline_latency(theirs),
-        );
-    }
-    Ok(records)
+            .await?
+    } else {
+        client.evalsha(sha, key.as_str(), token.as_str()).await?
+    };
+    ensure!(deleted == 1, "raw release did not delete {key}");
+    Ok(())
 }
 
 /// Mutual exclusion and service checks for the contended case.
@@ -254,57 +291,57 @@ async fn contended(url: &str) -> anyhow::Result<BenchRecord> {
     let mut rs = rslock::LockManager::new(vec![url.to_owned()]);
     rs.set_retry(3, RSLOCK_RETRY_DELAY);
 
-    let ours = median_of_3(|| {
-        let locks = locks.clone();
-        let resource = format!("contended:{}", next_run());
-        async move {
-            let check = Arc::new(Exclusion::default());
-            let probe = Arc::clone(&check);
-            let sample = measure(TASKS, CONTENDED_OPS, move |_| {
-                let locks = locks.clone();
-                let resource = resource.clone();
-                let check = Arc::clone(&probe);
-                async move {
-                    let guard = locks.acquire(&resource, TTL).await?;
-                    check.enter()?;
-                    check.leave();
-                    guard.release().await?;
-                    Ok(())
-                }
-            })
-            .await?;
-            report_service("aeturnis-lock", &check);
-            Ok(sample)
-        }
-    })
-    .await?;
-
-    let theirs = median_of_3(|| {
-        let rs = rs.clone();
-        let resource = format!("rslock:contended:{}", next_run());
-        async move {
-            let check = Arc::new(Exclusion::default());
-            let probe = Arc::clone(&check);
-            let sample = measure(TASKS, CONTENDED_OPS, move |_| {
-                let rs = rs.clone();
-                let resource = resource.clone();
-                let check = Arc::clone(&probe);
-                async move {
-                    let guard = rs
-                        .acquire(resource.as_bytes(), TTL)
-                        .await
-                        .map_err(|e| rslock_error(&e))?;
-                    check.enter()?;
-                    check.leave();
-                    guard.release().await;
-                    Ok(())
-                }
-            })
-            .await?;
-            report_service("rslock", &check);
-            Ok(sample)
-        }
-    })
+    let (ours, theirs) = interleaved_medians(
+        || {
+            let locks = locks.clone();
+            let resource = format!("contended:{}", next_run());
+            async move {
+                let check = Arc::new(Exclusion::default());
+                let probe = Arc::clone(&check);
+                let sample = measure(TASKS, CONTENDED_OPS, move |_| {
+                    let locks = locks.clone();
+                    let resource = resource.clone();
+                    let check = Arc::clone(&probe);
+                    async move {
+                        let guard = locks.acquire(&resource, TTL).await?;
+                        check.enter()?;
+                        check.leave();
+                        guard.release().await?;
+                        Ok(())
+                    }
+                })
+                .await?;
+                report_service("aeturnis-lock", &check);
+                Ok(sample)
+            }
+        },
+        || {
+            let rs = rs.clone();
+            let resource = format!("rslock:contended:{}", next_run());
+            async move {
+                let check = Arc::new(Exclusion::default());
+                let probe = Arc::clone(&check);
+                let sample = measure(TASKS, CONTENDED_OPS, move |_| {
+                    let rs = rs.clone();
+                    let resource = resource.clone();
+                    let check = Arc::clone(&probe);
+                    async move {
+                        let guard = rs
+                            .acquire(resource.as_bytes(), TTL)
+                            .await
+                            .map_err(|e| rslock_error(&e))?;
+                        check.enter()?;
+                        check.leave();
+                        guard.release().await;
+                        Ok(())
+                    }
+                })
+                .await?;
+                report_service("rslock", &check);
+                Ok(sample)
+            }
+        },
+    )
     .await?;
 
     redis.shutdown().await?;
@@ -347,56 +384,58 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
     let single = LockManager::new(masters[0].clone(), LockConfig::default())?;
     let redlock = Redlock::new(masters.clone(), RedlockConfig::default())?;
 
-    let single_sample = median_of_3(|| {
-        let single = single.clone();
-        acquire_only(move |resource| {
-            let single = single.clone();
-            async move { Ok(single.try_acquire(&resource, TTL).await?) }
-        })
-    })
-    .await?;
-    let redlock_sample = median_of_3(|| {
-        let redlock = redlock.clone();
-        acquire_only(move |resource| {
+    let (redlock_sample, single_sample) = interleaved_medians(
+        || {
             let redlock = redlock.clone();
-            async move { Ok(redlock.try_acquire(&resource, TTL).await?) }
-        })
-    })
+            acquire_only(move |resource| {
+                let redlock = redlock.clone();
+                async move { Ok(redlock.try_acquire(&resource, TTL).await?) }
+            })
+        },
+        || {
+            let single = single.clone();
+            acquire_only(move |resource| {
+                let single = single.clone();
+                async move { Ok(single.try_acquire(&resource, TTL).await?) }
+            })
+        },
+    )
     .await?;
 
     let raw_clients: Vec<Client> = masters.iter().map(|m| m.client().clone()).collect();
-    let raw_single = median_of_3(|| {
-        let client = raw_clients[0].clone();
-        // numbered by the global counter: the warm-up restarts `i` at 0
-        measure(1, LATENCY_OPS, move |_| {
-            let client = client.clone();
-            async move {
-                raw_set_nx(&client, &format!("rawsingle:{}", next_run())).await?;
-                Ok(())
-            }
-        })
-    })
-    .await?;
-    let raw_fan_out = median_of_3(|| {
-        let clients = raw_clients.clone();
-        measure(1, LATENCY_OPS, move |_| {
-            let clients = clients.clone();
-            async move {
-                let key = format!("rawfan:{}", next_run());
-                let mut pending: FuturesUnordered<_> =
-                    clients.iter().map(|c| raw_set_nx(c, &key)).collect();
-                let mut answered = 0;
-                while let Some(done) = pending.next().await {
-                    done?;
-                    answered += 1;
-                    if answered == 2 {
-                        break;
+    let (raw_fan_out, raw_single) = interleaved_medians(
+        || {
+            let clients = raw_clients.clone();
+            measure(1, LATENCY_OPS, move |_| {
+                let clients = clients.clone();
+                async move {
+                    let key = format!("rawfan:{}", next_run());
+                    let mut pending: FuturesUnordered<_> =
+                        clients.iter().map(|c| raw_set_nx(c, &key)).collect();
+                    let mut answered = 0;
+                    while let Some(done) = pending.next().await {
+                        done?;
+                        answered += 1;
+                        if answered == 2 {
+                            break;
+                        }
                     }
+                    Ok(())
                 }
-                Ok(())
-            }
-        })
-    })
+            })
+        },
+        || {
+            let client = raw_clients[0].clone();
+            // numbered by the global counter: the warm-up restarts `i` at 0
+            measure(1, LATENCY_OPS, move |_| {
+                let client = client.clone();
+                async move {
+                    raw_set_nx(&client, &format!("rawsingle:{}", next_run())).await?;
+                    Ok(())
+                }
+            })
+        },
+    )
     .await?;
 
     for m in &masters {

@@ -41,7 +41,15 @@
 //! 11-character addresses such as `203.0.113.9`); `aeturnis:rl:<name>:u:<id>`
 //! when the name and the user id take at most 15.
 //!
-//! Every figure is the median of 3 runs. Run it with `cargo xtask bench ratelimit`.
+//! A second GCRA row runs with short keys (prefix `a`, limiter `a`,
+//! subjects `u:0`..`u:999`: `a:rl:a:u:999`, 12 characters), where a key
+//! costs 56 B: what GCRA's state costs once the key name is short.
+//!
+//! Every figure is the median of 3 runs. A case and its baseline are run
+//! interleaved (A B B A A B, [`interleaved_medians`]), and GCRA against
+//! the sliding log is measured again as its own interleaved pair, so a
+//! machine whose speed drifts during the bench weighs on both sides of
+//! every ratio. Run it with `cargo xtask bench ratelimit`.
 
 #![allow(clippy::print_stdout)]
 
@@ -55,8 +63,11 @@ use aeturnis_ratelimit::{
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand, Value};
 use aeturnis_redis_core::{Redis, RedisConfig, RedisKey};
-use aeturnis_testkit::bench::{append_records, measure, median_of_3, BenchRecord, Sample};
+use aeturnis_testkit::bench::{
+    append_records, interleaved_medians, measure, median_of_3, BenchRecord, Sample,
+};
 use aeturnis_tests::{bench_redis_url, multi_thread_runtime};
+use anyhow::Context;
 
 const LAYER: &str = "ratelimit";
 const KEYS: usize = 1000;
@@ -104,13 +115,17 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     let raw = Client::new(Config::from_url(url)?, None, None, None);
     raw.init().await?;
     let mut records = Vec::new();
-    let mut distinct_ops = Vec::new();
+    let mut fixtures = Vec::new();
     for (name, algorithm) in algorithms() {
         let fx = Arc::new(fixture(&redis, &raw, name, algorithm)?);
+        fixtures.push((name, Arc::clone(&fx)));
         let bytes = memory_per_item(&redis, &raw, name, algorithm).await?;
         for (hot, case_keys) in [(false, "1000 keys"), (true, "hot key")] {
-            let raw_sample = median_of_3(|| run(Arc::clone(&fx), Side::RawCustom, hot)).await?;
-            let ours = median_of_3(|| run(Arc::clone(&fx), Side::Limiter, hot)).await?;
+            let (ours, raw_sample) = interleaved_medians(
+                || run(Arc::clone(&fx), Side::Limiter, hot),
+                || run(Arc::clone(&fx), Side::RawCustom, hot),
+            )
+            .await?;
             let case = format!("{name} check, {case_keys}");
             let record = BenchRecord::new(
                 LAYER,
@@ -126,7 +141,6 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
             print(&record, raw_sample);
             records.push(record);
             if !hot {
-                distinct_ops.push((name, ours));
                 let unpipelined =
                     median_of_3(|| run(Arc::clone(&fx), Side::RawEvalSha, hot)).await?;
                 let record = BenchRecord::new(
@@ -144,9 +158,50 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
             }
         }
     }
-    // GCRA against the sliding log, same run
-    let ops = |n: &str| distinct_ops.iter().find(|(x, _)| *x == n).map(|(_, s)| *s);
-    if let (Some(gcra), Some(log)) = (ops("gcra"), ops("sliding_log")) {
+    // GCRA with short keys: prefix `a`, limiter `a`, subjects `u:0`..`u:999`
+    // (`a:rl:a:u:999`, at most 12 characters), the case where Redis's
+    // per-key overhead leaves GCRA at 56 B
+    {
+        let short = Redis::connect(RedisConfig::from_url(url)?.with_key_prefix("a:")).await?;
+        let fx = Arc::new(fixture_with(&short, &raw, "a", Algorithm::gcra(), |i| {
+            LimitKey::user(&i.to_string())
+        })?);
+        let bytes = short_key_bytes(&fx).await?;
+        let (ours, raw_sample) = interleaved_medians(
+            || run(Arc::clone(&fx), Side::Limiter, false),
+            || run(Arc::clone(&fx), Side::RawCustom, false),
+        )
+        .await?;
+        let record = BenchRecord::new(
+            LAYER,
+            "gcra check, 1000 short keys (a:rl:a:u:N)",
+            CONCURRENCY,
+            "multi_thread(2)",
+            ours,
+            "fred EVALSHA same Lua (custom, pipelined)",
+            raw_sample.ops_per_sec,
+        )
+        .with_baseline_latency(raw_sample)
+        .with_redis_bytes_per_item(bytes);
+        print(&record, raw_sample);
+        records.push(record);
+        short.shutdown().await?;
+    }
+    // GCRA against the sliding log: measured again, interleaved with each
+    // other, so the ratio does not depend on how the machine drifted
+    // between the two algorithms' rows above
+    let fx = |n: &str| {
+        fixtures
+            .iter()
+            .find(|(x, _)| *x == n)
+            .map(|(_, f)| Arc::clone(f))
+    };
+    if let (Some(gcra_fx), Some(log_fx)) = (fx("gcra"), fx("sliding_log")) {
+        let (gcra, log) = interleaved_medians(
+            || run(Arc::clone(&gcra_fx), Side::Limiter, false),
+            || run(Arc::clone(&log_fx), Side::Limiter, false),
+        )
+        .await?;
         let record = BenchRecord::new(
             LAYER,
             "gcra vs sliding log, 1000 keys",
@@ -202,6 +257,25 @@ async fn memory_per_item(
     Ok(per_item)
 }
 
+/// `MEMORY USAGE` of the longest of a fixture's keys after one check.
+async fn short_key_bytes(fx: &Fixture) -> anyhow::Result<f64> {
+    let key = fx.keys.last().context("no keys")?;
+    fx.limiter.reset(key).await?;
+    anyhow::ensure!(
+        fx.limiter.check(key).await?.allowed,
+        "memory fixture denied"
+    );
+    let rkey = fx.limiter.redis_key(key)?;
+    let bytes: Option<i64> = fx.raw.memory_usage(rkey.as_str(), Some(0)).await?;
+    let bytes = bytes.unwrap_or(0) as f64;
+    println!(
+        "{LAYER} gcra: {bytes:.1} B per key (key `{rkey}`, {} chars)",
+        rkey.as_str().len()
+    );
+    fx.limiter.reset(key).await?;
+    Ok(bytes)
+}
+
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
@@ -220,6 +294,18 @@ fn fixture(
     name: &str,
     algorithm: Algorithm,
 ) -> anyhow::Result<Fixture> {
+    fixture_with(redis, raw, name, algorithm, |i| {
+        LimitKey::new(&i.to_string())
+    })
+}
+
+fn fixture_with(
+    redis: &Redis,
+    raw: &Client,
+    name: &str,
+    algorithm: Algorithm,
+    subject: impl Fn(usize) -> Result<LimitKey, aeturnis_ratelimit::Error>,
+) -> anyhow::Result<Fixture> {
     let limiter = RateLimiter::new(
         redis.clone(),
         RateLimitConfig::new(name, Quota::new(nz(LIMIT), WINDOW)?)
@@ -227,9 +313,7 @@ fn fixture(
             .with_deny_cache(false)
             .with_failure_policy(FailurePolicy::Propagate),
     )?;
-    let keys: Vec<LimitKey> = (0..KEYS)
-        .map(|i| LimitKey::new(&i.to_string()))
-        .collect::<Result<_, _>>()?;
+    let keys: Vec<LimitKey> = (0..KEYS).map(subject).collect::<Result<_, _>>()?;
     let redis_keys = keys
         .iter()
         .map(|k| limiter.redis_key(k))

@@ -110,8 +110,70 @@ where
     for _ in 0..3 {
         samples.push(run().await?);
     }
+    Ok(median(samples))
+}
+
+/// Measures a case and its baseline three times each, interleaved as
+/// A B B A A B, and returns each one's median-throughput run: `(a, b)`.
+///
+/// On a shared machine whose speed drifts over a bench run (a VM with
+/// busy neighbours, frequency changes), three runs of one side followed by
+/// three of the other can put the two sides in different conditions and
+/// swing their ratio by 20 % or more. Interleaving spreads any drift over
+/// both sides: a linear drift weighs equally on A and B over A B B A, and
+/// the median drops the odd run out.
+///
+/// # Errors
+/// Fails with the first failing run's error.
+pub async fn interleaved_medians<FA, FutA, FB, FutB>(
+    mut a: FA,
+    mut b: FB,
+) -> anyhow::Result<(Sample, Sample)>
+where
+    FA: FnMut() -> FutA,
+    FutA: Future<Output = anyhow::Result<Sample>>,
+    FB: FnMut() -> FutB,
+    FutB: Future<Output = anyhow::Result<Sample>>,
+{
+    let mut first = Vec::with_capacity(3);
+    let mut second = Vec::with_capacity(3);
+    for a_first in [true, false, true] {
+        if a_first {
+            first.push(a().await?);
+            second.push(b().await?);
+        } else {
+            second.push(b().await?);
+            first.push(a().await?);
+        }
+    }
+    Ok((median(first), median(second)))
+}
+
+/// A side of [`interleaved_medians_of`]: starts one measured run.
+pub type BenchSide<'a> =
+    Box<dyn FnMut() -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Sample>> + Send>> + 'a>;
+
+/// [`interleaved_medians`] for any number of sides: three rounds, the
+/// second in reverse order (0 1 2, 2 1 0, 0 1 2), and each side's
+/// median-throughput run, in the order given.
+///
+/// # Errors
+/// Fails with the first failing run's error.
+pub async fn interleaved_medians_of(mut sides: Vec<BenchSide<'_>>) -> anyhow::Result<Vec<Sample>> {
+    let n = sides.len();
+    let mut runs: Vec<Vec<Sample>> = (0..n).map(|_| Vec::with_capacity(3)).collect();
+    for round in 0..3 {
+        for k in 0..n {
+            let i = if round == 1 { n - 1 - k } else { k };
+            runs[i].push(sides[i]().await?);
+        }
+    }
+    Ok(runs.into_iter().map(median).collect())
+}
+
+fn median(mut samples: Vec<Sample>) -> Sample {
     samples.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
-    Ok(samples[1])
+    samples[samples.len() / 2]
 }
 
 /// [`median_of_3`] for blocking baselines such as [`redis_benchmark`].
