@@ -19,7 +19,9 @@
 //!    timeout) and no two holders may overlap; against `rslock::acquire`
 //!    (its retry loop) with a retry delay of [`RSLOCK_RETRY_DELAY`].
 //! 3. **Redlock N=3** acquire latency at c=1 (current-thread runtime) against
-//!    a single-instance acquire on the first of the same masters. Only the
+//!    a single-instance acquire on the first of the same masters, fenced
+//!    (the default) and unfenced (each master gets a bare `SET NX PX`, the
+//!    original algorithm). Only the
 //!    acquire is timed: the guards are released after each run. Beside it,
 //!    the floor for any Redlock client here: raw fred `SET NX PX` sent to
 //!    all 3 masters at once and done at the 2nd answer, against the same
@@ -383,6 +385,9 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
     }
     let single = LockManager::new(masters[0].clone(), LockConfig::default())?;
     let redlock = Redlock::new(masters.clone(), RedlockConfig::default())?;
+    let plain = LockConfig::default().with_fencing(false);
+    let single_plain = LockManager::new(masters[0].clone(), plain.clone())?;
+    let redlock_plain = Redlock::new(masters.clone(), RedlockConfig::default().with_lock(plain))?;
 
     let (redlock_sample, single_sample) = interleaved_medians(
         || {
@@ -394,6 +399,24 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
         },
         || {
             let single = single.clone();
+            acquire_only(move |resource| {
+                let single = single.clone();
+                async move { Ok(single.try_acquire(&resource, TTL).await?) }
+            })
+        },
+    )
+    .await?;
+
+    let (redlock_plain_sample, single_plain_sample) = interleaved_medians(
+        || {
+            let redlock = redlock_plain.clone();
+            acquire_only(move |resource| {
+                let redlock = redlock.clone();
+                async move { Ok(redlock.try_acquire(&resource, TTL).await?) }
+            })
+        },
+        || {
+            let single = single_plain.clone();
             acquire_only(move |resource| {
                 let single = single.clone();
                 async move { Ok(single.try_acquire(&resource, TTL).await?) }
@@ -451,7 +474,22 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
         "{LAYER} redlock: p50 {:.1} µs vs single {:.1} µs = {p50_ratio:.2}× (target ≤ 1.30×); p99 {:.1} vs {:.1} µs",
         redlock_sample.p50_us, single_sample.p50_us, redlock_sample.p99_us, single_sample.p99_us
     );
+    let plain_ratio = redlock_plain_sample.p50_us / single_plain_sample.p50_us;
+    println!(
+        "{LAYER} redlock unfenced: p50 {:.1} µs vs single unfenced {:.1} µs = {plain_ratio:.2}×",
+        redlock_plain_sample.p50_us, single_plain_sample.p50_us
+    );
     Ok(vec![
+        BenchRecord::new(
+            LAYER,
+            &format!("Redlock N=3 acquire, unfenced (p50 {plain_ratio:.2}× single)"),
+            1,
+            "current_thread",
+            redlock_plain_sample,
+            "single-instance acquire, unfenced, same master",
+            single_plain_sample.ops_per_sec,
+        )
+        .with_baseline_latency(single_plain_sample),
         BenchRecord::new(
             LAYER,
             &format!("Redlock N=3 acquire (p50 {p50_ratio:.2}× single)"),

@@ -37,7 +37,9 @@ pub struct LockConfig {
     /// [`fenced_write`](crate::LockManager::fenced_write) refuses with
     /// [`Error::Unfenced`](crate::Error::Unfenced). Waiting, FIFO
     /// hand-off, replay safety, watchdog and `with_lock` work the same.
-    /// Redlock always fences.
+    /// The same holds for [`Redlock`](crate::Redlock) (set it in
+    /// [`RedlockConfig::lock`]): off, each master gets the original
+    /// algorithm's bare `SET NX PX`.
     pub fencing: bool,
 }
 

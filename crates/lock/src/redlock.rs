@@ -20,8 +20,11 @@ use crate::wake::Wakers;
 
 /// The Redlock algorithm over N independent masters (3 or 5, odd).
 ///
-/// An acquisition sends the acquire script to every master in parallel,
-/// each bounded by [`RedlockConfig::master_timeout`], and holds the lock
+/// An acquisition sends the acquire script to every master in parallel
+/// (with [`LockConfig::fencing`](crate::LockConfig::fencing) off in
+/// [`RedlockConfig::lock`], the native `SET key token NX PX ttl GET` of the
+/// original algorithm instead, and guards carry fence `0`), each bounded
+/// by [`RedlockConfig::master_timeout`], and holds the lock
 /// only if a quorum of `N/2 + 1` granted it with validity left:
 /// `ttl − elapsed − drift`, where `drift = ttl × 0.01 + 2 ms`. On failure
 /// it releases on every master and retries after a random delay. Extension
@@ -46,6 +49,9 @@ struct Inner {
     masters: Vec<Redis>,
     config: RedlockConfig,
     quorum: usize,
+    /// [`LockConfig::fencing`](crate::LockConfig::fencing) of the
+    /// config's lock settings.
+    fenced: bool,
     fence_ttl_ms: u64,
     /// Highest fencing token seen: passed as a floor so lagging masters
     /// catch up and this process never sees its fences go backwards.
@@ -117,11 +123,13 @@ impl Redlock {
             scripts::register(m);
         }
         let fence_ttl_ms = u64::try_from(config.lock.fence_ttl.as_millis()).unwrap_or(u64::MAX);
+        let fenced = config.lock.fencing;
         Ok(Redlock {
             inner: Arc::new(Inner {
                 quorum: n / 2 + 1,
                 masters,
                 config,
+                fenced,
                 fence_ttl_ms,
                 floor: AtomicU64::new(0),
                 stats: StatsCell::default(),
@@ -365,6 +373,7 @@ impl Redlock {
         let quorum = self.inner.quorum;
         let floor = self.inner.floor.load(Ordering::Acquire);
         let fence_ttl_ms = self.inner.fence_ttl_ms;
+        let fenced = self.inner.fenced;
         let started = Instant::now();
         let tally = {
             let keys = Arc::clone(keys);
@@ -374,7 +383,11 @@ impl Redlock {
                     let keys = Arc::clone(&keys);
                     let token = token.clone();
                     async move {
-                        scripts::acquire(&m, &keys, &token, ttl_ms, fence_ttl_ms, floor).await
+                        if fenced {
+                            scripts::acquire(&m, &keys, &token, ttl_ms, fence_ttl_ms, floor).await
+                        } else {
+                            scripts::acquire_unfenced(&m, &keys, &token, ttl_ms).await
+                        }
                     }
                 },
                 |t| t.yes >= quorum || t.no + t.failed > n - quorum,
@@ -418,6 +431,7 @@ impl Redlock {
         valid: bool,
     ) -> Tally {
         let fence_ttl_ms = self.inner.fence_ttl_ms;
+        let fenced = self.inner.fenced;
         let keys = Arc::clone(keys);
         let token = token.as_str().to_owned();
         self.fan_out(
@@ -430,7 +444,7 @@ impl Redlock {
                         &keys,
                         &token,
                         fence,
-                        true,
+                        fenced,
                         fence_ttl_ms,
                         ReleaseMode::Release,
                     )

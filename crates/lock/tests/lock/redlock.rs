@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use aeturnis_lock::{Error, Redlock, RedlockConfig};
+use aeturnis_lock::{Error, LockConfig, Redlock, RedlockConfig};
 use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::fred::types::InfoKind;
 use aeturnis_redis_core::Redis;
 use aeturnis_testkit::Masters;
 
@@ -11,6 +12,14 @@ use crate::exclusion::PER_TASK;
 use crate::support::{check_sections, config, increments, Locker};
 
 async fn redlock(urls: &[String], prefix: &str) -> anyhow::Result<(Redlock, Vec<Redis>)> {
+    redlock_with(urls, prefix, RedlockConfig::default()).await
+}
+
+async fn redlock_with(
+    urls: &[String],
+    prefix: &str,
+    config_: RedlockConfig,
+) -> anyhow::Result<(Redlock, Vec<Redis>)> {
     let mut masters = Vec::new();
     for url in urls {
         masters.push(
@@ -18,10 +27,79 @@ async fn redlock(urls: &[String], prefix: &str) -> anyhow::Result<(Redlock, Vec<
                 .await?,
         );
     }
-    Ok((
-        Redlock::new(masters.clone(), RedlockConfig::default())?,
-        masters,
-    ))
+    Ok((Redlock::new(masters.clone(), config_)?, masters))
+}
+
+/// `(SET calls, EVALSHA calls)` a master has served so far.
+async fn set_and_script_calls(master: &Redis) -> anyhow::Result<(u64, u64)> {
+    let info: String = master.client().info(Some(InfoKind::CommandStats)).await?;
+    let calls = |cmd: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((calls("set"), calls("evalsha")))
+}
+
+/// With fencing off, a Redlock acquisition sends each master the original
+/// algorithm's bare `SET NX PX` (no script), guards carry fence 0, it
+/// still excludes other clients, and 2 clients × 4 tasks of
+/// read-modify-write increments still add up with no overlapping section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_run_unfenced_redlock_on_native_set() -> anyhow::Result<()> {
+    // masters of its own: `INFO commandstats` must see this test's calls only
+    let own = Masters::start(3)?;
+    let urls = own.urls();
+    let prefix = format!("t:redlock-unfenced:{}:", std::process::id());
+    let unfenced = || RedlockConfig::default().with_lock(LockConfig::default().with_fencing(false));
+    let (a, masters) = redlock_with(&urls, &prefix, unfenced()).await?;
+    let (b, _) = redlock_with(&urls, &prefix, unfenced()).await?;
+    let mut before = Vec::new();
+    for m in &masters {
+        before.push(set_and_script_calls(m).await?);
+    }
+    let g = a.try_acquire("res", Duration::from_secs(5)).await?;
+    assert_eq!(g.fence().get(), 0);
+    let mut sets = 0;
+    for (m, (set0, script0)) in masters.iter().zip(&before) {
+        let (set1, script1) = set_and_script_calls(m).await?;
+        sets += set1 - set0;
+        // the `INFO` calls are not scripts: no EVALSHA for the acquire
+        assert_eq!(script1, *script0, "an unfenced acquire ran a script");
+    }
+    assert!(sets >= 2, "a quorum got SET NX PX: {sets}");
+    let e = b
+        .try_acquire("res", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(e.is_contended(), "{e:?}");
+    g.release().await?;
+    for m in &masters {
+        let v: Option<String> = m.client().get(format!("{prefix}lock:{{res}}")).await?;
+        assert!(v.is_none(), "released everywhere");
+    }
+
+    let mut lockers = Vec::new();
+    for _ in 0..2 {
+        let (red, masters) = redlock_with(&urls, &prefix, unfenced()).await?;
+        lockers.push((Locker::Red(red), masters[0].clone()));
+    }
+    let counter = format!("{prefix}counter");
+    let per_task = 50;
+    let sections = increments(
+        lockers.clone(),
+        counter.clone(),
+        4,
+        per_task,
+        Duration::from_secs(5),
+    )
+    .await?;
+    let value: i64 = lockers[0].1.client().get(&counter).await?;
+    assert_eq!(value, i64::try_from(2 * 4 * per_task)?);
+    check_sections(&sections, false)?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
