@@ -34,14 +34,14 @@
 //! | 31–44 | 88 |
 //!
 //! So 64 B or less needs a key of at most 14 characters, and the default
-//! prefix `aeturnis:` with the namespace `rl:` already takes 12: no
-//! namespaced limiter key reaches it. 72 B is the floor for keys of 15–30
+//! prefix `aeturnis:` with the namespace `rl:` already takes 12: no key
+//! under the default prefix reaches it. 72 B is the floor for keys of 15–30
 //! characters: `aeturnis:rl:<name>:ip:<IPv4>` stays within 30 characters
 //! when the name and the address together take at most 14 (`api` and up to
 //! 11-character addresses such as `203.0.113.9`); `aeturnis:rl:<name>:u:<id>`
 //! when the name and the user id take at most 15.
 //!
-//! A second GCRA row runs with short keys (prefix `a`, limiter `a`,
+//! A second GCRA row runs with short keys (prefix `a:`, limiter `a`,
 //! subjects `u:0`..`u:999`: `a:rl:a:u:999`, 12 characters), where a key
 //! costs 56 B: what GCRA's state costs once the key name is short.
 //!
