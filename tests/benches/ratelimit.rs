@@ -127,19 +127,7 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
             )
             .await?;
             let case = format!("{name} check, {case_keys}");
-            let record = BenchRecord::new(
-                LAYER,
-                &case,
-                CONCURRENCY,
-                "multi_thread(2)",
-                ours,
-                "fred EVALSHA same Lua (custom, pipelined)",
-                raw_sample.ops_per_sec,
-            )
-            .with_baseline_latency(raw_sample)
-            .with_redis_bytes_per_item(bytes);
-            print(&record, raw_sample);
-            records.push(record);
+            records.push(against_raw(&case, ours, raw_sample, bytes));
             if !hot {
                 let unpipelined =
                     median_of_3(|| run(Arc::clone(&fx), Side::RawEvalSha, hot)).await?;
@@ -172,19 +160,12 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
             || run(Arc::clone(&fx), Side::RawCustom, false),
         )
         .await?;
-        let record = BenchRecord::new(
-            LAYER,
+        records.push(against_raw(
             "gcra check, 1000 short keys (a:rl:a:u:N)",
-            CONCURRENCY,
-            "multi_thread(2)",
             ours,
-            "fred EVALSHA same Lua (custom, pipelined)",
-            raw_sample.ops_per_sec,
-        )
-        .with_baseline_latency(raw_sample)
-        .with_redis_bytes_per_item(bytes);
-        print(&record, raw_sample);
-        records.push(record);
+            raw_sample,
+            bytes,
+        ));
         short.shutdown().await?;
     }
     // GCRA against the sliding log: measured again, interleaved with each
@@ -278,6 +259,24 @@ async fn short_key_bytes(fx: &Fixture) -> anyhow::Result<f64> {
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+/// A limiter row against raw fred's pipelined `EVALSHA` of the same Lua,
+/// printed as it is recorded.
+fn against_raw(case: &str, ours: Sample, raw: Sample, bytes: f64) -> BenchRecord {
+    let record = BenchRecord::new(
+        LAYER,
+        case,
+        CONCURRENCY,
+        "multi_thread(2)",
+        ours,
+        "fred EVALSHA same Lua (custom, pipelined)",
+        raw.ops_per_sec,
+    )
+    .with_baseline_latency(raw)
+    .with_redis_bytes_per_item(bytes);
+    print(&record, raw);
+    record
 }
 
 fn print(record: &BenchRecord, baseline: Sample) {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use aeturnis_lock::{Error, LockConfig, Redlock, RedlockConfig};
+use aeturnis_lock::{Error, LockConfig, LockGuard, Redlock, RedlockConfig};
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::InfoKind;
 use aeturnis_redis_core::Redis;
@@ -28,6 +28,27 @@ async fn redlock_with(
         );
     }
     Ok((Redlock::new(masters.clone(), config_)?, masters))
+}
+
+/// While `g` holds `res`, `other` is refused as contended; once `g` is
+/// released, no master holds `res`.
+async fn excludes_then_frees(
+    g: LockGuard,
+    other: &Redlock,
+    masters: &[Redis],
+    prefix: &str,
+) -> anyhow::Result<()> {
+    let e = other
+        .try_acquire("res", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(e.is_contended(), "{e:?}");
+    g.release().await?;
+    for m in masters {
+        let v: Option<String> = m.client().get(format!("{prefix}lock:{{res}}")).await?;
+        assert!(v.is_none(), "released everywhere");
+    }
+    Ok(())
 }
 
 /// `(SET calls, EVALSHA calls)` a master has served so far.
@@ -70,16 +91,7 @@ async fn should_run_unfenced_redlock_on_native_set() -> anyhow::Result<()> {
         assert_eq!(script1, *script0, "an unfenced acquire ran a script");
     }
     assert!(sets >= 2, "a quorum got SET NX PX: {sets}");
-    let e = b
-        .try_acquire("res", Duration::from_secs(5))
-        .await
-        .unwrap_err();
-    assert!(e.is_contended(), "{e:?}");
-    g.release().await?;
-    for m in &masters {
-        let v: Option<String> = m.client().get(format!("{prefix}lock:{{res}}")).await?;
-        assert!(v.is_none(), "released everywhere");
-    }
+    excludes_then_frees(g, &b, &masters, &prefix).await?;
 
     let mut lockers = Vec::new();
     for _ in 0..2 {
@@ -184,16 +196,7 @@ async fn should_hold_redlock_only_with_quorum_and_validity() -> anyhow::Result<(
         holding += usize::from(v.is_some_and(|v| v.starts_with(g.token().as_str())));
     }
     assert!(holding >= a.quorum(), "{holding} masters hold it");
-    let e = b
-        .try_acquire("res", Duration::from_secs(5))
-        .await
-        .unwrap_err();
-    assert!(e.is_contended(), "{e:?}");
-    g.release().await?;
-    for m in &masters {
-        let v: Option<String> = m.client().get(format!("{prefix}lock:{{res}}")).await?;
-        assert!(v.is_none(), "released everywhere");
-    }
+    excludes_then_frees(g, &b, &masters, &prefix).await?;
     let g = b.try_acquire("res", Duration::from_secs(5)).await?;
     g.release().await?;
     Ok(())
