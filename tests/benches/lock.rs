@@ -27,10 +27,13 @@
 //!    all 3 masters at once and done at the 2nd answer, against the same
 //!    command on one master (3 `redis-server`s and the client share 2 cores).
 //!
-//! Every figure is the median of 3 runs. The sides compared in a row are
-//! run interleaved (A B B A A B; the five uncontended sides as 1..5, 5..1,
-//! 1..5), so a machine whose speed drifts during the bench weighs on both
-//! sides of every ratio. Run it with `cargo xtask bench lock`.
+//! The sides compared in a row run interleaved, after one unrecorded
+//! warm-up run each: five rounds of one run per side, alternating the
+//! order (A B, B A, …; the five uncontended sides 1..5, 5..1, …), and a
+//! row reports the round whose ratio is the median
+//! (`aeturnis_testkit::bench::interleaved_medians`, `median_pair`), so
+//! the machine's drift weighs on both sides of every ratio. Run it with
+//! `cargo xtask bench lock`.
 
 #![allow(clippy::print_stdout)]
 
@@ -42,8 +45,8 @@ use std::time::Duration;
 use aeturnis_lock::{LockConfig, LockGuard, LockManager, LockToken, Redlock, RedlockConfig};
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_testkit::bench::{
-    append_records, interleaved_medians, interleaved_medians_of, measure, BenchRecord, BenchSide,
-    Sample,
+    append_records, interleaved_medians, interleaved_rounds, measure, median_pair, BenchRecord,
+    BenchSide, Sample,
 };
 use aeturnis_tests::{
     bench_redis_url, bench_redlock_urls, current_thread_runtime, multi_thread_runtime,
@@ -161,7 +164,7 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
             }
         }))
     });
-    let samples = interleaved_medians_of(vec![
+    let rounds = interleaved_rounds(vec![
         ours(locks.clone(), "u"),
         ours(plain.clone(), "p"),
         raw(true),
@@ -169,9 +172,11 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
         theirs,
     ])
     .await?;
-    let [fenced, unfenced, raw_piped, raw_evalsha, rslock] = samples[..] else {
-        bail!("expected 5 samples, got {}", samples.len());
-    };
+    const FENCED_SIDE: usize = 0;
+    const UNFENCED_SIDE: usize = 1;
+    const RAW_PIPED_SIDE: usize = 2;
+    const RAW_EVALSHA_SIDE: usize = 3;
+    const RSLOCK_SIDE: usize = 4;
 
     redis.shutdown().await?;
     let runtime = "multi_thread(2)";
@@ -192,19 +197,23 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     const RSLOCK: &str = "rslock 0.10 lock + unlock";
     const FENCED: &str = "acquire+release, distinct resources (fenced)";
     const UNFENCED: &str = "acquire+release, distinct resources (unfenced)";
+    let row = |case: &str, a: usize, baseline: &str, b: usize| -> anyhow::Result<BenchRecord> {
+        let (sample, base) = median_pair(&rounds, a, b)?;
+        Ok(record(case, sample, baseline, base))
+    };
     Ok(vec![
-        record(FENCED, fenced, RAW_PIPED, raw_piped),
-        record(FENCED, fenced, RSLOCK, rslock),
-        record(UNFENCED, unfenced, RAW_PIPED, raw_piped),
-        record(UNFENCED, unfenced, RAW_EVALSHA, raw_evalsha),
-        record(UNFENCED, unfenced, RSLOCK, rslock),
+        row(FENCED, FENCED_SIDE, RAW_PIPED, RAW_PIPED_SIDE)?,
+        row(FENCED, FENCED_SIDE, RSLOCK, RSLOCK_SIDE)?,
+        row(UNFENCED, UNFENCED_SIDE, RAW_PIPED, RAW_PIPED_SIDE)?,
+        row(UNFENCED, UNFENCED_SIDE, RAW_EVALSHA, RAW_EVALSHA_SIDE)?,
+        row(UNFENCED, UNFENCED_SIDE, RSLOCK, RSLOCK_SIDE)?,
         // the client libraries themselves: rslock runs on redis-rs
-        record(
+        row(
             "raw fred SET NX PX + EVALSHA (pipelined), distinct resources",
-            raw_piped,
+            RAW_PIPED_SIDE,
             RSLOCK,
-            rslock,
-        ),
+            RSLOCK_SIDE,
+        )?,
     ])
 }
 

@@ -25,7 +25,12 @@
 //!   user indexes, divided by sessions): 1 session per user on the
 //!   get-and-slide record, 5 per user on the create record.
 //!
-//! Every figure is the median of 3 runs. Run it with `cargo xtask bench session`.
+//! The sides compared in a row run interleaved, after one unrecorded
+//! warm-up run each: five rounds of one run per side, alternating the
+//! order, and a row reports the round whose ratio is the median
+//! (`aeturnis_testkit::bench::interleaved_medians`, `median_pair`), so the
+//! machine's drift weighs on both sides of a ratio. Run it with
+//! `cargo xtask bench session`.
 
 #![allow(clippy::print_stdout)]
 
@@ -42,7 +47,10 @@ use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_session::{
     CharacterId, Session, SessionConfig, SessionId, SessionManager, SessionMetadata, UserId,
 };
-use aeturnis_testkit::bench::{append_records, measure, median_of_3, BenchRecord};
+use aeturnis_testkit::bench::{
+    append_records, interleaved_medians, interleaved_rounds, measure, median_pair, side,
+    BenchRecord,
+};
 use aeturnis_tests::{bench_redis_url, multi_thread_runtime};
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::SessionStore;
@@ -164,30 +172,31 @@ async fn get_and_slide(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Res
     }
     let raw_keys = Arc::new(raw_keys);
     let getex = CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false);
-    let baseline = median_of_3(|| {
-        let (client, keys, getex) = (client.clone(), Arc::clone(&raw_keys), getex.clone());
-        measure(CONCURRENCY, OPS, move |i| {
-            let (client, keys, getex) = (client.clone(), Arc::clone(&keys), getex.clone());
-            async move {
-                let key = keys[i % keys.len()].as_str();
-                let v: Bytes = client.custom(getex, vec![key, "PX", "1800000"]).await?;
-                anyhow::ensure!(!v.is_empty(), "missing raw session");
-                Ok(())
-            }
-        })
-    })
-    .await?;
-    let ours = median_of_3(|| {
-        let (m, ids) = (m.clone(), Arc::clone(&ids));
-        measure(CONCURRENCY, OPS, move |i| {
+    let (ours, baseline) = interleaved_medians(
+        || {
             let (m, ids) = (m.clone(), Arc::clone(&ids));
-            async move {
-                let s = m.get(&ids[i % ids.len()]).await?;
-                anyhow::ensure!(s.is_some(), "missing session");
-                Ok(())
-            }
-        })
-    })
+            measure(CONCURRENCY, OPS, move |i| {
+                let (m, ids) = (m.clone(), Arc::clone(&ids));
+                async move {
+                    let s = m.get(&ids[i % ids.len()]).await?;
+                    anyhow::ensure!(s.is_some(), "missing session");
+                    Ok(())
+                }
+            })
+        },
+        || {
+            let (client, keys, getex) = (client.clone(), Arc::clone(&raw_keys), getex.clone());
+            measure(CONCURRENCY, OPS, move |i| {
+                let (client, keys, getex) = (client.clone(), Arc::clone(&keys), getex.clone());
+                async move {
+                    let key = keys[i % keys.len()].as_str();
+                    let v: Bytes = client.custom(getex, vec![key, "PX", "1800000"]).await?;
+                    anyhow::ensure!(!v.is_empty(), "missing raw session");
+                    Ok(())
+                }
+            })
+        },
+    )
     .await?;
     // memory: one session per user, index included
     let users: Vec<UserId> = (0..USERS).map(user).collect::<anyhow::Result<_>>()?;
@@ -258,54 +267,57 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
         tower_ids.push(record.id);
     }
     let tower_ids = Arc::new(tower_ids);
-    let baseline = median_of_3(|| {
-        let (store, ids) = (store.clone(), Arc::clone(&tower_ids));
-        measure(CONCURRENCY, OPS, move |i| {
-            let (store, ids) = (store.clone(), Arc::clone(&ids));
-            async move {
-                let id = &ids[i % ids.len()];
-                let mut record = store
-                    .load(id)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .ok_or_else(|| anyhow::anyhow!("missing tower session"))?;
-                record.expiry_date = time::OffsetDateTime::now_utc() + time::Duration::minutes(30);
-                record
-                    .data
-                    .insert("last_seen".to_owned(), serde_json::json!(i));
-                store
-                    .save(&record)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(())
-            }
-        })
-    })
-    .await?;
-    let ours = median_of_3(|| {
-        let (m, ids) = (m.clone(), Arc::clone(&ids));
-        measure(CONCURRENCY, OPS, move |i| {
+    let rounds = interleaved_rounds(vec![
+        side(move || {
             let (m, ids) = (m.clone(), Arc::clone(&ids));
-            async move {
-                let s = m.get(&ids[i % ids.len()]).await?;
-                anyhow::ensure!(s.is_some(), "missing session");
-                Ok(())
-            }
-        })
-    })
+            measure(CONCURRENCY, OPS, move |i| {
+                let (m, ids) = (m.clone(), Arc::clone(&ids));
+                async move {
+                    let s = m.get(&ids[i % ids.len()]).await?;
+                    anyhow::ensure!(s.is_some(), "missing session");
+                    Ok(())
+                }
+            })
+        }),
+        side(move || {
+            let (m, ids) = (eager.clone(), Arc::clone(&eager_ids));
+            measure(CONCURRENCY, OPS, move |i| {
+                let (m, ids) = (m.clone(), Arc::clone(&ids));
+                async move {
+                    let s = m.get(&ids[i % ids.len()]).await?;
+                    anyhow::ensure!(s.is_some(), "missing session");
+                    Ok(())
+                }
+            })
+        }),
+        side(move || {
+            let (store, ids) = (store.clone(), Arc::clone(&tower_ids));
+            measure(CONCURRENCY, OPS, move |i| {
+                let (store, ids) = (store.clone(), Arc::clone(&ids));
+                async move {
+                    let id = &ids[i % ids.len()];
+                    let mut record = store
+                        .load(id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .ok_or_else(|| anyhow::anyhow!("missing tower session"))?;
+                    record.expiry_date =
+                        time::OffsetDateTime::now_utc() + time::Duration::minutes(30);
+                    record
+                        .data
+                        .insert("last_seen".to_owned(), serde_json::json!(i));
+                    store
+                        .save(&record)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok(())
+                }
+            })
+        }),
+    ])
     .await?;
-    let ours_eager = median_of_3(|| {
-        let (m, ids) = (eager.clone(), Arc::clone(&eager_ids));
-        measure(CONCURRENCY, OPS, move |i| {
-            let (m, ids) = (m.clone(), Arc::clone(&ids));
-            async move {
-                let s = m.get(&ids[i % ids.len()]).await?;
-                anyhow::ensure!(s.is_some(), "missing session");
-                Ok(())
-            }
-        })
-    })
-    .await?;
+    let (ours, baseline) = median_pair(&rounds, 0, 2)?;
+    let (ours_eager, eager_baseline) = median_pair(&rounds, 1, 2)?;
     report(
         records,
         BenchRecord::new(
@@ -328,9 +340,9 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
             "multi_thread(2)",
             ours_eager,
             "tower-sessions-redis-store load+save",
-            baseline.ops_per_sec,
+            eager_baseline.ops_per_sec,
         )
-        .with_baseline_latency(baseline),
+        .with_baseline_latency(eager_baseline),
     );
     tower_client.quit().await?;
     let _ = redis.shutdown().await;
@@ -370,42 +382,43 @@ async fn create(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()>
     m.revoke_all(&users[0]).await?;
     let script = Script::from_lua(RAW_CREATE);
     script.load(&client).await?;
-    let baseline = median_of_3(|| {
-        let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
-        measure(CONCURRENCY, OPS, move |i| {
-            let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
-            async move {
-                let u = i % USERS;
-                let tag = format!("{:04x}", u % 65536);
-                let member = format!("{i:022}");
-                let keys = vec![
-                    format!("bench-session-rawc:s:{{{tag}}}:{member}"),
-                    format!("bench-session-rawc:su:{{{tag}}}:player-{u:06}"),
-                ];
-                let args: Vec<Value> = vec![
-                    Value::Bytes(bytes),
-                    Value::Integer(IDLE_MS),
-                    Value::Integer(i as i64),
-                    member.into(),
-                    Value::Integer(5),
-                    format!("bench-session-rawc:s:{{{tag}}}:").into(),
-                ];
-                let _: i64 = script.evalsha(&client, keys, args).await?;
-                Ok(())
-            }
-        })
-    })
-    .await?;
-    let ours = median_of_3(|| {
-        let (m, users) = (m.clone(), Arc::clone(&users));
-        measure(CONCURRENCY, OPS, move |i| {
+    let (ours, baseline) = interleaved_medians(
+        || {
             let (m, users) = (m.clone(), Arc::clone(&users));
-            async move {
-                m.create(&users[i % users.len()], metadata(i)).await?;
-                Ok(())
-            }
-        })
-    })
+            measure(CONCURRENCY, OPS, move |i| {
+                let (m, users) = (m.clone(), Arc::clone(&users));
+                async move {
+                    m.create(&users[i % users.len()], metadata(i)).await?;
+                    Ok(())
+                }
+            })
+        },
+        || {
+            let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
+            measure(CONCURRENCY, OPS, move |i| {
+                let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
+                async move {
+                    let u = i % USERS;
+                    let tag = format!("{:04x}", u % 65536);
+                    let member = format!("{i:022}");
+                    let keys = vec![
+                        format!("bench-session-rawc:s:{{{tag}}}:{member}"),
+                        format!("bench-session-rawc:su:{{{tag}}}:player-{u:06}"),
+                    ];
+                    let args: Vec<Value> = vec![
+                        Value::Bytes(bytes),
+                        Value::Integer(IDLE_MS),
+                        Value::Integer(i as i64),
+                        member.into(),
+                        Value::Integer(5),
+                        format!("bench-session-rawc:s:{{{tag}}}:").into(),
+                    ];
+                    let _: i64 = script.evalsha(&client, keys, args).await?;
+                    Ok(())
+                }
+            })
+        },
+    )
     .await?;
     // memory: now every user has 5 sessions
     let five = bytes_per_session(&m, &users).await?;

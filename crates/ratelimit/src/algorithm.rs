@@ -30,6 +30,11 @@ pub enum Algorithm {
     /// Generic cell rate algorithm: one request every `window / limit`,
     /// with `burst` requests admissible at once (`None` = the limit). O(1)
     /// memory. The emission interval is rounded up to whole microseconds.
+    /// When it is a whole number of milliseconds (every preset; any quota
+    /// with `window / limit` ≥ 1 ms in whole ms), the theoretical arrival
+    /// time is kept as the key's expiry, so a check needs no `TIME` (one
+    /// `PTTL` and one `SET`); otherwise it is kept in µs as the key's value
+    /// and read against `TIME`.
     Gcra {
         /// How many units may arrive at once. Default: the limit.
         burst: Option<NonZeroU32>,

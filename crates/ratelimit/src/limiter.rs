@@ -58,10 +58,10 @@ struct Inner {
     /// `ARGV[2]`: the limit, or GCRA's burst.
     limit_arg: i64,
     /// `ARGV[3]`: the window in µs (fixed window: in ms, rounded up), or
-    /// GCRA's emission interval in µs.
+    /// GCRA's emission interval in µs (millisecond GCRA: in ms).
     window_arg: i64,
-    /// `ARGV[5]`: the block in µs (fixed window: in ms, rounded up), `0` for
-    /// none.
+    /// `ARGV[5]`: the block in µs (fixed window, millisecond GCRA: in ms,
+    /// rounded up), `0` for none.
     block_arg: i64,
     /// Sliding log only: the script takes the request id as `ARGV[6]`. The
     /// counters ignore it, so they are sent no id and none is generated.
@@ -113,7 +113,18 @@ impl RateLimiter {
             Algorithm::Gcra { burst } => {
                 let emission = (window_us + i64::from(limit) - 1) / i64::from(limit);
                 let burst = burst.map_or(limit, NonZeroU32::get);
-                (&*scripts::GCRA, burst, emission.max(1), block_us)
+                if emission >= 1000 && emission % 1000 == 0 {
+                    // whole milliseconds: the arrival time lives in the
+                    // key's expiry (no `TIME`, see `scripts::GCRA_MS`)
+                    (
+                        &*scripts::GCRA_MS,
+                        burst,
+                        emission / 1000,
+                        config.block_duration.map_or(0, millis_ceil),
+                    )
+                } else {
+                    (&*scripts::GCRA, burst, emission.max(1), block_us)
+                }
             }
         };
         redis.register_script(script);
@@ -150,13 +161,29 @@ impl RateLimiter {
     /// The Lua script this limiter runs (to preload it, inspect it, or
     /// benchmark it raw). `ARGV` is `mode` (`c`, `p` or `r`), the limit (GCRA:
     /// the burst), the window in µs (GCRA: the emission interval
-    /// `ceil(window / limit)` in µs; fixed window: the window in whole ms,
-    /// rounded up), the cost, the block in µs (fixed window: in ms; `0` =
-    /// none) and, for the sliding log only, the request id; the reply is
-    /// `{allowed, remaining, reset_after_us, retry_after_us or -1, replayed}`.
+    /// `ceil(window / limit)` in µs, or in ms when that is a whole number
+    /// of milliseconds, which selects the expiry-based GCRA script; fixed
+    /// window: the window in whole ms, rounded up), the cost, the block in
+    /// µs (fixed window and millisecond GCRA: in ms; `0` = none) and, for
+    /// the sliding log only, the request id; the reply is
+    /// `{allowed, remaining, reset_after_us, retry_after_us or -1, replayed}`
+    /// ([`script_args`](Self::script_args) gives the fixed arguments).
     #[must_use]
     pub fn script(&self) -> &LuaScript {
         self.inner.script
+    }
+
+    /// The fixed arguments this limiter sends its [`script`](Self::script):
+    /// `(limit, window, block)` (`ARGV[2]`, `ARGV[3]`, `ARGV[5]`, in the
+    /// units the script documents), for a raw baseline that must send
+    /// exactly what the limiter sends.
+    #[must_use]
+    pub fn script_args(&self) -> (i64, i64, i64) {
+        (
+            self.inner.limit_arg,
+            self.inner.window_arg,
+            self.inner.block_arg,
+        )
     }
 
     /// The Redis key that holds `key`'s state: `<prefix>rl:<name>:<subject>`,

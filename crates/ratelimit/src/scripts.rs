@@ -360,3 +360,60 @@ return {0, left, tat - now, allow_at - now, 0}
         ),
     )
 });
+
+/// GCRA for emission intervals of whole milliseconds (every preset's, and
+/// any quota whose `window ÷ limit` is at least 1 ms and a whole number of
+/// them): the theoretical arrival time is kept as the key's **expiry**, so
+/// `PTTL` is `TAT − now` on the server's own clock and the script needs no
+/// `TIME` and no arithmetic on absolute times: one `PTTL` and one
+/// `SET … PX … GET` per admitted check (the µs script above: `TIME`, `GET`,
+/// `SET`). `window` (the emission interval) and `block` are in ms; the
+/// reply is in µs like every other script's.
+///
+/// The value is `0`, or `-1` while blocked (TTL = the rest of the block).
+/// An admitted check writes `0` with `GET`: when that finds `-1` (a check
+/// during a block that would otherwise fit), the marker and its TTL are
+/// put back in the same call, so a block is never cut short.
+pub(crate) static GCRA_MS: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "ratelimit_gcra_ms",
+        concat!(
+            prologue!(),
+            r"
+local cap = limit * window
+local left = redis.call('PTTL', key)
+if left < 0 then left = 0 end
+local new = left + cost * window
+if mode == 'c' and new <= cap then
+  -- a block with under 1 ms left (`PTTL` 0) is over
+  if redis.call('SET', key, 0, 'PX', new, 'GET') ~= '-1' or left == 0 then
+    return {1, math.floor((cap - new) / window), new * 1000, -1, 0}
+  end
+  redis.call('SET', key, -1, 'PX', left)
+  return {0, 0, left * 1000, left * 1000, 0}
+end
+if left > 0 and redis.call('GET', key) == '-1' then
+  if mode == 'r' then return {1, 0, 0, -1, 0} end
+  return {0, 0, left * 1000, left * 1000, 0}
+end
+if mode == 'r' then
+  if left > 0 then
+    local nt = left - cost * window
+    if nt <= 0 then redis.call('DEL', key) else redis.call('PEXPIRE', key, nt) end
+  end
+  return {1, 0, 0, -1, 0}
+end
+local rem = math.floor((cap - left) / window)
+if rem < 0 then rem = 0 end
+if new <= cap then
+  return {1, rem, left * 1000, -1, 0}
+end
+if mode == 'c' and block > 0 then
+  redis.call('SET', key, -1, 'PX', block)
+  return {0, 0, block * 1000, block * 1000, 0}
+end
+return {0, rem, left * 1000, (new - cap) * 1000, 0}
+"
+        ),
+    )
+});

@@ -657,16 +657,18 @@ async fn should_store_exact_microsecond_timestamps(ctx: TestCtx) -> anyhow::Resu
     };
     let window = Duration::from_secs(60);
     let block = Duration::from_secs(30);
-    let window_us = 60_000_000;
     let block_us = 30_000_000;
 
-    // GCRA: one check stores now + one emission interval (60 s / 2)
+    // GCRA at 3 per second: an emission interval of 333,334 µs, not a whole
+    // number of milliseconds, so the µs script; one check stores now + one
+    // interval
     let gcra = RateLimiter::new(
         redis.clone(),
-        config("exact-gcra", Algorithm::gcra(), 2, window)?
+        config("exact-gcra", Algorithm::gcra(), 3, Duration::from_secs(1))?
             .with_block_duration(block)
             .with_deny_cache(false),
     )?;
+    let emission_us = 333_334;
     let key = LimitKey::user("exact")?;
     let before = now_us().await?;
     ensure!(gcra.check(&key).await?.allowed);
@@ -675,10 +677,11 @@ async fn should_store_exact_microsecond_timestamps(ctx: TestCtx) -> anyhow::Resu
     near_now(
         &stored,
         "GCRA arrival time",
-        before + window_us / 2,
-        after + window_us / 2,
+        before + emission_us,
+        after + emission_us,
     )?;
-    // exhaust, then the third check blocks: `-<block end µs>`
+    // exhaust, then the fourth check blocks: `-<block end µs>`
+    ensure!(gcra.check(&key).await?.allowed);
     ensure!(gcra.check(&key).await?.allowed);
     ensure!(!gcra.check(&key).await?.allowed);
     let after = now_us().await?;
@@ -750,7 +753,66 @@ async fn should_store_exact_microsecond_timestamps(ctx: TestCtx) -> anyhow::Resu
     Ok(())
 }
 
+/// GCRA whose emission interval is a whole number of milliseconds keeps
+/// its arrival time as the key's expiry (value `0`, `PTTL` = arrival time
+/// − now): two checks at 2 per minute leave 60 s of TTL, the third is
+/// denied and blocks (`-1`, TTL = the block), and a check during the block
+/// that would fit the quota again neither ends nor extends the block.
+async fn should_keep_gcra_arrival_time_in_the_expiry(ctx: TestCtx) -> anyhow::Result<()> {
+    let redis = connect(&ctx).await?;
+    let client = redis.client();
+    let block = Duration::from_secs(30);
+    let gcra = RateLimiter::new(
+        redis.clone(),
+        config("gcra-ms", Algorithm::gcra(), 2, Duration::from_secs(60))?
+            .with_block_duration(block)
+            .with_deny_cache(false),
+    )?;
+    let key = LimitKey::user("expiry")?;
+    let rkey = gcra.redis_key(&key)?;
+    let d = gcra.check(&key).await?;
+    ensure!(d.allowed && d.remaining == 1, "{d:?}");
+    let value: String = client.get(&rkey).await?;
+    let ttl: i64 = client.pttl(&rkey).await?;
+    ensure!(
+        value == "0" && (29_000..=30_000).contains(&ttl),
+        "{value:?} {ttl}"
+    );
+    let d = gcra.check(&key).await?;
+    ensure!(d.allowed && d.remaining == 0, "{d:?}");
+    let ttl: i64 = client.pttl(&rkey).await?;
+    ensure!((59_000..=60_000).contains(&ttl), "ttl {ttl}");
+    // over the burst: denied and blocked for 30 s
+    let d = gcra.check(&key).await?;
+    ensure!(!d.allowed, "{d:?}");
+    let value: String = client.get(&rkey).await?;
+    let ttl: i64 = client.pttl(&rkey).await?;
+    ensure!(
+        value == "-1" && (29_000..=30_000).contains(&ttl),
+        "{value:?} {ttl}"
+    );
+    // 30 s of block + one 30 s interval fits the 60 s burst: still denied,
+    // and the block is neither ended nor extended
+    let d = gcra.check(&key).await?;
+    let retry = d.retry_after.context("retry_after")?;
+    ensure!(!d.allowed && retry <= block, "{d:?}");
+    let value: String = client.get(&rkey).await?;
+    let after: i64 = client.pttl(&rkey).await?;
+    ensure!(
+        value == "-1" && after <= ttl && after > 28_000,
+        "{value:?} {after}"
+    );
+    // a peek and a refund leave the block alone too
+    ensure!(!gcra.peek(&key, NonZeroU32::MIN).await?.allowed);
+    gcra.refund(&key, NonZeroU32::MIN, RequestId::new()).await?;
+    let value: String = client.get(&rkey).await?;
+    ensure!(value == "-1", "{value:?}");
+    assert_all_keys_expire(&redis).await?;
+    Ok(())
+}
+
 topology_tests!(
+    should_keep_gcra_arrival_time_in_the_expiry,
     should_store_exact_microsecond_timestamps,
     should_admit_exactly_the_limit_under_concurrency,
     should_respect_cost_for_every_algorithm,

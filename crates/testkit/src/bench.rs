@@ -113,15 +113,21 @@ where
     Ok(median(samples))
 }
 
-/// Measures a case and its baseline three times each, interleaved as
-/// A B B A A B, and returns each one's median-throughput run: `(a, b)`.
+/// Rounds [`interleaved_medians`] and [`interleaved_medians_of`] measure.
+pub const ROUNDS: usize = 5;
+
+/// Measures a case (`a`) and its baseline (`b`) in [`ROUNDS`] rounds, each
+/// one run of both, alternating which goes first (A B, B A, A B, …), after
+/// one unrecorded warm-up run of each; returns the pair `(a, b)` of the
+/// round whose ratio `a ÷ b` is the median.
 ///
-/// On a shared machine whose speed drifts over a bench run (a VM with
-/// busy neighbours, frequency changes), three runs of one side followed by
-/// three of the other can put the two sides in different conditions and
-/// swing their ratio by 20 % or more. Interleaving spreads any drift over
-/// both sides: a linear drift weighs equally on A and B over A B B A, and
-/// the median drops the odd run out.
+/// On a shared machine whose speed drifts over a bench run (a VM with busy
+/// neighbours: on the bench machine two back-to-back runs of the same code
+/// differed by up to 30 %), runs of one side followed by runs of the other
+/// put the two sides in different conditions. The two runs of a round are
+/// adjacent in time, so their ratio is taken under the same conditions;
+/// alternating the order cancels what going first or second does, and the
+/// median round drops the rounds a burst of noise hit.
 ///
 /// # Errors
 /// Fails with the first failing run's error.
@@ -135,40 +141,79 @@ where
     FB: FnMut() -> FutB,
     FutB: Future<Output = anyhow::Result<Sample>>,
 {
-    let mut first = Vec::with_capacity(3);
-    let mut second = Vec::with_capacity(3);
-    for a_first in [true, false, true] {
-        if a_first {
-            first.push(a().await?);
-            second.push(b().await?);
+    a().await?;
+    b().await?;
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let pair = if round % 2 == 0 {
+            let x = a().await?;
+            (x, b().await?)
         } else {
-            second.push(b().await?);
-            first.push(a().await?);
-        }
+            let y = b().await?;
+            (a().await?, y)
+        };
+        rounds.push(pair);
     }
-    Ok((median(first), median(second)))
+    let ratio = |(x, y): &(Sample, Sample)| x.ops_per_sec / y.ops_per_sec.max(f64::MIN_POSITIVE);
+    rounds.sort_by(|p, q| ratio(p).total_cmp(&ratio(q)));
+    Ok(rounds[ROUNDS / 2])
 }
 
 /// A side of [`interleaved_medians_of`]: starts one measured run.
 pub type BenchSide<'a> =
     Box<dyn FnMut() -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Sample>> + Send>> + 'a>;
 
-/// [`interleaved_medians`] for any number of sides: three rounds, the
-/// second in reverse order (0 1 2, 2 1 0, 0 1 2), and each side's
-/// median-throughput run, in the order given.
+/// Wraps a closure that starts a measured run as a [`BenchSide`].
+pub fn side<'a, F, Fut>(mut run: F) -> BenchSide<'a>
+where
+    F: FnMut() -> Fut + 'a,
+    Fut: Future<Output = anyhow::Result<Sample>> + Send + 'static,
+{
+    Box::new(move || Box::pin(run()))
+}
+
+/// [`interleaved_medians`] for any number of sides compared with each
+/// other in several rows: after one unrecorded warm-up run of each,
+/// [`ROUNDS`] rounds of one run per side, every other round in reverse
+/// order (0 1 2, 2 1 0, …). Returns the samples by round (`[round][side]`,
+/// sides in the order given); [`median_pair`] picks a row's figures.
 ///
 /// # Errors
 /// Fails with the first failing run's error.
-pub async fn interleaved_medians_of(mut sides: Vec<BenchSide<'_>>) -> anyhow::Result<Vec<Sample>> {
+pub async fn interleaved_rounds(mut sides: Vec<BenchSide<'_>>) -> anyhow::Result<Vec<Vec<Sample>>> {
     let n = sides.len();
-    let mut runs: Vec<Vec<Sample>> = (0..n).map(|_| Vec::with_capacity(3)).collect();
-    for round in 0..3 {
-        for k in 0..n {
-            let i = if round == 1 { n - 1 - k } else { k };
-            runs[i].push(sides[i]().await?);
-        }
+    for side in &mut sides {
+        side().await?;
     }
-    Ok(runs.into_iter().map(median).collect())
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let mut samples: Vec<Option<Sample>> = vec![None; n];
+        for k in 0..n {
+            let i = if round % 2 == 1 { n - 1 - k } else { k };
+            samples[i] = Some(sides[i]().await?);
+        }
+        rounds.push(samples.into_iter().flatten().collect());
+    }
+    Ok(rounds)
+}
+
+/// From [`interleaved_rounds`]' output, the pair `(side a, side b)` of the
+/// round whose ratio `a ÷ b` is the median (as [`interleaved_medians`]).
+///
+/// # Errors
+/// Fails when a side index is out of range or there are no rounds.
+pub fn median_pair(rounds: &[Vec<Sample>], a: usize, b: usize) -> anyhow::Result<(Sample, Sample)> {
+    let mut pairs = rounds
+        .iter()
+        .map(|r| Some((*r.get(a)?, *r.get(b)?)))
+        .collect::<Option<Vec<_>>>()
+        .context("median_pair: no such side")?;
+    if pairs.is_empty() {
+        bail!("median_pair: no rounds");
+    }
+    let ratio = |(x, y): &(Sample, Sample)| x.ops_per_sec / y.ops_per_sec.max(f64::MIN_POSITIVE);
+    pairs.sort_by(|p, q| ratio(p).total_cmp(&ratio(q)));
+    Ok(pairs[pairs.len() / 2])
 }
 
 fn median(mut samples: Vec<Sample>) -> Sample {
