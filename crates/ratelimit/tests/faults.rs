@@ -274,7 +274,12 @@ async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Res
     for (algorithm, limit) in cases {
         let limiter = RateLimiter::new(
             redis.clone(),
-            config(&format!("{}-{limit}", algorithm.name()), algorithm, limit, window)?,
+            config(
+                &format!("{}-{limit}", algorithm.name()),
+                algorithm,
+                limit,
+                window,
+            )?,
         )?;
         let (mut ok, mut failed) = (0_u32, 0_u32);
         for _round in 0..20 {
