@@ -113,7 +113,7 @@ where
     Ok(median(samples))
 }
 
-/// Rounds [`interleaved_medians`] and [`interleaved_medians_of`] measure.
+/// Rounds [`interleaved_medians`] and [`interleaved_rounds`] measure.
 pub const ROUNDS: usize = 5;
 
 /// Measures a case (`a`) and its baseline (`b`) in [`ROUNDS`] rounds, each
@@ -159,7 +159,7 @@ where
     Ok(rounds[ROUNDS / 2])
 }
 
-/// A side of [`interleaved_medians_of`]: starts one measured run.
+/// A side of [`interleaved_rounds`]: starts one measured run.
 pub type BenchSide<'a> =
     Box<dyn FnMut() -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Sample>> + Send>> + 'a>;
 
