@@ -13,7 +13,12 @@
 //! removed by this call, exact even if another process deletes some of the
 //! same keys meanwhile. Keys written during the scan may or may not be
 //! seen (the `SCAN` guarantee: keys present for the whole scan are seen).
+//! `SCAN` may also return a key twice (while Redis resizes its table); each
+//! primary's scan remembers a 64-bit hash of every key it has seen, so a
+//! count (and the progress's `scanned`) counts each key once.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -96,7 +101,7 @@ impl MatchPattern {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct DeleteProgress {
-    /// Matching keys seen by `SCAN` so far.
+    /// Distinct matching keys seen by `SCAN` so far.
     pub scanned: u64,
     /// Keys removed so far.
     pub deleted: u64,
@@ -156,7 +161,8 @@ impl Cache {
             .await
     }
 
-    /// Counts the keys matching `pattern` with `SCAN` on every primary. This
+    /// Counts the keys matching `pattern` with `SCAN` on every primary, each
+    /// key once even when `SCAN` returns it twice (see the module docs). This
     /// walks the whole key space of every primary (in batches), so its cost
     /// grows with the size of the database, not of the match.
     pub async fn count_matching(&self, pattern: impl Into<MatchPattern>) -> Result<u64> {
@@ -249,9 +255,17 @@ impl Cache {
         action: Action,
         tally: &Tally<'_>,
     ) -> Result<()> {
+        // `SCAN` may return a key more than once (while Redis resizes its
+        // table, e.g. because this very call is deleting keys): count and
+        // delete each key once, by a 64-bit hash of its name (8 bytes per
+        // key; two names sharing a hash, ~1 in 10^7 at a million keys,
+        // would count as one)
+        let hasher = RandomState::new();
+        let mut distinct: HashSet<u64> = HashSet::new();
         let mut page = self.scan_page(node.as_ref(), "0", pattern).await?;
         loop {
-            let (next, keys) = page;
+            let (next, mut keys) = page;
+            keys.retain(|k| distinct.insert(hasher.hash_one(k.as_bytes())));
             let seen = keys.len() as u64;
             let more = next != "0";
             let (deleted, next_page) = match (action, more) {
