@@ -222,8 +222,12 @@ fn header(layers: &[&str], records: &[Value], date: &str, load: &str) -> String 
          - Machine: {cores} cores, {cpu}; client and Redis on the same machine over loopback\n\
          - Redis: {redis}\n\
          - Rust: {rustc}\n\
-         - Each figure is the median of 3 runs; ratio = ops_per_sec / baseline_ops_per_sec \
-         (higher is better). Latencies are per operation, in microseconds.\n",
+         - session, lock, ratelimit: the sides of a row run interleaved after one \
+         unrecorded warm-up run each, in five rounds of one run per side (alternating which \
+         goes first), and the row gives the round whose ratio is the median; core, cache: \
+         the median of 3 runs (cache alternating raw and typed runs). Ratio = ops_per_sec / \
+         baseline_ops_per_sec (higher is better). Latencies are per operation, in \
+         microseconds.\n",
         layers.join(", ")
     )
 }
