@@ -177,9 +177,6 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
         ));
         short.shutdown().await?;
     }
-    // GCRA against the sliding log: measured again, interleaved with each
-    // other, so the ratio does not depend on how the machine drifted
-    // between the two algorithms' rows above
     // GCRA against the sliding log at one realistic quota for both, 1,000
     // per second per subject, over the 1,000 keys (~50 checks per key and
     // second here: nothing is denied). GCRA's emission interval is then

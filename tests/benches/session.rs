@@ -49,7 +49,7 @@ use aeturnis_session::{
 };
 use aeturnis_testkit::bench::{
     append_records, interleaved_medians, interleaved_rounds, measure, median_pair, side,
-    BenchRecord,
+    BenchRecord, Sample,
 };
 use aeturnis_tests::{bench_redis_url, multi_thread_runtime};
 use tower_sessions_core::session::{Id, Record};
@@ -139,6 +139,22 @@ fn main() -> anyhow::Result<()> {
     append_records(&records)
 }
 
+/// One run of session reads (get-and-slide) over `ids`, round robin.
+fn reads(
+    m: &SessionManager,
+    ids: &Arc<Vec<SessionId>>,
+) -> impl std::future::Future<Output = anyhow::Result<Sample>> + Send + 'static {
+    let (m, ids) = (m.clone(), Arc::clone(ids));
+    measure(CONCURRENCY, OPS, move |i| {
+        let (m, ids) = (m.clone(), Arc::clone(&ids));
+        async move {
+            let s = m.get(&ids[i % ids.len()]).await?;
+            anyhow::ensure!(s.is_some(), "missing session");
+            Ok(())
+        }
+    })
+}
+
 /// Sessions for `USERS` users (one each).
 async fn populate(m: &SessionManager) -> anyhow::Result<Vec<SessionId>> {
     let mut ids = Vec::with_capacity(USERS);
@@ -173,17 +189,7 @@ async fn get_and_slide(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Res
     let raw_keys = Arc::new(raw_keys);
     let getex = CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false);
     let (ours, baseline) = interleaved_medians(
-        || {
-            let (m, ids) = (m.clone(), Arc::clone(&ids));
-            measure(CONCURRENCY, OPS, move |i| {
-                let (m, ids) = (m.clone(), Arc::clone(&ids));
-                async move {
-                    let s = m.get(&ids[i % ids.len()]).await?;
-                    anyhow::ensure!(s.is_some(), "missing session");
-                    Ok(())
-                }
-            })
-        },
+        || reads(&m, &ids),
         || {
             let (client, keys, getex) = (client.clone(), Arc::clone(&raw_keys), getex.clone());
             measure(CONCURRENCY, OPS, move |i| {
@@ -268,28 +274,8 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
     }
     let tower_ids = Arc::new(tower_ids);
     let rounds = interleaved_rounds(vec![
-        side(move || {
-            let (m, ids) = (m.clone(), Arc::clone(&ids));
-            measure(CONCURRENCY, OPS, move |i| {
-                let (m, ids) = (m.clone(), Arc::clone(&ids));
-                async move {
-                    let s = m.get(&ids[i % ids.len()]).await?;
-                    anyhow::ensure!(s.is_some(), "missing session");
-                    Ok(())
-                }
-            })
-        }),
-        side(move || {
-            let (m, ids) = (eager.clone(), Arc::clone(&eager_ids));
-            measure(CONCURRENCY, OPS, move |i| {
-                let (m, ids) = (m.clone(), Arc::clone(&ids));
-                async move {
-                    let s = m.get(&ids[i % ids.len()]).await?;
-                    anyhow::ensure!(s.is_some(), "missing session");
-                    Ok(())
-                }
-            })
-        }),
+        side(move || reads(&m, &ids)),
+        side(move || reads(&eager, &eager_ids)),
         side(move || {
             let (store, ids) = (store.clone(), Arc::clone(&tower_ids));
             measure(CONCURRENCY, OPS, move |i| {

@@ -49,9 +49,6 @@ struct Inner {
     masters: Vec<Redis>,
     config: RedlockConfig,
     quorum: usize,
-    /// [`LockConfig::fencing`](crate::LockConfig::fencing) of the
-    /// config's lock settings.
-    fenced: bool,
     fence_ttl_ms: u64,
     /// Highest fencing token seen: passed as a floor so lagging masters
     /// catch up and this process never sees its fences go backwards.
@@ -123,13 +120,11 @@ impl Redlock {
             scripts::register(m);
         }
         let fence_ttl_ms = u64::try_from(config.lock.fence_ttl.as_millis()).unwrap_or(u64::MAX);
-        let fenced = config.lock.fencing;
         Ok(Redlock {
             inner: Arc::new(Inner {
                 quorum: n / 2 + 1,
                 masters,
                 config,
-                fenced,
                 fence_ttl_ms,
                 floor: AtomicU64::new(0),
                 stats: StatsCell::default(),
@@ -373,7 +368,7 @@ impl Redlock {
         let quorum = self.inner.quorum;
         let floor = self.inner.floor.load(Ordering::Acquire);
         let fence_ttl_ms = self.inner.fence_ttl_ms;
-        let fenced = self.inner.fenced;
+        let fenced = self.inner.config.lock.fencing;
         let started = Instant::now();
         let tally = {
             let keys = Arc::clone(keys);
@@ -431,7 +426,7 @@ impl Redlock {
         valid: bool,
     ) -> Tally {
         let fence_ttl_ms = self.inner.fence_ttl_ms;
-        let fenced = self.inner.fenced;
+        let fenced = self.inner.config.lock.fencing;
         let keys = Arc::clone(keys);
         let token = token.as_str().to_owned();
         self.fan_out(

@@ -131,32 +131,18 @@ pub const ROUNDS: usize = 5;
 ///
 /// # Errors
 /// Fails with the first failing run's error.
-pub async fn interleaved_medians<FA, FutA, FB, FutB>(
-    mut a: FA,
-    mut b: FB,
+pub async fn interleaved_medians<'a, FA, FutA, FB, FutB>(
+    a: FA,
+    b: FB,
 ) -> anyhow::Result<(Sample, Sample)>
 where
-    FA: FnMut() -> FutA,
-    FutA: Future<Output = anyhow::Result<Sample>>,
-    FB: FnMut() -> FutB,
-    FutB: Future<Output = anyhow::Result<Sample>>,
+    FA: FnMut() -> FutA + 'a,
+    FutA: Future<Output = anyhow::Result<Sample>> + Send + 'static,
+    FB: FnMut() -> FutB + 'a,
+    FutB: Future<Output = anyhow::Result<Sample>> + Send + 'static,
 {
-    a().await?;
-    b().await?;
-    let mut rounds = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS {
-        let pair = if round % 2 == 0 {
-            let x = a().await?;
-            (x, b().await?)
-        } else {
-            let y = b().await?;
-            (a().await?, y)
-        };
-        rounds.push(pair);
-    }
-    let ratio = |(x, y): &(Sample, Sample)| x.ops_per_sec / y.ops_per_sec.max(f64::MIN_POSITIVE);
-    rounds.sort_by(|p, q| ratio(p).total_cmp(&ratio(q)));
-    Ok(rounds[ROUNDS / 2])
+    let rounds = interleaved_rounds(vec![side(a), side(b)]).await?;
+    median_pair(&rounds, 0, 1)
 }
 
 /// A side of [`interleaved_rounds`]: starts one measured run.
