@@ -17,7 +17,11 @@
 //! 2. **Contended**, 50 tasks on ONE resource: each operation is a waiting
 //!    acquire, nothing, a release. Every task's acquire must return (no
 //!    timeout) and no two holders may overlap; against `rslock::acquire`
-//!    (its retry loop) with a retry delay of [`RSLOCK_RETRY_DELAY`].
+//!    (its retry loop) with a retry delay of [`RSLOCK_RETRY_DELAY`]. A second
+//!    row sets the same hand-offs against their floor: a script shaped like
+//!    the hand-off's release ([`HANDOFF_FLOOR`]) sent one at a time by one
+//!    task, since every hand-off waits for one such reply before the next
+//!    holder may enter (a ratio of 1.0 is one round trip per hand-off).
 //! 3. **Redlock N=3** acquire latency at c=1 (current-thread runtime) against
 //!    a single-instance acquire on the first of the same masters, fenced
 //!    (the default) and unfenced (each master gets a bare `SET NX PX`, the
@@ -45,8 +49,8 @@ use std::time::Duration;
 use aeturnis_lock::{LockConfig, LockGuard, LockManager, LockToken, Redlock, RedlockConfig};
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_testkit::bench::{
-    append_records, interleaved_medians, interleaved_rounds, measure, median_pair, BenchRecord,
-    BenchSide, Sample,
+    append_records, interleaved_medians, interleaved_rounds, measure, median_pair, side,
+    BenchRecord, BenchSide, Sample,
 };
 use aeturnis_tests::{
     bench_redis_url, bench_redlock_urls, current_thread_runtime, multi_thread_runtime,
@@ -77,6 +81,17 @@ end
 return 0
 ";
 
+/// What a local hand-off's release script does (read the lock, bump the
+/// fencing counter, set the lock to the next holder), sent one at a time:
+/// the contended case's floor, since every hand-off waits for that reply.
+const HANDOFF_FLOOR: &str = r"
+local v = redis.call('GET', KEYS[1])
+local f = redis.call('HINCRBY', KEYS[1] .. ':state', 'n', 1)
+redis.call('PEXPIRE', KEYS[1] .. ':state', 86400000)
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. f, 'PX', 10000)
+return v
+";
+
 /// Distinguishes the resources of successive runs.
 static RUN: AtomicUsize = AtomicUsize::new(0);
 
@@ -90,7 +105,7 @@ fn main() -> anyhow::Result<()> {
     let mut records = Vec::new();
     let runtime = multi_thread_runtime()?;
     records.extend(runtime.block_on(uncontended(&url))?);
-    records.push(runtime.block_on(contended(&url))?);
+    records.extend(runtime.block_on(contended(&url))?);
     drop(runtime);
     records.extend(current_thread_runtime()?.block_on(redlock_latency(&masters))?);
     for r in &records {
@@ -293,7 +308,7 @@ impl Exclusion {
 }
 
 /// Case 2: 50 tasks on one resource, waiting acquire + release.
-async fn contended(url: &str) -> anyhow::Result<BenchRecord> {
+async fn contended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     let redis = connect(url).await?;
     let locks = LockManager::new(
         redis.clone(),
@@ -302,8 +317,10 @@ async fn contended(url: &str) -> anyhow::Result<BenchRecord> {
     let mut rs = rslock::LockManager::new(vec![url.to_owned()]);
     rs.set_retry(3, RSLOCK_RETRY_DELAY);
 
-    let (ours, theirs) = interleaved_medians(
-        || {
+    let handoff_sha: String = redis.client().script_load(HANDOFF_FLOOR).await?;
+    let client = redis.client().clone();
+    let rounds = interleaved_rounds(vec![
+        side(|| {
             let locks = locks.clone();
             let resource = format!("contended:{}", next_run());
             async move {
@@ -325,8 +342,8 @@ async fn contended(url: &str) -> anyhow::Result<BenchRecord> {
                 report_service("aeturnis-lock", &check);
                 Ok(sample)
             }
-        },
-        || {
+        }),
+        side(|| {
             let rs = rs.clone();
             let resource = format!("rslock:contended:{}", next_run());
             async move {
@@ -351,24 +368,68 @@ async fn contended(url: &str) -> anyhow::Result<BenchRecord> {
                 report_service("rslock", &check);
                 Ok(sample)
             }
-        },
-    )
+        }),
+        // the floor: one script round trip at a time, what each hand-off
+        // must wait for (the release script's reply) before the next
+        // holder may enter
+        side(|| {
+            let client = client.clone();
+            let sha = handoff_sha.clone();
+            let key = format!("floor:{}", next_run());
+            measure(1, CONTENDED_OPS, move |i| {
+                let client = client.clone();
+                let sha = sha.clone();
+                let key = key.clone();
+                async move {
+                    let slot = aeturnis_redis_core::hash_slot(&key);
+                    let _: Value = client
+                        .custom(
+                            CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false),
+                            vec![
+                                Value::from(sha.as_str()),
+                                Value::from(1),
+                                Value::from(key.as_str()),
+                                Value::from(format!("{}:{i}", LockToken::random().as_str())),
+                            ],
+                        )
+                        .await?;
+                    Ok(())
+                }
+            })
+        }),
+    ])
     .await?;
+    let (ours, theirs) = median_pair(&rounds, 0, 1)?;
+    let (at_floor, floor) = median_pair(&rounds, 0, 2)?;
 
     redis.shutdown().await?;
-    Ok(BenchRecord::new(
-        LAYER,
-        "acquire (waiting)+release, ONE resource",
-        TASKS,
-        "multi_thread(2)",
-        ours,
-        &format!(
-            "rslock 0.10 acquire, retry delay {} ms",
-            RSLOCK_RETRY_DELAY.as_millis()
-        ),
-        theirs.ops_per_sec,
-    )
-    .with_baseline_latency(theirs))
+    Ok(vec![
+        BenchRecord::new(
+            LAYER,
+            "acquire (waiting)+release, ONE resource",
+            TASKS,
+            "multi_thread(2)",
+            ours,
+            &format!(
+                "rslock 0.10 acquire, retry delay {} ms",
+                RSLOCK_RETRY_DELAY.as_millis()
+            ),
+            theirs.ops_per_sec,
+        )
+        .with_baseline_latency(theirs),
+        // hand-offs per second against script round trips per second: 1.0
+        // means each hand-off costs exactly one round trip
+        BenchRecord::new(
+            LAYER,
+            "acquire (waiting)+release, ONE resource: hand-offs",
+            TASKS,
+            "multi_thread(2)",
+            at_floor,
+            "one hand-off-shaped script at a time, c=1 (the floor)",
+            floor.ops_per_sec,
+        )
+        .with_baseline_latency(floor),
+    ])
 }
 
 fn report_service(name: &str, check: &Exclusion) {
