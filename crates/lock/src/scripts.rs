@@ -36,6 +36,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use aeturnis_redis_core::fred::bytes_utils::Str;
 use aeturnis_redis_core::fred::interfaces::KeysInterface;
 use aeturnis_redis_core::fred::types::{Expiration, SetOptions, Value};
 use aeturnis_redis_core::{KeySpace, LuaScript, Redis, RedisKey};
@@ -399,11 +400,9 @@ pub(crate) async fn acquire(
     floor: u64,
 ) -> Result<Attempt> {
     let reply: Vec<i64> = redis
-        .script(
-            &ACQUIRE,
-            keys.lock.clone(),
-            vec![Value::from(token), ms(ttl_ms), ms(fence_ttl_ms), ms(floor)],
-        )
+        .script_on(&ACQUIRE, &keys.lock, |args| {
+            args.extend([Value::from(token), ms(ttl_ms), ms(fence_ttl_ms), ms(floor)]);
+        })
         .await?;
     let [ok, n] = reply[..] else {
         return Err(Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(
@@ -468,17 +467,15 @@ pub(crate) async fn wait(
     lease_ms: u64,
 ) -> Result<WaitAttempt> {
     let reply: Vec<Value> = redis
-        .script(
-            &WAIT,
-            keys.lock.clone(),
-            vec![
+        .script_on(&WAIT, &keys.lock, |args| {
+            args.extend([
                 Value::from(token),
                 ms(ttl_ms),
-                Value::from(if fenced { "1" } else { "0" }),
+                Value::String(Str::from_static(if fenced { "1" } else { "0" })),
                 ms(fence_ttl_ms),
                 ms(lease_ms),
-            ],
-        )
+            ]);
+        })
         .await?;
     match &reply[..] {
         [ok, value] if ok.as_i64() == Some(1) => value
@@ -533,11 +530,13 @@ pub(crate) async fn release(
         ReleaseMode::Force => 'f',
         ReleaseMode::Leave => 'l',
     };
-    let args = vec![
-        Value::from(token),
-        Value::from(format!("{mode}{} {fence_ttl_ms} {fence}", u8::from(fenced))),
-    ];
-    release_call(redis, keys, args).await
+    release_call(redis, keys, |args| {
+        args.extend([
+            Value::from(token),
+            Value::from(format!("{mode}{} {fence_ttl_ms} {fence}", u8::from(fenced))),
+        ]);
+    })
+    .await
 }
 
 /// A holder's release that hands the lock to `next`, a waiter of this
@@ -556,17 +555,23 @@ pub(crate) async fn release_to_local(
     next: &str,
     next_ttl_ms: u64,
 ) -> Result<ReleaseOutcome> {
-    let args = vec![
-        Value::from(token),
-        Value::from(format!("h{} {fence_ttl_ms} {fence}", u8::from(fenced))),
-        Value::from(next),
-        ms(next_ttl_ms),
-    ];
-    release_call(redis, keys, args).await
+    release_call(redis, keys, |args| {
+        args.extend([
+            Value::from(token),
+            Value::from(format!("h{} {fence_ttl_ms} {fence}", u8::from(fenced))),
+            Value::from(next),
+            ms(next_ttl_ms),
+        ]);
+    })
+    .await
 }
 
-async fn release_call(redis: &Redis, keys: &LockKeys, args: Vec<Value>) -> Result<ReleaseOutcome> {
-    let reply: Value = redis.script(&RELEASE, keys.lock.clone(), args).await?;
+async fn release_call(
+    redis: &Redis,
+    keys: &LockKeys,
+    args: impl Fn(&mut Vec<Value>) + Send + Sync,
+) -> Result<ReleaseOutcome> {
+    let reply: Value = redis.script_on(&RELEASE, &keys.lock, args).await?;
     match reply {
         Value::Integer(1) => Ok(ReleaseOutcome::Released(None)),
         Value::Integer(0) => Ok(ReleaseOutcome::NotOurs),
@@ -583,11 +588,9 @@ pub(crate) async fn extend(
     ttl_ms: u64,
 ) -> Result<bool> {
     let n: i64 = redis
-        .script(
-            &EXTEND,
-            keys.lock.clone(),
-            vec![Value::from(token), ms(ttl_ms)],
-        )
+        .script_on(&EXTEND, &keys.lock, |args| {
+            args.extend([Value::from(token), ms(ttl_ms)]);
+        })
         .await?;
     Ok(n == 1)
 }

@@ -4,6 +4,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aeturnis_redis_core::fred::bytes_utils::Str;
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::Value;
 use aeturnis_redis_core::{LuaScript, Redis, RedisKey};
@@ -373,29 +374,36 @@ impl RateLimiter {
         id: Option<RequestId>,
     ) -> Result<Decision> {
         let inner = &*self.inner;
-        let mut args: Vec<Value> = Vec::with_capacity(6);
-        args.extend([
-            Value::from(mode),
-            inner.limit_arg.into(),
-            inner.window_arg.into(),
-            i64::from(cost).into(),
-            inner.block_arg.into(),
-        ]);
-        if inner.sends_id {
-            let mut buf = [0_u8; uuid::fmt::Simple::LENGTH];
-            let id = id.unwrap_or_default().as_uuid();
-            args.push(Value::from(&*id.simple().encode_lower(&mut buf)));
-        }
+        let mut buf = [0_u8; uuid::fmt::Simple::LENGTH];
+        let id: Option<&str> = inner.sends_id.then(|| {
+            &*id.unwrap_or_default()
+                .as_uuid()
+                .simple()
+                .encode_lower(&mut buf)
+        });
+        // pushed straight onto the command (built again only on NOSCRIPT)
+        let args = |args: &mut Vec<Value>| {
+            args.extend([
+                Value::String(Str::from_static(mode)),
+                Value::Integer(inner.limit_arg),
+                Value::Integer(inner.window_arg),
+                Value::Integer(i64::from(cost)),
+                Value::Integer(inner.block_arg),
+            ]);
+            if let Some(id) = id {
+                args.push(Value::from(id));
+            }
+        };
         // Peeks write nothing; sliding-log checks and refunds are idempotent.
         let replayable = mode == "p" || inner.config.algorithm.is_replay_safe();
         // NOSCRIPT (after a restart or SCRIPT FLUSH) is handled by the core,
         // which loads the script and re-sends; NOSCRIPT means it did not run.
         let reply: Vec<i64> = if replayable {
-            inner.redis.script(inner.script, rkey, args).await?
+            inner.redis.script_on(inner.script, rkey, args).await?
         } else {
             inner
                 .redis
-                .script_no_replay(inner.script, rkey, args)
+                .script_on_no_replay(inner.script, rkey, args)
                 .await?
         };
         let [allowed, remaining, reset_us, retry_us, replayed] = reply[..] else {

@@ -9,14 +9,14 @@ use fred::clients::{Client, Pool, SubscriberClient, WithOptions};
 use fred::interfaces::{ClientLike, EventInterface};
 use fred::prelude::Builder;
 use fred::types::config::Options;
-use fred::types::{ClusterHash, CustomCommand, FromValue, MultipleKeys, MultipleValues};
+use fred::types::{ClusterHash, CustomCommand, FromValue, MultipleKeys, MultipleValues, Value};
 use tokio::task::JoinHandle;
 
 use crate::codec::Codec;
 use crate::config::{RedisConfig, Topology};
 use crate::error::{Error, Result};
 use crate::health::{ConnectionState, Health, HealthStatus};
-use crate::keys::KeySpace;
+use crate::keys::{KeySpace, RedisKey};
 use crate::script::LuaScript;
 
 enum Backend {
@@ -237,6 +237,51 @@ impl Redis {
         self.check_open()?;
         script
             .exec_with(&self.no_replay(), self.client(), keys, args)
+            .await
+    }
+
+    /// Runs a script on one key, with the arguments `args` pushes onto the
+    /// command (see [`LuaScript::exec_on`]): the hot-path form of
+    /// [`script`](Self::script), which builds the command once and runs
+    /// `args` again only on `NOSCRIPT`. fred may replay it after a dropped
+    /// connection, so the script must be safe to run twice.
+    ///
+    /// ```no_run
+    /// # async fn demo(redis: aeturnis_redis_core::Redis) -> aeturnis_redis_core::Result<()> {
+    /// use aeturnis_redis_core::fred::types::Value;
+    /// use aeturnis_redis_core::LuaScript;
+    /// let incr = LuaScript::new("incr_by", "return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    /// let key = redis.keys().key("hits").id("home").build()?;
+    /// let n: i64 = redis
+    ///     .script_on(&incr, &key, |args| args.push(Value::Integer(5)))
+    ///     .await?;
+    /// # let _ = n; Ok(()) }
+    /// ```
+    pub async fn script_on<R, F>(&self, script: &LuaScript, key: &RedisKey, args: F) -> Result<R>
+    where
+        R: FromValue,
+        F: Fn(&mut Vec<Value>) + Send + Sync,
+    {
+        self.check_open()?;
+        let client = self.client();
+        script.exec_on(client, client, key.as_str(), args).await
+    }
+
+    /// [`script_on`](Self::script_on) with replay disabled, as
+    /// [`script_no_replay`](Self::script_no_replay).
+    pub async fn script_on_no_replay<R, F>(
+        &self,
+        script: &LuaScript,
+        key: &RedisKey,
+        args: F,
+    ) -> Result<R>
+    where
+        R: FromValue,
+        F: Fn(&mut Vec<Value>) + Send + Sync,
+    {
+        self.check_open()?;
+        script
+            .exec_on(&self.no_replay(), self.client(), key.as_str(), args)
             .await
     }
 

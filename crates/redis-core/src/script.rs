@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 /// How many times one call loads its script after `NOSCRIPT` before giving up.
 const MAX_LOADS: u32 = 3;
 
+/// Room for `EVALSHA sha 1 key` and a few arguments in one allocation.
+const ARGS_HINT: usize = 10;
+
 /// A named Lua script. Build one per script, once (a `static` via
 /// `LazyLock`, or a field), and run it with [`exec`](Self::exec) or
 /// [`Redis::script`](crate::Redis::script).
@@ -139,7 +142,7 @@ impl LuaScript {
             other => other.into_array(),
         };
         let mut frame: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
-        frame.push(self.sha1().into());
+        frame.push(self.sha1_value());
         frame.push(Value::Integer(keys.len() as i64));
         frame.extend(keys.into_iter().map(Value::from));
         frame.extend(args);
@@ -164,5 +167,47 @@ impl LuaScript {
                 other => return Ok(other?),
             }
         }
+    }
+
+    /// Like [`exec_with`](Self::exec_with) for a script on one key, with
+    /// the arguments pushed by `args` onto the command itself: the command
+    /// is built once and sent as it is, and `args` runs again only when
+    /// the script has to be loaded first (`NOSCRIPT`). For hot paths: it
+    /// saves building the arguments apart and the copy of the command that
+    /// [`exec_with`](Self::exec_with) keeps for a `NOSCRIPT` retry.
+    pub async fn exec_on<R, S, L, F>(&self, sender: &S, loader: &L, key: &str, args: F) -> Result<R>
+    where
+        R: FromValue,
+        S: ClientLike + Send + Sync,
+        L: LuaInterface + Send + Sync,
+        F: Fn(&mut Vec<Value>) + Send + Sync,
+    {
+        let slot = redis_keyslot(key.as_bytes());
+        let mut loads = 0;
+        loop {
+            let mut frame: Vec<Value> = Vec::with_capacity(ARGS_HINT);
+            frame.push(self.sha1_value());
+            frame.push(Value::Integer(1));
+            frame.push(Value::from(key));
+            args(&mut frame);
+            let command = CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false);
+            match sender.custom::<R, Value>(command, frame).await {
+                Err(e) if e.details().starts_with("NOSCRIPT") && loads < MAX_LOADS => {
+                    loads += 1;
+                    tracing::debug!(
+                        script = self.name,
+                        loads,
+                        "NOSCRIPT: loading script and retrying"
+                    );
+                    self.load(loader).await?;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    /// The digest as a command argument (shares the bytes, copies nothing).
+    fn sha1_value(&self) -> Value {
+        Value::String(self.script.sha1().clone())
     }
 }

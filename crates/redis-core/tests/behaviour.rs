@@ -2,9 +2,11 @@
 //! scripts with NOSCRIPT recovery, codec interop, key escaping in SCAN.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::fred::types::Value;
 use aeturnis_redis_core::{ConnectionState, Error, HealthStatus, LuaScript, Redis, RedisConfig};
 use aeturnis_testkit::{TestCtx, Topology};
 
@@ -53,7 +55,33 @@ async fn should_reload_scripts_after_script_flush(ctx: TestCtx) -> anyhow::Resul
     assert_eq!(v, "two");
     let v: String = redis.script_no_replay(&script, &key, "three").await?;
     assert_eq!(v, "three");
+    // the one-key form builds its arguments once, and again only after
+    // NOSCRIPT (the first command never ran)
+    let built = AtomicUsize::new(0);
+    let args = |word: &'static str| {
+        let built = &built;
+        move |args: &mut Vec<Value>| {
+            built.fetch_add(1, Ordering::Relaxed);
+            args.push(Value::from(word));
+        }
+    };
+    let v: String = redis.script_on(&script, &key, args("four")).await?;
+    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("four", 1));
+    redis.client().script_flush_cluster(false).await?;
+    let v: String = redis.script_on(&script, &key, args("five")).await?;
+    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("five", 2));
+    redis.client().script_flush_cluster(false).await?;
+    let v: String = redis
+        .script_on_no_replay(&script, &key, args("six"))
+        .await?;
+    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("six", 2));
     redis.shutdown().await?;
+    assert!(matches!(
+        redis
+            .script_on::<String, _>(&script, &key, args("seven"))
+            .await,
+        Err(Error::Shutdown)
+    ));
     Ok(())
 }
 
@@ -65,6 +93,11 @@ async fn should_run_scripts_on_keys_in_many_slots(ctx: TestCtx) -> anyhow::Resul
         let key = redis.keys().key("slots").id(i.to_string()).build()?;
         let v: String = redis.script(&set_and_get(), &key, i).await?;
         assert_eq!(v, i.to_string());
+        // the one-key form routes by the key's slot too
+        let v: String = redis
+            .script_on(&set_and_get(), &key, |args| args.push(Value::Integer(-i)))
+            .await?;
+        assert_eq!(v, (-i).to_string());
     }
     // two keys in different slots are refused before any round trip
     let a = redis.keys().key("x").id("a").build()?;
