@@ -48,10 +48,12 @@
 //! A case and its baseline run interleaved, after one unrecorded warm-up
 //! run each: five rounds of one run per side, alternating the order, and
 //! the row reports the round whose ratio is the median
-//! ([`interleaved_medians`]); GCRA against the sliding log is measured as
-//! its own interleaved pair, and so are the same two scripts sent by raw
-//! fred (what the scripts themselves allow here). So the machine's drift
-//! weighs on both sides of every ratio. The second baseline (fred's
+//! ([`interleaved_medians`]). GCRA against the sliding log at 1,000/s
+//! each runs four sides in the same rounds (the limiter's GCRA and sliding
+//! log, and the same two scripts sent by raw fred: what the scripts
+//! themselves allow here), so both ratios come from the same minutes, and
+//! every round's pair of ratios is printed. So the machine's drift weighs
+//! on both sides of every ratio. The second baseline (fred's
 //! unpipelined `evalsha`) is the median of 3 runs after the pair. Run it
 //! with `cargo xtask bench ratelimit`.
 
@@ -64,11 +66,13 @@ use std::time::Duration;
 use aeturnis_ratelimit::{
     Algorithm, FailurePolicy, LimitKey, Quota, RateLimitConfig, RateLimiter, RequestId,
 };
+use aeturnis_redis_core::fred::bytes_utils::Str;
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand, Value};
 use aeturnis_redis_core::{Redis, RedisConfig, RedisKey};
 use aeturnis_testkit::bench::{
-    append_records, interleaved_medians, measure, median_of_3, BenchRecord, Sample,
+    append_records, interleaved_medians, interleaved_rounds, measure, median_of_3, median_pair,
+    side, BenchRecord, Sample,
 };
 use aeturnis_tests::{bench_redis_url, multi_thread_runtime};
 use anyhow::Context;
@@ -98,6 +102,9 @@ struct Fixture {
     window_arg: i64,
     /// The sliding log takes a request id; the counters take none.
     sends_id: bool,
+    /// The script's digest as shared bytes (each call clones a reference,
+    /// as the core does).
+    sha: Str,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -181,9 +188,9 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     // per second per subject, over the 1,000 keys (~50 checks per key and
     // second here: nothing is denied). GCRA's emission interval is then
     // 1 ms, so it runs its expiry-based millisecond script (the rows above,
-    // at 10⁹ per second, run the µs script). Measured as its own
-    // interleaved pair, then the same two scripts sent by raw fred: what
-    // the scripts themselves allow on this machine.
+    // at 10⁹ per second, run the µs script). Beside them, the same two
+    // scripts sent by raw fred: what the scripts themselves allow on this
+    // machine.
     let gcra_fx = Arc::new(fixture_with(
         &redis,
         &raw,
@@ -200,34 +207,41 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
         REALISTIC_LIMIT,
         |i| LimitKey::new(&i.to_string()),
     )?);
-    let (ours, raw_sample) = interleaved_medians(
-        || run(Arc::clone(&gcra_fx), Side::Limiter, false),
-        || run(Arc::clone(&gcra_fx), Side::RawCustom, false),
-    )
+    // all four sides in the same rounds, so the limiter's ratio and the
+    // raw scripts' ratio come from the same minutes of this machine
+    let rounds = interleaved_rounds(vec![
+        side(|| run(Arc::clone(&gcra_fx), Side::Limiter, false)),
+        side(|| run(Arc::clone(&log_fx), Side::Limiter, false)),
+        side(|| run(Arc::clone(&gcra_fx), Side::RawCustom, false)),
+        side(|| run(Arc::clone(&log_fx), Side::RawCustom, false)),
+    ])
     .await?;
+    const GCRA: usize = 0;
+    const LOG: usize = 1;
+    const RAW_GCRA: usize = 2;
+    const RAW_LOG: usize = 3;
+    let (ours, raw_sample) = median_pair(&rounds, GCRA, RAW_GCRA)?;
     records.push(against_raw(
         "gcra (1 ms emission: 1000/s) check, 1000 keys",
         ours,
         raw_sample,
         key_bytes(&gcra_fx).await?,
     ));
-    for (side, case, baseline) in [
+    for (gcra_side, log_side, case, baseline) in [
         (
-            Side::Limiter,
+            GCRA,
+            LOG,
             "gcra vs sliding log, 1000/s each, 1000 keys",
             "sliding log check",
         ),
         (
-            Side::RawCustom,
+            RAW_GCRA,
+            RAW_LOG,
             "raw fred: gcra script vs sliding log script, 1000/s each, 1000 keys",
             "raw fred: sliding log script",
         ),
     ] {
-        let (gcra, log) = interleaved_medians(
-            || run(Arc::clone(&gcra_fx), side, false),
-            || run(Arc::clone(&log_fx), side, false),
-        )
-        .await?;
+        let (gcra, log) = median_pair(&rounds, gcra_side, log_side)?;
         let record = BenchRecord::new(
             LAYER,
             case,
@@ -240,6 +254,15 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
         .with_baseline_latency(log);
         print(&record, log);
         records.push(record);
+    }
+    // every round's two ratios, to show the spread behind the medians
+    for (i, round) in rounds.iter().enumerate() {
+        println!(
+            "{LAYER} gcra/sliding log, round {}: limiter {:.2}, raw scripts {:.2}",
+            i + 1,
+            round[GCRA].ops_per_sec / round[LOG].ops_per_sec,
+            round[RAW_GCRA].ops_per_sec / round[RAW_LOG].ops_per_sec,
+        );
     }
     redis.shutdown().await?;
     raw.quit().await?;
@@ -365,6 +388,7 @@ fn fixture_with(
         .collect::<Result<_, _>>()?;
     // exactly the arguments the limiter sends
     let (limit_arg, window_arg, _block) = limiter.script_args();
+    let sha = Str::from(limiter.script().sha1());
     Ok(Fixture {
         limiter,
         raw: raw.clone(),
@@ -373,6 +397,7 @@ fn fixture_with(
         limit_arg,
         window_arg,
         sends_id: algorithm == Algorithm::SlidingLog,
+        sha,
     })
 }
 
@@ -402,7 +427,7 @@ async fn run(fx: Arc<Fixture>, side: Side, hot: bool) -> anyhow::Result<Sample> 
                     }
                     let reply: Vec<i64> = if side == Side::RawCustom {
                         let mut frame: Vec<Value> = Vec::with_capacity(9);
-                        frame.push(fx.limiter.script().sha1().into());
+                        frame.push(Value::String(fx.sha.clone()));
                         frame.push(1_i64.into());
                         frame.push(key.into());
                         frame.extend(args);
@@ -418,9 +443,7 @@ async fn run(fx: Arc<Fixture>, side: Side, hot: bool) -> anyhow::Result<Sample> 
                             )
                             .await?
                     } else {
-                        fx.raw
-                            .evalsha(fx.limiter.script().sha1(), key, args)
-                            .await?
+                        fx.raw.evalsha(fx.sha.clone(), key, args).await?
                     };
                     anyhow::ensure!(reply.first() == Some(&1), "denied");
                 }
