@@ -260,18 +260,7 @@ async fn raw_acquire_release(
         .await?;
     ensure!(set.is_some(), "raw SET NX found {key} held");
     let deleted: i64 = if pipelined {
-        let slot = aeturnis_redis_core::hash_slot(&key);
-        client
-            .custom(
-                CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false),
-                vec![
-                    Value::String(sha.clone()),
-                    Value::from(1),
-                    Value::from(key.as_str()),
-                    Value::from(token.as_str()),
-                ],
-            )
-            .await?
+        raw_evalsha(client, sha, &key, token.as_str()).await?
     } else {
         client
             .evalsha(sha.clone(), key.as_str(), token.as_str())
@@ -279,6 +268,28 @@ async fn raw_acquire_release(
     };
     ensure!(deleted == 1, "raw release did not delete {key}");
     Ok(())
+}
+
+/// `EVALSHA sha 1 key arg` as a custom command (auto-pipelined like every
+/// other fred command; what the core sends).
+async fn raw_evalsha<R: FromValue>(
+    client: &Client,
+    sha: &Str,
+    key: &str,
+    arg: &str,
+) -> anyhow::Result<R> {
+    let slot = aeturnis_redis_core::hash_slot(key);
+    Ok(client
+        .custom(
+            CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false),
+            vec![
+                Value::String(sha.clone()),
+                Value::from(1),
+                Value::from(key),
+                Value::from(arg),
+            ],
+        )
+        .await?)
 }
 
 /// Mutual exclusion and service checks for the contended case.
@@ -391,18 +402,8 @@ async fn contended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
                 let sha = sha.clone();
                 let key = key.clone();
                 async move {
-                    let slot = aeturnis_redis_core::hash_slot(&key);
-                    let _: Value = client
-                        .custom(
-                            CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false),
-                            vec![
-                                Value::String(sha.clone()),
-                                Value::from(1),
-                                Value::from(key.as_str()),
-                                Value::from(format!("{}:{i}", LockToken::random().as_str())),
-                            ],
-                        )
-                        .await?;
+                    let token = format!("{}:{i}", LockToken::random().as_str());
+                    let _: Value = raw_evalsha(&client, &sha, &key, &token).await?;
                     Ok(())
                 }
             })

@@ -146,27 +146,7 @@ impl LuaScript {
         frame.push(Value::Integer(keys.len() as i64));
         frame.extend(keys.into_iter().map(Value::from));
         frame.extend(args);
-        let command = CustomCommand::new_static("EVALSHA", slot, false);
-        let mut loads = 0;
-        loop {
-            match sender
-                .custom::<R, Value>(command.clone(), frame.clone())
-                .await
-            {
-                // NOSCRIPT means the script did not run, so sending it again is
-                // safe; a bounded number of loads covers a flush racing the load
-                Err(e) if e.details().starts_with("NOSCRIPT") && loads < MAX_LOADS => {
-                    loads += 1;
-                    tracing::debug!(
-                        script = self.name,
-                        loads,
-                        "NOSCRIPT: loading script and retrying"
-                    );
-                    self.load(loader).await?;
-                }
-                other => return Ok(other?),
-            }
-        }
+        self.send(sender, loader, slot, || frame.clone()).await
     }
 
     /// Like [`exec_with`](Self::exec_with) for a script on one key, with
@@ -182,16 +162,39 @@ impl LuaScript {
         L: LuaInterface + Send + Sync,
         F: Fn(&mut Vec<Value>) + Send + Sync,
     {
-        let slot = redis_keyslot(key.as_bytes());
-        let mut loads = 0;
-        loop {
+        let slot = ClusterHash::Custom(redis_keyslot(key.as_bytes()));
+        self.send(sender, loader, slot, || {
             let mut frame: Vec<Value> = Vec::with_capacity(ARGS_HINT);
             frame.push(self.sha1_value());
             frame.push(Value::Integer(1));
             frame.push(Value::from(key));
             args(&mut frame);
-            let command = CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false);
-            match sender.custom::<R, Value>(command, frame).await {
+            frame
+        })
+        .await
+    }
+
+    /// Sends `EVALSHA` with the command `frame` builds, to `slot`; on
+    /// `NOSCRIPT` loads the script through `loader` and sends a newly
+    /// built command.
+    async fn send<R, S, L>(
+        &self,
+        sender: &S,
+        loader: &L,
+        slot: ClusterHash,
+        frame: impl Fn() -> Vec<Value> + Send,
+    ) -> Result<R>
+    where
+        R: FromValue,
+        S: ClientLike + Send + Sync,
+        L: LuaInterface + Send + Sync,
+    {
+        let mut loads = 0;
+        loop {
+            let command = CustomCommand::new_static("EVALSHA", slot.clone(), false);
+            match sender.custom::<R, Value>(command, frame()).await {
+                // NOSCRIPT means the script did not run, so sending it again is
+                // safe; a bounded number of loads covers a flush racing the load
                 Err(e) if e.details().starts_with("NOSCRIPT") && loads < MAX_LOADS => {
                     loads += 1;
                     tracing::debug!(
