@@ -8,7 +8,7 @@ use std::time::Duration;
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::Value;
 use aeturnis_redis_core::{ConnectionState, Error, HealthStatus, LuaScript, Redis, RedisConfig};
-use aeturnis_testkit::{TestCtx, Topology};
+use aeturnis_testkit::{RedisServer, TestCtx, Topology};
 
 async fn connect(ctx: &TestCtx) -> anyhow::Result<Redis> {
     let config = RedisConfig::from_url(&ctx.url)?.with_key_prefix(&ctx.prefix);
@@ -44,7 +44,12 @@ async fn should_connect_and_report_health(ctx: TestCtx) -> anyhow::Result<()> {
 
 async fn should_reload_scripts_after_script_flush(ctx: TestCtx) -> anyhow::Result<()> {
     let redis = connect(&ctx).await?;
-    let script = set_and_get();
+    // a script no other test loads (scripts are server-wide), so "not
+    // loaded after the flush" cannot be undone by a test running beside
+    let script = LuaScript::new(
+        "set_and_get_after_flush",
+        "redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000) return redis.call('GET', KEYS[1]) -- flush",
+    );
     let key = redis.keys().key("script").id("k").build()?;
     let v: String = redis.script(&script, &key, "one").await?;
     assert_eq!(v, "one");
@@ -55,8 +60,37 @@ async fn should_reload_scripts_after_script_flush(ctx: TestCtx) -> anyhow::Resul
     assert_eq!(v, "two");
     let v: String = redis.script_no_replay(&script, &key, "three").await?;
     assert_eq!(v, "three");
-    // the one-key form builds its arguments once, and again only after
-    // NOSCRIPT (the first command never ran)
+    // the one-key forms load it too
+    redis.client().script_flush_cluster(false).await?;
+    let v: String = redis
+        .script_on(&script, &key, |args| args.push(Value::from("four")))
+        .await?;
+    assert_eq!(v, "four");
+    redis.client().script_flush_cluster(false).await?;
+    let v: String = redis
+        .script_on_no_replay(&script, &key, |args| args.push(Value::from("five")))
+        .await?;
+    assert_eq!(v, "five");
+    redis.shutdown().await?;
+    assert!(matches!(
+        redis
+            .script_on::<String, _>(&script, &key, |args| args.push(Value::from("six")))
+            .await,
+        Err(Error::Shutdown)
+    ));
+    Ok(())
+}
+
+/// `script_on` builds its command once, and once more only after
+/// `NOSCRIPT` (the first one never ran). On a server of its own: scripts
+/// and `SCRIPT FLUSH` are server-wide, and the shared topologies' other
+/// tests load and flush scripts concurrently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_build_script_arguments_again_only_after_noscript() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let redis = Redis::connect(RedisConfig::from_url(&server.url())?).await?;
+    let script = set_and_get();
+    let key = redis.keys().key("script").id("built").build()?;
     let built = AtomicUsize::new(0);
     let args = |word: &'static str| {
         let built = &built;
@@ -65,23 +99,21 @@ async fn should_reload_scripts_after_script_flush(ctx: TestCtx) -> anyhow::Resul
             args.push(Value::from(word));
         }
     };
-    let v: String = redis.script_on(&script, &key, args("four")).await?;
-    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("four", 1));
-    redis.client().script_flush_cluster(false).await?;
-    let v: String = redis.script_on(&script, &key, args("five")).await?;
-    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("five", 2));
-    redis.client().script_flush_cluster(false).await?;
+    // not loaded yet: NOSCRIPT, load, build again
+    let v: String = redis.script_on(&script, &key, args("one")).await?;
+    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("one", 2));
+    let v: String = redis.script_on(&script, &key, args("two")).await?;
+    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("two", 1));
     let v: String = redis
-        .script_on_no_replay(&script, &key, args("six"))
+        .script_on_no_replay(&script, &key, args("three"))
         .await?;
-    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("six", 2));
+    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("three", 1));
+    redis.client().script_flush(false).await?;
+    let v: String = redis
+        .script_on_no_replay(&script, &key, args("four"))
+        .await?;
+    assert_eq!((v.as_str(), built.swap(0, Ordering::Relaxed)), ("four", 2));
     redis.shutdown().await?;
-    assert!(matches!(
-        redis
-            .script_on::<String, _>(&script, &key, args("seven"))
-            .await,
-        Err(Error::Shutdown)
-    ));
     Ok(())
 }
 
