@@ -42,6 +42,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -136,7 +137,6 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     // core does, so the baseline pays no copy the core does not
     let sha = Str::from(client.script_load::<String, _>(RAW_RELEASE).await?);
     let rs = rslock::LockManager::new(vec![url.to_owned()]);
-    let ttl_ms = i64::try_from(TTL.as_millis())?;
 
     let ours = |locks: LockManager, tag: &'static str| -> BenchSide<'static> {
         Box::new(move || {
@@ -162,7 +162,7 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
             Box::pin(measure(TASKS, UNCONTENDED_OPS, move |i| {
                 let client = client.clone();
                 let sha = sha.clone();
-                async move { raw_acquire_release(&client, &sha, ttl_ms, run, i, pipelined).await }
+                async move { raw_acquire_release(&client, &sha, run, i, pipelined).await }
             }))
         })
     };
@@ -242,23 +242,13 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
 async fn raw_acquire_release(
     client: &Client,
     sha: &Str,
-    ttl_ms: i64,
     run: usize,
     i: usize,
     pipelined: bool,
 ) -> anyhow::Result<()> {
     let key = format!("raw{}:{run}:{i}", u8::from(pipelined));
     let token = LockToken::random();
-    let set: Option<String> = client
-        .set(
-            key.as_str(),
-            token.as_str(),
-            Some(Expiration::PX(ttl_ms)),
-            Some(SetOptions::NX),
-            false,
-        )
-        .await?;
-    ensure!(set.is_some(), "raw SET NX found {key} held");
+    raw_set_nx(client, &key, &token).await?;
     let deleted: i64 = if pipelined {
         raw_evalsha(client, sha, &key, token.as_str()).await?
     } else {
@@ -344,51 +334,33 @@ async fn contended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
         side(|| {
             let locks = locks.clone();
             let resource = format!("contended:{}", next_run());
-            async move {
-                let check = Arc::new(Exclusion::default());
-                let probe = Arc::clone(&check);
-                let sample = measure(TASKS, CONTENDED_OPS, move |_| {
-                    let locks = locks.clone();
-                    let resource = resource.clone();
-                    let check = Arc::clone(&probe);
-                    async move {
-                        let guard = locks.acquire(&resource, TTL).await?;
-                        check.enter()?;
-                        check.leave();
-                        guard.release().await?;
-                        Ok(())
-                    }
-                })
-                .await?;
-                report_service("aeturnis-lock", &check);
-                Ok(sample)
-            }
+            served("aeturnis-lock", move |check| {
+                let (locks, resource) = (locks.clone(), resource.clone());
+                async move {
+                    let guard = locks.acquire(&resource, TTL).await?;
+                    check.enter()?;
+                    check.leave();
+                    guard.release().await?;
+                    Ok(())
+                }
+            })
         }),
         side(|| {
             let rs = rs.clone();
             let resource = format!("rslock:contended:{}", next_run());
-            async move {
-                let check = Arc::new(Exclusion::default());
-                let probe = Arc::clone(&check);
-                let sample = measure(TASKS, CONTENDED_OPS, move |_| {
-                    let rs = rs.clone();
-                    let resource = resource.clone();
-                    let check = Arc::clone(&probe);
-                    async move {
-                        let guard = rs
-                            .acquire(resource.as_bytes(), TTL)
-                            .await
-                            .map_err(|e| rslock_error(&e))?;
-                        check.enter()?;
-                        check.leave();
-                        guard.release().await;
-                        Ok(())
-                    }
-                })
-                .await?;
-                report_service("rslock", &check);
-                Ok(sample)
-            }
+            served("rslock", move |check| {
+                let (rs, resource) = (rs.clone(), resource.clone());
+                async move {
+                    let guard = rs
+                        .acquire(resource.as_bytes(), TTL)
+                        .await
+                        .map_err(|e| rslock_error(&e))?;
+                    check.enter()?;
+                    check.leave();
+                    guard.release().await;
+                    Ok(())
+                }
+            })
         }),
         // the floor: one script round trip at a time, what each hand-off
         // must wait for (the release script's reply) before the next
@@ -443,6 +415,20 @@ async fn contended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     ])
 }
 
+/// One contended run: [`TASKS`] tasks doing [`CONTENDED_OPS`] operations
+/// in all, each `op` with the run's exclusion check; prints who was served.
+async fn served<F, Fut>(name: &'static str, op: F) -> anyhow::Result<Sample>
+where
+    F: Fn(Arc<Exclusion>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let check = Arc::new(Exclusion::default());
+    let probe = Arc::clone(&check);
+    let sample = measure(TASKS, CONTENDED_OPS, move |_| op(Arc::clone(&probe))).await?;
+    report_service(name, &check);
+    Ok(sample)
+}
+
 fn report_service(name: &str, check: &Exclusion) {
     let (tasks, min, max) = check.summary();
     println!(
@@ -470,41 +456,9 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
     let single_plain = LockManager::new(masters[0].clone(), plain.clone())?;
     let redlock_plain = Redlock::new(masters.clone(), RedlockConfig::default().with_lock(plain))?;
 
-    let (redlock_sample, single_sample) = interleaved_medians(
-        || {
-            let redlock = redlock.clone();
-            acquire_only(move |resource| {
-                let redlock = redlock.clone();
-                async move { Ok(redlock.try_acquire(&resource, TTL).await?) }
-            })
-        },
-        || {
-            let single = single.clone();
-            acquire_only(move |resource| {
-                let single = single.clone();
-                async move { Ok(single.try_acquire(&resource, TTL).await?) }
-            })
-        },
-    )
-    .await?;
-
-    let (redlock_plain_sample, single_plain_sample) = interleaved_medians(
-        || {
-            let redlock = redlock_plain.clone();
-            acquire_only(move |resource| {
-                let redlock = redlock.clone();
-                async move { Ok(redlock.try_acquire(&resource, TTL).await?) }
-            })
-        },
-        || {
-            let single = single_plain.clone();
-            acquire_only(move |resource| {
-                let single = single.clone();
-                async move { Ok(single.try_acquire(&resource, TTL).await?) }
-            })
-        },
-    )
-    .await?;
+    let (redlock_sample, single_sample) = redlock_vs_single(&redlock, &single).await?;
+    let (redlock_plain_sample, single_plain_sample) =
+        redlock_vs_single(&redlock_plain, &single_plain).await?;
 
     let raw_clients: Vec<Client> = masters.iter().map(|m| m.client().clone()).collect();
     let (raw_fan_out, raw_single) = interleaved_medians(
@@ -514,8 +468,12 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
                 let clients = clients.clone();
                 async move {
                     let key = format!("rawfan:{}", next_run());
-                    let mut pending: FuturesUnordered<_> =
-                        clients.iter().map(|c| raw_set_nx(c, &key)).collect();
+                    // one token for every master, as Redlock sends
+                    let token = LockToken::random();
+                    let mut pending: FuturesUnordered<_> = clients
+                        .iter()
+                        .map(|c| raw_set_nx(c, &key, &token))
+                        .collect();
                     let mut answered = 0;
                     while let Some(done) = pending.next().await {
                         done?;
@@ -534,7 +492,8 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
             measure(1, LATENCY_OPS, move |_| {
                 let client = client.clone();
                 async move {
-                    raw_set_nx(&client, &format!("rawsingle:{}", next_run())).await?;
+                    let key = format!("rawsingle:{}", next_run());
+                    raw_set_nx(&client, &key, &LockToken::random()).await?;
                     Ok(())
                 }
             })
@@ -595,8 +554,32 @@ async fn redlock_latency(urls: &[String]) -> anyhow::Result<Vec<BenchRecord>> {
 }
 
 /// `SET key token NX PX ttl` on one master (the raw fan-out floor).
-async fn raw_set_nx(client: &Client, key: &str) -> anyhow::Result<()> {
-    let token = LockToken::random();
+/// `try_acquire` latency of `redlock` against `single`, interleaved.
+async fn redlock_vs_single(
+    redlock: &Redlock,
+    single: &LockManager,
+) -> anyhow::Result<(Sample, Sample)> {
+    interleaved_medians(
+        || {
+            let redlock = redlock.clone();
+            acquire_only(move |resource| {
+                let redlock = redlock.clone();
+                async move { Ok(redlock.try_acquire(&resource, TTL).await?) }
+            })
+        },
+        || {
+            let single = single.clone();
+            acquire_only(move |resource| {
+                let single = single.clone();
+                async move { Ok(single.try_acquire(&resource, TTL).await?) }
+            })
+        },
+    )
+    .await
+}
+
+/// `SET key token NX PX ttl`, which must succeed.
+async fn raw_set_nx(client: &Client, key: &str, token: &LockToken) -> anyhow::Result<()> {
     let ttl_ms = i64::try_from(TTL.as_millis())?;
     let set: Option<String> = client
         .set(

@@ -41,6 +41,24 @@ fn config(
         .with_failure_policy(FailurePolicy::Propagate))
 }
 
+/// A limiter of `limit` per `window` that blocks for `block` once
+/// exceeded, without the deny cache (every check reaches Redis).
+fn blocking(
+    redis: &Redis,
+    name: &str,
+    algorithm: Algorithm,
+    limit: u32,
+    window: Duration,
+    block: Duration,
+) -> anyhow::Result<RateLimiter> {
+    Ok(RateLimiter::new(
+        redis.clone(),
+        config(name, algorithm, limit, window)?
+            .with_block_duration(block)
+            .with_deny_cache(false),
+    )?)
+}
+
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// Every key under the test's prefix has a TTL (no immortal limiter key).
@@ -220,12 +238,7 @@ async fn should_keep_a_key_blocked_for_the_block_duration(ctx: TestCtx) -> anyho
     let redis = connect(&ctx).await?;
     let block = Duration::from_millis(300);
     for algorithm in ALGORITHMS {
-        let limiter = RateLimiter::new(
-            redis.clone(),
-            config("block", algorithm, 2, HOUR)?
-                .with_block_duration(block)
-                .with_deny_cache(false),
-        )?;
+        let limiter = blocking(&redis, "block", algorithm, 2, HOUR, block)?;
         let key = LimitKey::ip(format!("10.0.0.{}", algorithm.name().len()).parse()?);
         ensure!(limiter.check(&key).await?.allowed);
         ensure!(limiter.check(&key).await?.allowed);
@@ -265,12 +278,7 @@ async fn should_restore_the_full_quota_when_a_block_ends(ctx: TestCtx) -> anyhow
     let redis = connect(&ctx).await?;
     let block = Duration::from_millis(200);
     for algorithm in ALGORITHMS {
-        let limiter = RateLimiter::new(
-            redis.clone(),
-            config("unblock", algorithm, 3, HOUR)?
-                .with_block_duration(block)
-                .with_deny_cache(false),
-        )?;
+        let limiter = blocking(&redis, "unblock", algorithm, 3, HOUR, block)?;
         let key = LimitKey::user(algorithm.name())?;
         for _ in 0..3 {
             ensure!(limiter.check(&key).await?.allowed);
@@ -662,11 +670,13 @@ async fn should_store_exact_microsecond_timestamps(ctx: TestCtx) -> anyhow::Resu
     // GCRA at 3 per second: an emission interval of 333,334 µs, not a whole
     // number of milliseconds, so the µs script; one check stores now + one
     // interval
-    let gcra = RateLimiter::new(
-        redis.clone(),
-        config("exact-gcra", Algorithm::gcra(), 3, Duration::from_secs(1))?
-            .with_block_duration(block)
-            .with_deny_cache(false),
+    let gcra = blocking(
+        &redis,
+        "exact-gcra",
+        Algorithm::gcra(),
+        3,
+        Duration::from_secs(1),
+        block,
     )?;
     let emission_us = 333_334;
     let key = LimitKey::user("exact")?;
@@ -695,12 +705,7 @@ async fn should_store_exact_microsecond_timestamps(ctx: TestCtx) -> anyhow::Resu
     )?;
 
     // sliding log: the admitted entry's score is its admission time
-    let log = RateLimiter::new(
-        redis.clone(),
-        config("exact-log", Algorithm::SlidingLog, 1, window)?
-            .with_block_duration(block)
-            .with_deny_cache(false),
-    )?;
+    let log = blocking(&redis, "exact-log", Algorithm::SlidingLog, 1, window, block)?;
     let before = now_us().await?;
     ensure!(log.check(&key).await?.allowed);
     ensure!(!log.check(&key).await?.allowed);
@@ -724,11 +729,13 @@ async fn should_store_exact_microsecond_timestamps(ctx: TestCtx) -> anyhow::Resu
     }
 
     // sliding window: `start:count:previous` and the block marker
-    let counter = RateLimiter::new(
-        redis.clone(),
-        config("exact-window", Algorithm::SlidingWindow, 1, window)?
-            .with_block_duration(block)
-            .with_deny_cache(false),
+    let counter = blocking(
+        &redis,
+        "exact-window",
+        Algorithm::SlidingWindow,
+        1,
+        window,
+        block,
     )?;
     let before = now_us().await?;
     ensure!(counter.check(&key).await?.allowed);
@@ -762,11 +769,13 @@ async fn should_keep_gcra_arrival_time_in_the_expiry(ctx: TestCtx) -> anyhow::Re
     let redis = connect(&ctx).await?;
     let client = redis.client();
     let block = Duration::from_secs(30);
-    let gcra = RateLimiter::new(
-        redis.clone(),
-        config("gcra-ms", Algorithm::gcra(), 2, Duration::from_secs(60))?
-            .with_block_duration(block)
-            .with_deny_cache(false),
+    let gcra = blocking(
+        &redis,
+        "gcra-ms",
+        Algorithm::gcra(),
+        2,
+        Duration::from_secs(60),
+        block,
     )?;
     let key = LimitKey::user("expiry")?;
     let rkey = gcra.redis_key(&key)?;

@@ -142,6 +142,40 @@ pub(crate) async fn increments(
     Ok(sections)
 }
 
+/// [`increments`] with a 5 s lock TTL, then the exact count: the counter
+/// holds every increment (a lost update means two writers were in at
+/// once), there is one section per increment, and [`check_sections`]
+/// passes. Returns the sections.
+pub(crate) async fn exact_increments(
+    lockers: Vec<(Locker, Redis)>,
+    counter: &str,
+    tasks: usize,
+    per_task: usize,
+    fences_ordered: bool,
+) -> anyhow::Result<Vec<Section>> {
+    let total = lockers.len() * tasks * per_task;
+    let redis = lockers
+        .first()
+        .map(|(_, redis)| redis.clone())
+        .ok_or_else(|| anyhow::anyhow!("no lockers"))?;
+    let sections = increments(
+        lockers,
+        counter.to_owned(),
+        tasks,
+        per_task,
+        Duration::from_secs(5),
+    )
+    .await?;
+    let value: i64 = redis.client().get(counter).await?;
+    anyhow::ensure!(
+        value == i64::try_from(total)?,
+        "lost updates: the lock let two writers in ({value} of {total})"
+    );
+    anyhow::ensure!(sections.len() == total, "{} sections", sections.len());
+    check_sections(&sections, fences_ordered)?;
+    Ok(sections)
+}
+
 /// No two sections overlap; with `fences_ordered`, fencing tokens strictly
 /// increase in the order the sections ran.
 pub(crate) fn check_sections(sections: &[Section], fences_ordered: bool) -> anyhow::Result<()> {
