@@ -1,5 +1,6 @@
 //! The cache error type.
 
+use aeturnis_redis_core::Classify as _;
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::error::Error as FredError;

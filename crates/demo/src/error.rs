@@ -1,5 +1,7 @@
 //! Start-up errors: what can stop [`AppState`](crate::AppState) from being built.
 
+use aeturnis_redis_core::Classify as _;
+
 /// Result alias of `aeturnis-demo`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -1,5 +1,6 @@
 //! The lock error type.
 
+use aeturnis_redis_core::Classify as _;
 use std::time::Duration;
 
 /// Result alias used across `aeturnis-lock`.

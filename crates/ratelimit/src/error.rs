@@ -1,5 +1,6 @@
 //! The crate's error type.
 
+use aeturnis_redis_core::Classify as _;
 use aeturnis_redis_core::KeyError;
 
 /// Result alias used across `aeturnis-ratelimit`.

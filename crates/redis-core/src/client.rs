@@ -78,10 +78,10 @@ impl Redis {
         config.validate()?;
         let keys = KeySpace::new(&config.key_prefix)?;
         let builder = builder_for(&config);
-        let backend = if config.pool_size <= 1 {
+        let backend = if config.pool_size.get() == 1 {
             Backend::Single(builder.build()?)
         } else {
-            Backend::Pool(builder.build_pool(config.pool_size)?)
+            Backend::Pool(builder.build_pool(config.pool_size.get())?)
         };
         let tasks = match &backend {
             Backend::Single(c) => log_events(c),
@@ -201,15 +201,37 @@ impl Redis {
     /// # Errors
     /// [`Error::Shutdown`].
     pub fn ensure_open(&self) -> Result<()> {
-        self.check_open()
-    }
-
-    fn check_open(&self) -> Result<()> {
         if self.inner.shut_down.load(Ordering::Acquire) {
             Err(Error::Shutdown)
         } else {
             Ok(())
         }
+    }
+
+    /// [`ensure_open`](Self::ensure_open), and with
+    /// [`RedisConfig::fail_fast_commands`] on, [`Error::Disconnected`] at
+    /// once while the client knows its connection is down (fred reports a
+    /// state other than connected). Every script call through this handle
+    /// makes this check; call it before raw commands that should fail fast
+    /// too.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] or [`Error::Disconnected`].
+    pub fn ensure_connected(&self) -> Result<()> {
+        self.check_open()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.shut_down.load(Ordering::Acquire) {
+            return Err(Error::Shutdown);
+        }
+        if self.inner.config.fail_fast_commands {
+            let state = self.state();
+            if state != ConnectionState::Connected {
+                return Err(Error::Disconnected { state });
+            }
+        }
+        Ok(())
     }
 
     /// Runs a script (`EVALSHA`, reload on `NOSCRIPT`). fred may replay it
@@ -287,17 +309,37 @@ impl Redis {
 
     /// Remembers `script` so [`load_scripts`](Self::load_scripts) preloads it.
     pub fn register_script(&self, script: &LuaScript) {
-        if let Ok(mut scripts) = self.inner.scripts.lock() {
-            if !scripts.iter().any(|s| s.sha1() == script.sha1()) {
-                scripts.push(script.clone());
+        self.register_scripts([script]);
+    }
+
+    /// Remembers every script of a crate so [`load_scripts`](Self::load_scripts)
+    /// preloads them. Every Aeturnis crate calls this once, with all of its
+    /// scripts, when its main type is built on a handle (`Cache::new`,
+    /// `SessionManager::new`, `LockManager::new`, `RateLimiter::new`).
+    pub fn register_scripts<'a>(&self, scripts: impl IntoIterator<Item = &'a LuaScript>) {
+        if let Ok(mut registered) = self.inner.scripts.lock() {
+            for script in scripts {
+                if !registered.iter().any(|s| s.sha1() == script.sha1()) {
+                    registered.push(script.clone());
+                }
             }
         }
+    }
+
+    /// The names of the registered scripts, in registration order.
+    #[must_use]
+    pub fn registered_scripts(&self) -> Vec<&'static str> {
+        self.inner
+            .scripts
+            .lock()
+            .map(|s| s.iter().map(LuaScript::name).collect())
+            .unwrap_or_default()
     }
 
     /// Loads every registered script on every primary (optional: scripts
     /// also load themselves on first `NOSCRIPT`).
     pub async fn load_scripts(&self) -> Result<usize> {
-        self.check_open()?;
+        self.ensure_open()?;
         let scripts = self
             .inner
             .scripts
@@ -312,7 +354,7 @@ impl Redis {
 
     /// Redis server time (`TIME`), as the duration since the Unix epoch.
     pub async fn server_time(&self) -> Result<Duration> {
-        self.check_open()?;
+        self.ensure_open()?;
         let (secs, micros): (u64, u64) = self
             .client()
             .custom(
@@ -327,7 +369,7 @@ impl Redis {
     /// blocking commands (`BLPOP`, `XREAD BLOCK`, ...) that must never run on
     /// the shared multiplexed connection.
     pub async fn dedicated_client(&self) -> Result<Client> {
-        self.check_open()?;
+        self.ensure_open()?;
         let builder = self.builder();
         let client = builder.build()?;
         self.init_bounded(&client).await?;
@@ -337,7 +379,7 @@ impl Redis {
     /// A new connected pub/sub client with the same configuration; it
     /// re-subscribes to its channels after every reconnect.
     pub async fn subscriber(&self) -> Result<SubscriberClient> {
-        self.check_open()?;
+        self.ensure_open()?;
         let client = self.builder().build_subscriber_client()?;
         self.init_bounded(&client).await?;
         // the task lives as long as the client; detach it
@@ -386,7 +428,7 @@ impl Redis {
             used_memory: None,
             error: None,
         };
-        if let Err(e) = self.check_open() {
+        if let Err(e) = self.ensure_open() {
             health.error = Some(e.to_string());
             return health;
         }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use fred::error::{Error as FredError, ErrorKind as FredErrorKind};
 
+use crate::class::{Classify, ErrorClass};
 use crate::config::ConfigError;
+use crate::health::ConnectionState;
 use crate::keys::KeyError;
 
 /// Result alias used across `aeturnis-redis-core`.
@@ -12,10 +14,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong talking to Redis through Aeturnis.
 ///
-/// Higher crates wrap this type in their own error enums (`#[from]`), so the
-/// classifiers [`is_retryable`](Error::is_retryable),
-/// [`is_timeout`](Error::is_timeout) and [`is_connection`](Error::is_connection)
-/// stay available all the way up.
+/// Higher crates wrap this type in their own error enums (`#[from]`), and
+/// every one answers [`Classify`] the same way: see [`crate::class`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -69,17 +69,29 @@ pub enum Error {
     /// Redis answered with a reply of an unexpected shape.
     #[error("unexpected reply from Redis: {0}")]
     UnexpectedReply(String),
+    /// The client knows its connection is down, and the call was made with
+    /// fail-fast on ([`RedisConfig::fail_fast_commands`](crate::RedisConfig::fail_fast_commands)),
+    /// so it failed at once instead of queueing until the connection is back.
+    #[error("the Redis connection is down ({state}); the call failed fast instead of queueing")]
+    Disconnected {
+        /// The connection state when the call was made.
+        state: ConnectionState,
+    },
 }
 
-impl Error {
-    /// The operation may succeed if tried again later: a timeout, a dropped or
-    /// refused connection, a cluster that is reconfiguring, a server that is
-    /// loading or busy.
-    #[must_use]
-    pub fn is_retryable(&self) -> bool {
+impl Classify for Error {
+    /// Invalid input: [`Config`](Error::Config), [`Key`](Error::Key),
+    /// [`Encode`](Error::Encode), [`CrossSlot`](Error::CrossSlot) and a
+    /// fred argument error. Unavailable: a dropped, refused or closed
+    /// connection, a timeout, [`Shutdown`](Error::Shutdown),
+    /// [`Disconnected`](Error::Disconnected), and the server replies
+    /// `LOADING`, `BUSY`, `OOM`, `CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`,
+    /// `READONLY` and `NOREPLICAS` (a failover or an overloaded server).
+    /// Everything else is internal.
+    fn class(&self) -> ErrorClass {
         match self {
             Error::Redis(e) => {
-                matches!(
+                if matches!(
                     e.kind(),
                     FredErrorKind::IO
                         | FredErrorKind::Timeout
@@ -89,14 +101,29 @@ impl Error {
                         | FredErrorKind::Routing
                 ) || is_transient_server_error(e.details())
                     || is_connection_details(e.details())
+                {
+                    ErrorClass::Unavailable
+                } else if matches!(e.kind(), FredErrorKind::InvalidArgument) {
+                    ErrorClass::InvalidInput
+                } else {
+                    ErrorClass::Internal
+                }
             }
-            Error::Timeout { .. } => true,
-            _ => false,
+            Error::Timeout { .. } | Error::Shutdown | Error::Disconnected { .. } => {
+                ErrorClass::Unavailable
+            }
+            Error::Config(_) | Error::Key(_) | Error::Encode { .. } | Error::CrossSlot { .. } => {
+                ErrorClass::InvalidInput
+            }
+            Error::Decode { .. } | Error::UnexpectedReply(_) => ErrorClass::Internal,
         }
     }
+}
 
+impl Error {
     /// The operation ran out of time (a command timeout or a bounded
-    /// operation such as `connect`).
+    /// operation such as `connect`). A refinement of
+    /// [`is_unavailable`](Classify::is_unavailable).
     #[must_use]
     pub fn is_timeout(&self) -> bool {
         match self {
@@ -107,7 +134,8 @@ impl Error {
     }
 
     /// The connection to Redis is down, was dropped mid-command, or could not
-    /// be established.
+    /// be established (or the client was shut down). A refinement of
+    /// [`is_unavailable`](Classify::is_unavailable).
     #[must_use]
     pub fn is_connection(&self) -> bool {
         match self {
@@ -115,9 +143,17 @@ impl Error {
                 matches!(e.kind(), FredErrorKind::IO | FredErrorKind::Canceled)
                     || is_connection_details(e.details())
             }
-            Error::Shutdown => true,
+            Error::Shutdown | Error::Disconnected { .. } => true,
             _ => false,
         }
+    }
+
+    /// The server refused a write because it is out of memory
+    /// (`maxmemory` with `noeviction`). Classed as unavailable: back off
+    /// and retry.
+    #[must_use]
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, Error::Redis(e) if e.details().starts_with("OOM"))
     }
 
     /// The server refused the script because it is not in its script cache.
@@ -142,6 +178,8 @@ fn is_transient_server_error(details: &str) -> bool {
         "TRYAGAIN",
         "MASTERDOWN",
         "READONLY",
+        "OOM",
+        "NOREPLICAS",
     ]
     .iter()
     .any(|p| details.starts_with(p))
@@ -164,6 +202,29 @@ mod tests {
         assert!(busy.is_retryable());
         let bad = Error::from(FredError::new(FredErrorKind::InvalidArgument, "wrong"));
         assert!(!bad.is_retryable() && !bad.is_timeout() && !bad.is_connection());
+        assert_eq!(bad.class(), ErrorClass::InvalidInput);
+        let oom = Error::from(FredError::new(
+            FredErrorKind::Unknown,
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        ));
+        assert!(oom.is_out_of_memory() && oom.is_unavailable() && oom.is_retryable());
+        let other = Error::from(FredError::new(FredErrorKind::Unknown, "ERR syntax error"));
+        assert_eq!(other.class(), ErrorClass::Internal);
+        assert!(!other.is_retryable());
+        assert_eq!(Error::Shutdown.class(), ErrorClass::Unavailable);
+        let down = Error::Disconnected {
+            state: ConnectionState::Connecting,
+        };
+        assert!(down.is_connection() && down.is_unavailable());
+        assert!(down.to_string().contains("connecting"), "{down}");
+        assert_eq!(
+            Error::Decode {
+                key: "k".into(),
+                reason: "x".into()
+            }
+            .class(),
+            ErrorClass::Internal
+        );
         let route = Error::from(FredError::new(
             FredErrorKind::Unknown,
             "Failed to route command.",

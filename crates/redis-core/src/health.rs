@@ -1,9 +1,14 @@
 //! Health report: PING latency, connection state and server facts.
 
+use std::fmt;
 use std::time::Duration;
 
-/// Overall verdict of a health check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use serde::{Serialize, Serializer};
+
+/// Overall verdict of a health check. Serialises as `"healthy"` /
+/// `"unhealthy"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum HealthStatus {
     /// PING answered.
@@ -12,8 +17,11 @@ pub enum HealthStatus {
     Unhealthy,
 }
 
-/// The client's connection state, as fred reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The client's connection state, as fred reports it. Displays and
+/// serialises as `connected`, `connecting`, `disconnecting` or
+/// `disconnected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum ConnectionState {
     /// Connected and usable.
@@ -24,6 +32,25 @@ pub enum ConnectionState {
     Disconnecting,
     /// Not connected (after shutdown, or between reconnect attempts).
     Disconnected,
+}
+
+impl ConnectionState {
+    /// The lowercase name (`connected`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Connected => "connected",
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Disconnecting => "disconnecting",
+            ConnectionState::Disconnected => "disconnected",
+        }
+    }
+}
+
+impl fmt::Display for ConnectionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl From<fred::types::ClientState> for ConnectionState {
@@ -40,12 +67,15 @@ impl From<fred::types::ClientState> for ConnectionState {
 
 /// What [`Redis::health`](crate::Redis::health) found. It is the original
 /// system's `{status, latency, isConnected}` plus the server's facts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialises with `latency` as `latency_ms`, a float of milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Health {
     /// Healthy when PING answered.
     pub status: HealthStatus,
     /// PING round-trip time, when it answered.
+    #[serde(rename = "latency_ms", serialize_with = "serialize_ms")]
     pub latency: Option<Duration>,
     /// Connection state.
     pub state: ConnectionState,
@@ -83,6 +113,14 @@ impl Health {
     }
 }
 
+/// An optional duration as a float of milliseconds (`null` when absent).
+fn serialize_ms<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +141,12 @@ mod tests {
         assert_eq!(h.server_version.as_deref(), Some("7.0.15"));
         assert_eq!(h.role.as_deref(), Some("master"));
         assert_eq!(h.used_memory, Some(1_048_576));
+        h.latency = Some(Duration::from_micros(1500));
+        let json = serde_json::to_value(&h).unwrap_or_default();
+        assert_eq!(json["status"], "healthy");
+        assert_eq!(json["state"], "connected");
+        assert_eq!(json["latency_ms"], 1.5);
+        assert_eq!(json["used_memory"], 1_048_576);
+        assert_eq!(ConnectionState::Connecting.to_string(), "connecting");
     }
 }

@@ -74,6 +74,10 @@ pub enum KeyError {
     /// A key was given two hash tags.
     #[error("a key can carry only one hash tag")]
     DuplicateTag,
+    /// Text read back from Redis is not a segment this encoder wrote (a
+    /// bare `%`, or an escape other than `%25 %3A %7B %7D`).
+    #[error("`{0}` is not an encoded key segment")]
+    NotEncoded(String),
 }
 
 /// A finished, validated key. Converts into fred's key type.
@@ -414,6 +418,44 @@ pub fn encode_segment(text: &str) -> String {
     out
 }
 
+/// The inverse of [`encode_segment`]: `%25 %3A %7B %7D` back to
+/// `% : { }`. Use it on a segment of a key read back from Redis (a `SCAN`
+/// result).
+///
+/// ```
+/// use aeturnis_redis_core::keys::{decode_segment, encode_segment};
+/// let raw = "guild:{7}%";
+/// assert_eq!(decode_segment(&encode_segment(raw))?, raw);
+/// assert!(decode_segment("50%").is_err());
+/// # Ok::<(), aeturnis_redis_core::KeyError>(())
+/// ```
+///
+/// # Errors
+/// [`KeyError::NotEncoded`] for text the encoder cannot have written (a
+/// `%` not followed by one of the four escapes, or a raw `:`, `{` or `}`).
+pub fn decode_segment(text: &str) -> Result<String, KeyError> {
+    let not_encoded = || KeyError::NotEncoded(text.to_owned());
+    if text.contains([':', '{', '}']) {
+        return Err(not_encoded());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let escape = rest.get(i..i + 3).ok_or_else(not_encoded)?;
+        out.push(match escape {
+            "%25" => '%',
+            "%3A" => ':',
+            "%7B" => '{',
+            "%7D" => '}',
+            _ => return Err(not_encoded()),
+        });
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 fn encode_into(text: &str, out: &mut String) {
     // runs of plain text are copied whole (the common case: all of it)
     let mut rest = text;
@@ -532,17 +574,26 @@ mod tests {
         assert_eq!(a.slot(), b.slot());
         // braces in user text cannot move the slot
         let evil = ks().key("session").id("{user-2}").build().unwrap();
-        let plain = ks().key("other").id("{user-2}").build().unwrap();
-        assert_ne!(hash_slot("{user-2}"), 0);
+        let tagged = ks().key("session").tag("user-2").id("s1").build().unwrap();
+        assert_eq!(tagged.slot(), hash_slot("user-2"));
+        assert_ne!(evil.slot(), tagged.slot());
         assert!(!evil.as_str().contains('{'));
-        let _ = plain;
+    }
+
+    #[test]
+    fn should_refuse_to_decode_text_the_encoder_cannot_write() {
+        for bad in ["%", "a%2", "%41", "a:b", "{x}", "%3a"] {
+            assert_eq!(
+                decode_segment(bad),
+                Err(KeyError::NotEncoded(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        assert_eq!(decode_segment("plain").as_deref(), Ok("plain"));
     }
 
     fn decode(s: &str) -> String {
-        s.replace("%3A", ":")
-            .replace("%7B", "{")
-            .replace("%7D", "}")
-            .replace("%25", "%")
+        decode_segment(s).unwrap_or_default()
     }
 
     proptest! {

@@ -179,7 +179,7 @@ async fn should_read_plain_strings_written_by_other_clients(ctx: TestCtx) -> any
 async fn should_work_through_a_pool(ctx: TestCtx) -> anyhow::Result<()> {
     let config = RedisConfig::from_url(&ctx.url)?
         .with_key_prefix(&ctx.prefix)
-        .with_pool_size(3);
+        .with_pool_size(std::num::NonZeroUsize::new(3).expect("3 > 0"));
     let redis = Redis::connect(config).await?;
     assert_eq!(redis.pool().map(|p| p.size()), Some(3));
     redis.client().script_flush_cluster(false).await?;

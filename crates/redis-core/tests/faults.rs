@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use aeturnis_redis_core::fred::prelude::*;
-use aeturnis_redis_core::{ConnectionState, Error, LuaScript, ReconnectConfig, Redis, RedisConfig};
+use aeturnis_redis_core::{
+    Classify, ConnectionState, Error, LuaScript, ReconnectConfig, Redis, RedisConfig,
+};
 use aeturnis_testkit::{Cluster, RedisServer};
 
 const DEADLINE: Duration = Duration::from_secs(30);

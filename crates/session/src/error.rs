@@ -1,5 +1,6 @@
 //! The error type of `aeturnis-session`.
 
+use aeturnis_redis_core::Classify as _;
 use std::time::Duration;
 
 /// Result alias used across `aeturnis-session`.

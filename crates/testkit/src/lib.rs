@@ -10,6 +10,7 @@
 //! | [`Masters`] | N independent masters, for Redlock |
 //! | [`Cluster`] | a 6-node cluster: 3 primaries, 3 replicas, with [`failover`](Cluster::failover) |
 //! | [`Sentinel`] | 1 primary, 1 replica, 3 sentinels watching `mymaster`, with [`failover`](Sentinel::failover) |
+//! | [`eventually`] | the one polling helper: probe until `Ok`, with a deadline |
 //! | [`TestCtx`] | a shared topology for behaviour tests, reused from `cargo xtask test` when it exported one |
 //!
 //! Servers a test starts itself are SIGKILLed and their directories removed on drop.
@@ -38,6 +39,7 @@ mod cluster;
 mod lifetime;
 mod macros;
 mod masters;
+mod poll;
 mod process;
 mod resp;
 mod sentinel;
@@ -47,6 +49,7 @@ mod shared;
 pub use cluster::Cluster;
 pub use lifetime::{set_lifetime, Lifetime, ServerRecord};
 pub use masters::Masters;
+pub use poll::{eventually, POLL_EVERY};
 pub use sentinel::Sentinel;
 pub use server::RedisServer;
 pub use shared::{redlock_urls, TestCtx, TestOutcome, Topology};

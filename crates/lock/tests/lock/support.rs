@@ -18,7 +18,7 @@ pub(crate) fn config(url: &str, prefix: &str) -> anyhow::Result<RedisConfig> {
     Ok(RedisConfig::from_url(url)?
         .with_key_prefix(prefix)
         .with_reconnect(reconnect)
-        .with_max_command_attempts(10))
+        .with_max_command_attempts(std::num::NonZeroU32::new(10).expect("10 > 0")))
 }
 
 pub(crate) async fn connect(ctx: &TestCtx) -> anyhow::Result<Redis> {
