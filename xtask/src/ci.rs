@@ -7,7 +7,8 @@ use anyhow::bail;
 use crate::util::{self, step};
 
 /// `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings`,
-/// `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-D warnings`, then
+/// `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-D warnings`, the
+/// package checks ([`package::check_all`](crate::package::check_all)), then
 /// [`test::run`](crate::test::run). Stops at the first failing step.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     if !args.is_empty() {
@@ -38,6 +39,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             )
         },
     )?;
+    crate::package::check_all()?;
     crate::test::run(&[])
 }
 

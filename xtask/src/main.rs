@@ -6,6 +6,7 @@
 //! cargo xtask ci                       fmt --check, clippy -D warnings, docs -D warnings, test
 //! cargo xtask bench [LAYER]            benches against a fresh Redis -> target/bench/results.json
 //! cargo xtask demo                     the demo game API server with its own Redis
+//! cargo xtask package                  package (verified), contents, selective use of each layer
 //! ```
 //!
 //! One module per task; `util` holds the shared helpers (project root, timed steps,
@@ -16,6 +17,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod package;
 mod redis;
 mod test;
 mod tidy;
@@ -34,7 +36,9 @@ tasks:
   bench [LAYER]         run bench targets against a fresh Redis; writes target/bench/results.json
                         and docs/bench/results.md (layers: core cache session lock ratelimit
                         patterns tower)
-  demo [ARGS...]        run the demo game API server (DEMO_ADDR) with its own Redis; ARGS to cargo run";
+  demo [ARGS...]        run the demo game API server (DEMO_ADDR) with its own Redis; ARGS to cargo run
+  package               cargo package every publishable crate (verified), check the package
+                        contents, and compile each layer's README example in a project of its own";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         "ci" => ci::run(&rest),
         "bench" => bench::run(&rest),
         "demo" => demo::run(&rest),
+        "package" => package::run(&rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
