@@ -174,6 +174,7 @@ mod tests {
     fn should_reject_trailing_bytes() {
         let mut bytes = Codec::default().encode("k", &7u32).unwrap();
         bytes.push(0x01);
-        assert!(Codec::default().decode::<u32>("k", &bytes).is_err());
+        let err = Codec::default().decode::<u32>("k", &bytes).unwrap_err();
+        assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     }
 }

@@ -81,8 +81,10 @@ pub enum Error {
 
 impl Classify for Error {
     /// Invalid input: [`Config`](Error::Config), [`Key`](Error::Key),
-    /// [`Encode`](Error::Encode), [`CrossSlot`](Error::CrossSlot) and a
-    /// fred argument error. Unavailable: a dropped, refused or closed
+    /// [`Encode`](Error::Encode), [`CrossSlot`](Error::CrossSlot), a fred
+    /// argument error, credentials or ACL permissions the server refused
+    /// ([`is_auth`](Error::is_auth)) and a sentinel service name the
+    /// sentinels do not know: the configuration is wrong. Unavailable: a dropped, refused or closed
     /// connection, a timeout, [`Shutdown`](Error::Shutdown),
     /// [`Disconnected`](Error::Disconnected), and the server replies
     /// `LOADING`, `BUSY`, `OOM`, `CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`,
@@ -103,7 +105,10 @@ impl Classify for Error {
                     || is_connection_details(e.details())
                 {
                     ErrorClass::Unavailable
-                } else if matches!(e.kind(), FredErrorKind::InvalidArgument) {
+                } else if matches!(e.kind(), FredErrorKind::InvalidArgument)
+                    || is_auth(e)
+                    || is_unknown_sentinel_service(e)
+                {
                     ErrorClass::InvalidInput
                 } else {
                     ErrorClass::Internal
@@ -156,6 +161,15 @@ impl Error {
         matches!(self, Error::Redis(e) if e.details().starts_with("OOM"))
     }
 
+    /// The server refused the credentials (`WRONGPASS`, `NOAUTH`, fred's
+    /// auth errors) or the ACL user lacks a permission (`NOPERM`, which
+    /// names the command or key). Classed as invalid input: fix the
+    /// configuration or the ACL.
+    #[must_use]
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Error::Redis(e) if is_auth(e))
+    }
+
     /// The server refused the script because it is not in its script cache.
     #[must_use]
     pub fn is_noscript(&self) -> bool {
@@ -168,6 +182,20 @@ impl Error {
 /// connection closed under it.
 fn is_connection_details(details: &str) -> bool {
     details.contains("onnection") || details.contains("Failed to route command")
+}
+
+/// The sentinels know no primary under the configured service name
+/// (`REDIS_SENTINEL_SERVICE`): a configuration error. (During a failover
+/// the sentinels still name the old primary, so this is not transient.)
+fn is_unknown_sentinel_service(e: &FredError) -> bool {
+    e.kind() == &FredErrorKind::Sentinel && e.details().contains("Missing primary address")
+}
+
+fn is_auth(e: &FredError) -> bool {
+    e.kind() == &FredErrorKind::Auth
+        || ["WRONGPASS", "NOAUTH", "NOPERM"]
+            .iter()
+            .any(|p| e.details().starts_with(p))
 }
 
 fn is_transient_server_error(details: &str) -> bool {
@@ -208,6 +236,13 @@ mod tests {
             "OOM command not allowed when used memory > 'maxmemory'.",
         ));
         assert!(oom.is_out_of_memory() && oom.is_unavailable() && oom.is_retryable());
+        let denied = Error::from(FredError::new(
+            FredErrorKind::Unknown,
+            "NOPERM User app has no permissions to run the 'flushall' command",
+        ));
+        assert!(denied.is_auth() && denied.is_invalid_input());
+        let wrong = Error::from(FredError::new(FredErrorKind::Auth, "WRONGPASS invalid"));
+        assert!(wrong.is_auth() && !wrong.is_retryable());
         let other = Error::from(FredError::new(FredErrorKind::Unknown, "ERR syntax error"));
         assert_eq!(other.class(), ErrorClass::Internal);
         assert!(!other.is_retryable());

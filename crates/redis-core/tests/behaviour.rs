@@ -222,8 +222,10 @@ async fn should_read_server_time(ctx: TestCtx) -> anyhow::Result<()> {
     let t = redis.server_time().await?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
     let skew = if t > now { t - now } else { now - t };
+    // the server runs on this machine, on the same clock: the skew is the
+    // round trip plus scheduling, far below a second
     assert!(
-        skew < Duration::from_secs(60),
+        skew < Duration::from_secs(1),
         "server time {t:?} vs local {now:?}"
     );
     redis.shutdown().await?;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aeturnis_redis_core::fred::prelude::*;
-use aeturnis_redis_core::{Error, Redis, RedisConfig};
+use aeturnis_redis_core::{Classify, ErrorClass, Redis, RedisConfig};
 use aeturnis_testkit::RedisServer;
 
 #[derive(Clone, Default)]
@@ -60,7 +60,8 @@ async fn should_never_log_or_debug_print_the_password() -> anyhow::Result<()> {
     // a wrong password is a typed error that does not echo either password
     let wrong = RedisConfig::from_url(&format!("redis://:Wrong-{PASSWORD}@127.0.0.1:{port}"))?;
     let err = Redis::connect(wrong).await.unwrap_err();
-    assert!(matches!(err, Error::Redis(_)), "{err:?}");
+    assert!(err.is_auth(), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::InvalidInput, "{err:?}");
     assert!(!err.to_string().contains(PASSWORD) && !format!("{err:?}").contains(PASSWORD));
 
     // a dropped connection is logged with its reconnection, password-free
