@@ -1,5 +1,7 @@
 //! House rules checked as tests (rust-analyzer's `tidy.rs`): every Rust file starts
-//! with a `//!` doc comment, and test code never hard-codes the default Redis port.
+//! with a `//!` doc comment, test code never hard-codes the default Redis port, no
+//! library or tool source file is over 600 lines, and every `lib.rs` is a map that
+//! fits on one screen.
 
 #[cfg(test)]
 mod tests {
@@ -87,6 +89,65 @@ mod tests {
             offenders.is_empty(),
             "test code must use testkit's free ports, never {port}:\n  {}",
             offenders.join("\n  ")
+        );
+    }
+
+    /// Longest source file outside tests (split by concept beyond this).
+    const MAX_SOURCE_LINES: usize = 600;
+    /// Longest `lib.rs`: a map (crate doc, module table, `mod` and `pub use`
+    /// lines) that fits on one screen.
+    const MAX_LIB_LINES: usize = 80;
+
+    /// Source files: every `.rs` under a crate's `src/` and under `xtask/src`.
+    fn source_files() -> Vec<PathBuf> {
+        let root = root();
+        let mut dirs = vec![root.join("xtask/src")];
+        if let Ok(crates) = std::fs::read_dir(root.join("crates")) {
+            dirs.extend(crates.flatten().map(|c| c.path().join("src")));
+        }
+        files_under(&dirs)
+    }
+
+    fn line_count(file: &Path) -> usize {
+        std::fs::read_to_string(file).map_or(0, |t| t.lines().count())
+    }
+
+    #[test]
+    fn no_source_file_outside_tests_is_over_600_lines() {
+        let root = root();
+        let files = source_files();
+        assert!(!files.is_empty());
+        let long: Vec<String> = files
+            .iter()
+            .map(|f| (f, line_count(f)))
+            .filter(|(_, n)| *n > MAX_SOURCE_LINES)
+            .map(|(f, n)| format!("{} ({n} lines)", f.strip_prefix(&root).unwrap_or(f).display()))
+            .collect();
+        assert!(
+            long.is_empty(),
+            "split these files by concept (at most {MAX_SOURCE_LINES} lines):\n  {}",
+            long.join("\n  ")
+        );
+    }
+
+    #[test]
+    fn every_lib_rs_fits_on_one_screen() {
+        let root = root();
+        let libs: Vec<PathBuf> = source_files()
+            .into_iter()
+            .filter(|f| f.file_name().is_some_and(|n| n == "lib.rs"))
+            .collect();
+        assert!(libs.len() >= 5, "{libs:?}");
+        let long: Vec<String> = libs
+            .iter()
+            .map(|f| (f, line_count(f)))
+            .filter(|(_, n)| *n > MAX_LIB_LINES)
+            .map(|(f, n)| format!("{} ({n} lines)", f.strip_prefix(&root).unwrap_or(f).display()))
+            .collect();
+        assert!(
+            long.is_empty(),
+            "lib.rs is a map (at most {MAX_LIB_LINES} lines; essays go to docs/):\n  {}",
+            long.join("\n  ")
         );
     }
 
