@@ -29,6 +29,7 @@ pub(crate) const PUBLISHED: &[(&str, &str)] = &[
     ("aeturnis-session", "crates/session"),
     ("aeturnis-lock", "crates/lock"),
     ("aeturnis-ratelimit", "crates/ratelimit"),
+    ("aeturnis-patterns", "crates/patterns"),
 ];
 
 /// What a README example may use besides the one crate: what any user of
@@ -37,7 +38,12 @@ const EXAMPLE_DEPS: &str = "serde = { version = \"1\", features = [\"derive\"] }
                             tokio = { version = \"1\", features = [\"rt\", \"macros\"] }\n";
 
 /// Workspace members that are never published.
-const UNPUBLISHED: &[&str] = &["aeturnis-testkit", "aeturnis-demo", "aeturnis-tests", "xtask"];
+const UNPUBLISHED: &[&str] = &[
+    "aeturnis-testkit",
+    "aeturnis-demo",
+    "aeturnis-tests",
+    "xtask",
+];
 
 /// Runs the three checks.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<std::process::ExitCode> {
@@ -64,12 +70,15 @@ pub(crate) fn check_all() -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    step("selective use: each layer alone, README example compiled", || {
-        for (name, dir) in PUBLISHED.iter().skip(1) {
-            selective_use(name, &root().join(dir))?;
-        }
-        Ok(())
-    })
+    step(
+        "selective use: each layer alone, README example compiled",
+        || {
+            for (name, dir) in PUBLISHED.iter().skip(1) {
+                selective_use(name, &root().join(dir))?;
+            }
+            Ok(())
+        },
+    )
 }
 
 fn check_contents(name: &str, dir: &Path) -> anyhow::Result<()> {
@@ -188,13 +197,27 @@ fn selective_use(name: &str, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The layers each crate may pull in besides the core (DESIGN.md's arrows).
+fn allowed_layers(name: &str) -> &'static [&'static str] {
+    match name {
+        "aeturnis-patterns" => &["aeturnis-cache"],
+        _ => &[],
+    }
+}
+
 /// The Aeturnis crates in a `cargo tree --prefix none` listing other than
-/// `name` itself and the core.
+/// `name` itself, the core and the layers `name` may use.
 pub(crate) fn aeturnis_siblings(tree: &str, name: &str) -> Vec<String> {
+    let allowed = allowed_layers(name);
     let mut found: Vec<String> = tree
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|c| c.starts_with("aeturnis-") && *c != name && *c != "aeturnis-redis-core")
+        .filter(|c| {
+            c.starts_with("aeturnis-")
+                && *c != name
+                && *c != "aeturnis-redis-core"
+                && !allowed.contains(c)
+        })
         .map(str::to_owned)
         .collect();
     found.sort();
@@ -216,8 +239,18 @@ mod tests {
     #[test]
     fn should_name_sibling_layers_in_a_tree() {
         let tree = "selective-aeturnis-lock v0.0.0 (/tmp/x)\naeturnis-lock v0.1.0 (/w/crates/lock)\naeturnis-redis-core v0.1.0 (/w/crates/redis-core)\nfred v10.1.0\naeturnis-cache v0.1.0 (/w/crates/cache)\n";
-        assert_eq!(aeturnis_siblings(tree, "aeturnis-lock"), vec!["aeturnis-cache"]);
+        assert_eq!(
+            aeturnis_siblings(tree, "aeturnis-lock"),
+            vec!["aeturnis-cache"]
+        );
         let clean = "aeturnis-lock v0.1.0\naeturnis-redis-core v0.1.0\n";
         assert!(aeturnis_siblings(clean, "aeturnis-lock").is_empty());
+        let patterns =
+            "aeturnis-patterns v0.1.0\naeturnis-cache v0.1.0\naeturnis-redis-core v0.1.0\n";
+        assert!(aeturnis_siblings(patterns, "aeturnis-patterns").is_empty());
+        assert_eq!(
+            aeturnis_siblings(patterns, "aeturnis-cache"),
+            vec!["aeturnis-patterns"]
+        );
     }
 }

@@ -121,7 +121,12 @@ mod tests {
             .iter()
             .map(|f| (f, line_count(f)))
             .filter(|(_, n)| *n > MAX_SOURCE_LINES)
-            .map(|(f, n)| format!("{} ({n} lines)", f.strip_prefix(&root).unwrap_or(f).display()))
+            .map(|(f, n)| {
+                format!(
+                    "{} ({n} lines)",
+                    f.strip_prefix(&root).unwrap_or(f).display()
+                )
+            })
             .collect();
         assert!(
             long.is_empty(),
@@ -142,7 +147,12 @@ mod tests {
             .iter()
             .map(|f| (f, line_count(f)))
             .filter(|(_, n)| *n > MAX_LIB_LINES)
-            .map(|(f, n)| format!("{} ({n} lines)", f.strip_prefix(&root).unwrap_or(f).display()))
+            .map(|(f, n)| {
+                format!(
+                    "{} ({n} lines)",
+                    f.strip_prefix(&root).unwrap_or(f).display()
+                )
+            })
             .collect();
         assert!(
             long.is_empty(),
