@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use aeturnis_redis_core::{duration, ConfigError, Env};
 
-use crate::error::Result;
 #[cfg(doc)]
 use crate::error::Error;
+use crate::error::Result;
 
 /// How the cache writes: default TTL, jitter, value size limit, scan batch.
 ///
@@ -266,8 +266,9 @@ mod tests {
         assert_eq!(c.max_value_bytes, NonZeroU32::MAX);
         assert_eq!(c.scan_batch, NonZeroU32::MIN);
         // empty and blank mean unset
-        let c = CacheConfig::from_lookup(env(&[("CACHE_DEFAULT_TTL", " "), ("CACHE_SCAN_BATCH", "")]))
-            .unwrap();
+        let c =
+            CacheConfig::from_lookup(env(&[("CACHE_DEFAULT_TTL", " "), ("CACHE_SCAN_BATCH", "")]))
+                .unwrap();
         assert_eq!(c, CacheConfig::default());
     }
 
@@ -317,7 +318,10 @@ mod tests {
             "CACHE_MAX_VALUE_BYTES",
             "CACHE_SCAN_BATCH",
         ] {
-            assert!(vars.iter().any(|(k, _)| k == name), "{name} is not in {path}");
+            assert!(
+                vars.iter().any(|(k, _)| k == name),
+                "{name} is not in {path}"
+            );
         }
         let config = CacheConfig::from_lookup(|name| {
             vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())

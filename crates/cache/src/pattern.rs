@@ -97,7 +97,7 @@ impl MatchPattern {
 }
 
 /// How far a [`Cache::delete_matching_with_progress`] call has come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct DeleteProgress {
     /// Distinct matching keys seen by `SCAN` so far.

@@ -17,9 +17,8 @@ use crate::stats::OpKind;
 use crate::ttl::Ttl;
 use crate::write_ttl::Replay;
 
-
 /// One leaderboard row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct RankedEntry {
     /// Place on the board: 1 is the highest score.

@@ -126,10 +126,19 @@ mod tests {
         }
         // the extremes that are accepted: sub-millisecond rounds up, the
         // bound itself passes, and full jitter on it stays inside i64
-        assert_eq!(resolve_ms("k", Duration::from_nanos(1).into(), default, 0).unwrap(), 1);
-        assert_eq!(resolve_ms("k", Duration::from_micros(1200).into(), default, 0).unwrap(), 2);
+        assert_eq!(
+            resolve_ms("k", Duration::from_nanos(1).into(), default, 0).unwrap(),
+            1
+        );
+        assert_eq!(
+            resolve_ms("k", Duration::from_micros(1200).into(), default, 0).unwrap(),
+            2
+        );
         let max_ms = MAX_DURATION.as_millis() as u64;
-        assert_eq!(resolve_ms("k", MAX_DURATION.into(), default, 0).unwrap(), max_ms);
+        assert_eq!(
+            resolve_ms("k", MAX_DURATION.into(), default, 0).unwrap(),
+            max_ms
+        );
         let jittered = resolve_ms("k", MAX_DURATION.into(), default, 100).unwrap();
         assert!((max_ms..=2 * max_ms).contains(&jittered) && jittered < i64::MAX as u64);
         assert_eq!(resolve_ms("k", Ttl::Default, default, 0).unwrap(), 1000);
