@@ -85,12 +85,10 @@ impl Cache {
             let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
             for (group, reply) in groups.iter().zip(replies) {
                 if reply.len() != group.len() {
-                    return Err(Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(
-                        format!(
-                            "MGET of {} keys returned {} values",
-                            group.len(),
-                            reply.len()
-                        ),
+                    return Err(Error::unexpected(format!(
+                        "MGET of {} keys returned {} values",
+                        group.len(),
+                        reply.len()
                     )));
                 }
                 for (&i, value) in group.iter().zip(reply) {
@@ -100,12 +98,10 @@ impl Cache {
             out
         };
         if values.len() != keys.len() {
-            return Err(Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(
-                format!(
-                    "MGET of {} keys returned {} values",
-                    keys.len(),
-                    values.len()
-                ),
+            return Err(Error::unexpected(format!(
+                "MGET of {} keys returned {} values",
+                keys.len(),
+                values.len()
             )));
         }
         let hits = values.iter().filter(|v| v.is_some()).count() as u64;

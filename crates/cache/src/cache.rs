@@ -8,7 +8,7 @@ use aeturnis_redis_core::fred::bytes::Bytes;
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::{Expiration, SetOptions};
 use aeturnis_redis_core::keys::{KeyBuilder, PatternBuilder};
-use aeturnis_redis_core::{Redis, RedisConfig, RedisKey};
+use aeturnis_redis_core::{LuaScript, Redis, RedisConfig, RedisKey};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -17,6 +17,16 @@ use crate::error::{Error, Result};
 use crate::schema::Schema;
 use crate::stats::{CacheStats, OpKind, Stats};
 use crate::ttl::{self, KeyTtl, Ttl};
+
+/// Every Lua script of this crate, in the order they are registered.
+fn scripts() -> [&'static LuaScript; 4] {
+    [
+        &*crate::counter::INCR,
+        &*crate::write_ttl::WRITE_WITH_TTL,
+        &*crate::sorted::AROUND,
+        &*crate::sorted::INCR_SCORE,
+    ]
+}
 
 struct Inner {
     redis: Redis,
@@ -40,14 +50,15 @@ struct Inner {
 ///
 /// fred re-sends a command whose connection dropped while it was in flight.
 /// Each operation is either safe to run twice or sent with replay disabled
-/// (it then fails with a connection error, [`Error::is_connection`]):
+/// (it then fails with an error classed unavailable, see
+/// [`Classify`](aeturnis_redis_core::Classify)):
 ///
 /// | operation | replayed? | why |
 /// |---|---|---|
 /// | `get`, `get_bytes`, `exists`, `ttl`, `mget`, reads of collections | yes | reads |
 /// | `set`, `set_if_present`, `set_persistent`, `mset`, `expire` | yes | same value, same TTL |
-/// | `delete`, `set_remove`, `zset_remove` | yes | the key is gone either way; the returned flag may read `false` after a replay |
-/// | `set_add`, `zset_add`, `leaderboard_add` | yes | adding a member twice is adding it once |
+/// | `delete`, `members_remove`, `zset_remove` | yes | the key is gone either way; the returned flag may read `false` after a replay |
+/// | `members_add`, `zset_add`, `leaderboard_add` | yes | adding a member twice is adding it once |
 /// | `set_if_absent` | **no** | a replay would report "already there" for our own write |
 /// | `incr`, `decr`, `leaderboard_incr`, `zset_incr` | **no** | a replay would count twice |
 /// | `list_push_*`, `list_pop_*` | **no** | a replay would push or pop twice |
@@ -67,33 +78,42 @@ impl fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// A cache over `redis` with `config` (validated).
+    /// A cache over `redis` with `config` (validated). Registers the
+    /// cache's Lua scripts with `redis`, so [`Redis::load_scripts`] preloads
+    /// them.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting at fault.
     pub fn new(redis: Redis, config: CacheConfig) -> Result<Cache> {
         config.validate()?;
-        Ok(Cache {
-            inner: Arc::new(Inner {
-                redis,
-                config,
-                stats: Stats::default(),
-            }),
-        })
+        Ok(Cache::build(redis, config))
     }
 
-    /// A cache over `redis` with the default configuration.
+    /// A cache over `redis` with the default configuration (registers the
+    /// scripts, as [`new`](Self::new) does).
     #[must_use]
     pub fn from_redis(redis: Redis) -> Cache {
+        Cache::build(redis, CacheConfig::default())
+    }
+
+    fn build(redis: Redis, config: CacheConfig) -> Cache {
+        redis.register_scripts(scripts());
         Cache {
             inner: Arc::new(Inner {
                 redis,
-                config: CacheConfig::default(),
+                config,
                 stats: Stats::default(),
             }),
         }
     }
 
     /// Connects with [`RedisConfig::from_env`] and [`CacheConfig::from_env`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad variable, or [`Error::Redis`] when the
+    /// connection fails.
     pub async fn from_env() -> Result<Cache> {
-        let redis_config = RedisConfig::from_env().map_err(aeturnis_redis_core::Error::from)?;
+        let redis_config = RedisConfig::from_env()?;
         let config = CacheConfig::from_env()?;
         let redis = Redis::connect(redis_config).await?;
         Cache::new(redis, config)
@@ -187,8 +207,8 @@ impl Cache {
             self.inner.config.default_ttl,
             self.inner.config.ttl_jitter_percent,
         )?;
-        // resolve_ms caps at i64::MAX / 4
-        Ok(i64::try_from(ms).unwrap_or(i64::MAX / 4))
+        // resolve_ms stays below twice MAX_DURATION, far inside i64
+        Ok(i64::try_from(ms).unwrap_or(i64::MAX))
     }
 
     // ----- single-key operations -----

@@ -1,5 +1,20 @@
 //! Sets and lists of typed values (members encoded with the codec).
 //!
+//! **Naming.** Each collection's methods share a prefix naming the
+//! collection, so they read apart from the single-key operations and sort
+//! together: `list_*` for lists, `zset_*` (and `leaderboard_*`) for sorted
+//! sets, and `members_*` for Redis sets. A Redis set is *not* `set_*`: that
+//! would read like [`Cache::set`] (writing a value), so
+//! `cache.set_add(..)` became [`members_add`](Cache::members_add):
+//!
+//! | Redis | method |
+//! |---|---|
+//! | `SADD` + `PEXPIRE` | [`members_add`](Cache::members_add) |
+//! | `SREM` | [`members_remove`](Cache::members_remove) |
+//! | `SMEMBERS` | [`members`](Cache::members) |
+//! | `SISMEMBER` | [`members_contains`](Cache::members_contains) |
+//! | `SCARD` | [`members_len`](Cache::members_len) |
+//!
 //! Every write that can create the collection sets its TTL in the same
 //! atomic script (`SADD`/`RPUSH`/`LPUSH` + `PEXPIRE`), so the collection
 //! lives for the TTL after its last addition. Removals keep the TTL as it
@@ -33,11 +48,11 @@ impl Cache {
         raw.iter().map(|b| self.decode(key, b)).collect()
     }
 
-    // ----- sets -----
+    // ----- sets: members_* -----
 
     /// Adds `members` to the set at `key` and sets its TTL, atomically;
     /// returns how many were new. Safe to replay.
-    pub async fn set_add<T: Serialize>(
+    pub async fn members_add<T: Serialize>(
         &self,
         key: &RedisKey,
         members: &[T],
@@ -56,7 +71,7 @@ impl Cache {
     }
 
     /// Removes `members` from the set at `key`; returns how many were there.
-    pub async fn set_remove<T: Serialize>(&self, key: &RedisKey, members: &[T]) -> Result<u64> {
+    pub async fn members_remove<T: Serialize>(&self, key: &RedisKey, members: &[T]) -> Result<u64> {
         let started = Instant::now();
         let result = async {
             let args = self.encode_all(key, members)?;
@@ -75,7 +90,7 @@ impl Cache {
     /// Every member of the set at `key` (empty when it does not exist), in
     /// no particular order. One `SMEMBERS`: for large sets prefer smaller
     /// keys, this reads the whole set.
-    pub async fn set_members<T: DeserializeOwned>(&self, key: &RedisKey) -> Result<Vec<T>> {
+    pub async fn members<T: DeserializeOwned>(&self, key: &RedisKey) -> Result<Vec<T>> {
         let started = Instant::now();
         let result = async {
             let raw: Vec<Bytes> = self
@@ -90,7 +105,7 @@ impl Cache {
     }
 
     /// Whether `member` is in the set at `key`.
-    pub async fn set_contains<T: Serialize + ?Sized>(
+    pub async fn members_contains<T: Serialize + ?Sized>(
         &self,
         key: &RedisKey,
         member: &T,
@@ -108,7 +123,7 @@ impl Cache {
     }
 
     /// The number of members of the set at `key` (0 when it does not exist).
-    pub async fn set_len(&self, key: &RedisKey) -> Result<u64> {
+    pub async fn members_len(&self, key: &RedisKey) -> Result<u64> {
         let started = Instant::now();
         let result = self
             .client()

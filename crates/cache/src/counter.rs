@@ -15,7 +15,7 @@ use crate::ttl::Ttl;
 /// `INCRBY`, then `PEXPIRE` only when the key has no TTL (`PTTL == -1`):
 /// a new counter gets the TTL, an existing one keeps its window, and a
 /// counter some other client left immortal is given one.
-static INCR: LazyLock<LuaScript> = LazyLock::new(|| {
+pub(crate) static INCR: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "cache_incr",
         r"local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -33,8 +33,8 @@ impl Cache {
     /// One script (`INCRBY` + `PEXPIRE` when no TTL is set), atomic.
     ///
     /// Sent with replay disabled: when the connection drops while the call
-    /// is in flight it fails with a connection error
-    /// ([`Error::is_connection`]) instead of possibly counting twice. The
+    /// is in flight it fails with a connection error (classed unavailable)
+    /// instead of possibly counting twice. The
     /// increment may or may not have happened; read the counter to find out.
     ///
     /// A key holding something other than an integer, or an increment that

@@ -7,8 +7,7 @@
 //! delete that never uses `KEYS`, and lock-free statistics.
 //!
 //! ```no_run
-//! use aeturnis_cache::{Cache, CacheConfig, Ttl};
-//! use aeturnis_redis_core::{Redis, RedisConfig};
+//! use aeturnis_cache::{Cache, CacheConfig, Redis, RedisConfig, Ttl};
 //! use std::time::Duration;
 //!
 //! #[derive(serde::Serialize, serde::Deserialize)]
@@ -36,9 +35,10 @@
 //! | [`Cache`] | get/set/delete/exists/ttl/expire, NX/XX, `set_persistent`; the replay table |
 //! | `mget`/`mset` | one round trip standalone, per-slot groups in parallel on a cluster |
 //! | `incr`/`decr` | `INCRBY` + `PEXPIRE` in one script, never replayed |
-//! | `set_*`, `list_*`, `zset_*`, `leaderboard_*` | collections; every addition sets the TTL atomically |
+//! | `members_*`, `list_*`, `zset_*`, `leaderboard_*` | Redis sets, lists, sorted sets; every addition sets the TTL atomically |
 //! | `delete_matching`, `count_matching` | `SCAN` every primary, `UNLINK` in batches |
-//! | [`CacheStats`], [`RedisStats`] | in-process counters; Redis figures on demand |
+//! | [`CacheStats`], [`RedisStats`] | in-process counters; Redis figures on demand (`Serialize`) |
+//! | [`Error`], [`Classify`] | typed errors; invalid input / unavailable / internal |
 //! | [`Schema`] | `user:{id}:profile`, `char:{id}:inventory`, `leaderboard:{type}` |
 //!
 //! The crate has no cargo features. The guide (key conventions, TTL
@@ -60,6 +60,9 @@ mod write_ttl;
 /// The caching guide (`docs/caching.md`).
 #[doc = include_str!("../docs/caching.md")]
 pub mod guide {}
+
+pub use aeturnis_redis_core as core;
+pub use aeturnis_redis_core::{Classify, ErrorClass, Redis, RedisConfig, RedisKey};
 
 pub use cache::Cache;
 pub use config::CacheConfig;

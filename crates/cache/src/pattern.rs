@@ -13,19 +13,18 @@
 //! removed by this call, exact even if another process deletes some of the
 //! same keys meanwhile. Keys written during the scan may or may not be
 //! seen (the `SCAN` guarantee: keys present for the whole scan are seen).
-//! `SCAN` may also return a key twice (while Redis resizes its table); each
-//! primary's scan remembers a 64-bit hash of every key it has seen, so a
-//! count (and the progress's `scanned`) counts each key once.
+//! `SCAN` may also return a key twice (while Redis resizes its table); the
+//! walk is the core's [`Redis::scan_primaries`](aeturnis_redis_core::Redis::scan_primaries),
+//! whose [`KeyScan`] reports each key once, so a count (and the progress's
+//! `scanned`) counts each key once.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand, Key};
 use aeturnis_redis_core::keys::PatternBuilder;
-use aeturnis_redis_core::{escape_pattern, hash_slot};
+use aeturnis_redis_core::{escape_pattern, hash_slot, KeyScan};
 use futures::future::try_join_all;
 use tokio::sync::watch;
 
@@ -98,7 +97,7 @@ impl MatchPattern {
 }
 
 /// How far a [`Cache::delete_matching_with_progress`] call has come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct DeleteProgress {
     /// Distinct matching keys seen by `SCAN` so far.
@@ -201,17 +200,14 @@ impl Cache {
         self.finish(OpKind::Scan, started, result)
     }
 
-    /// The servers to scan: every primary of a cluster, or the one server.
+    /// The servers to ask: every primary of a cluster, or the one server
+    /// (the nodes the core's scan would walk).
     fn primaries(&self) -> Result<Vec<Option<Server>>> {
-        if !self.redis().is_cluster() {
-            return Ok(vec![None]);
-        }
-        let state = self.client().cached_cluster_state().ok_or_else(|| {
-            Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(
-                "the cluster routing table is not known yet".to_owned(),
-            ))
-        })?;
-        Ok(state.unique_primary_nodes().into_iter().map(Some).collect())
+        let scans = self
+            .redis()
+            .scan_primaries("*", self.config().scan_batch)
+            .map_err(Error::Redis)?;
+        Ok(scans.iter().map(|s| s.node().cloned()).collect())
     }
 
     async fn scan_run(
@@ -228,11 +224,14 @@ impl Cache {
                 deleted: AtomicU64::new(0),
                 progress,
             };
-            let nodes = self.primaries()?;
+            let scans = self
+                .redis()
+                .scan_primaries(&pattern, self.config().scan_batch)
+                .map_err(|e| Error::from_core(&pattern, e))?;
             try_join_all(
-                nodes
+                scans
                     .into_iter()
-                    .map(|node| self.scan_node(node, &pattern, action, &tally)),
+                    .map(|scan| self.scan_node(scan, &pattern, action, &tally)),
             )
             .await?;
             let total = match action {
@@ -248,75 +247,34 @@ impl Cache {
         self.finish(OpKind::Scan, started, result)
     }
 
+    /// Walks one primary: each page is counted, or unlinked while the
+    /// next page is read (`SCAN` is not disturbed by deletions; a repeat
+    /// the deletions cause is dropped by the [`KeyScan`]).
     async fn scan_node(
         &self,
-        node: Option<Server>,
+        mut scan: KeyScan,
         pattern: &str,
         action: Action,
         tally: &Tally<'_>,
     ) -> Result<()> {
-        // `SCAN` may return a key more than once (while Redis resizes its
-        // table, e.g. because this very call is deleting keys): count and
-        // delete each key once, by a 64-bit hash of its name (8 bytes per
-        // key; two names sharing a hash, ~1 in 10^7 at a million keys,
-        // would count as one)
-        let hasher = RandomState::new();
-        let mut distinct: HashSet<u64> = HashSet::new();
-        let mut page = self.scan_page(node.as_ref(), "0", pattern).await?;
-        loop {
-            let (next, mut keys) = page;
-            keys.retain(|k| distinct.insert(hasher.hash_one(k.as_bytes())));
+        let mut page = next_page(&mut scan, pattern).await?;
+        while let Some(keys) = page {
             let seen = keys.len() as u64;
-            let more = next != "0";
-            let (deleted, next_page) = match (action, more) {
-                (Action::Count, false) => (0, None),
-                (Action::Count, true) => (
-                    0,
-                    Some(self.scan_page(node.as_ref(), &next, pattern).await?),
-                ),
-                (Action::Unlink, false) => (self.unlink_batch(keys, pattern).await?, None),
-                (Action::Unlink, true) => {
-                    // read the next page while this one is being deleted
-                    // (SCAN is not disturbed by deletions)
-                    let (next_page, deleted) = futures::future::try_join(
-                        self.scan_page(node.as_ref(), &next, pattern),
+            let (deleted, next) = match action {
+                Action::Count => (0, next_page(&mut scan, pattern).await?),
+                Action::Unlink => {
+                    let (next, deleted) = futures::future::try_join(
+                        next_page(&mut scan, pattern),
                         self.unlink_batch(keys, pattern),
                     )
                     .await?;
-                    (deleted, Some(next_page))
+                    (deleted, next)
                 }
             };
             tally.add(seen, deleted);
-            match next_page {
-                Some(p) => page = p,
-                None => return Ok(()),
-            }
+            page = next;
         }
-    }
-
-    /// One `SCAN cursor MATCH pattern COUNT batch` on `node` (or the server).
-    async fn scan_page(
-        &self,
-        node: Option<&Server>,
-        cursor: &str,
-        pattern: &str,
-    ) -> Result<(String, Vec<Key>)> {
-        let batch = self.config().scan_batch.get();
-        let page: Value = match node {
-            Some(server) => {
-                self.client()
-                    .with_cluster_node(server.clone())
-                    .scan_page(cursor.to_owned(), pattern.to_owned(), Some(batch), None)
-                    .await
-            }
-            None => {
-                self.client()
-                    .scan_page(cursor.to_owned(), pattern.to_owned(), Some(batch), None)
-                    .await
-            }
-        }
-        .map_err(|e| Error::from_fred(pattern, e))?;
-        parse_scan_page(page)
+        Ok(())
     }
 
     /// `UNLINK`s `keys` in commands of at most `batch` keys of one slot
@@ -352,6 +310,12 @@ impl Cache {
     }
 }
 
+async fn next_page(scan: &mut KeyScan, pattern: &str) -> Result<Option<Vec<Key>>> {
+    scan.next_page()
+        .await
+        .map_err(|e| Error::from_core(pattern, e))
+}
+
 fn hash_slot_bytes(key: &[u8]) -> u16 {
     match std::str::from_utf8(key) {
         Ok(s) => hash_slot(s),
@@ -372,32 +336,6 @@ fn chunk(mut keys: Vec<Key>, size: usize) -> Vec<Vec<Key>> {
     out
 }
 
-/// `[cursor, [key, ...]]` into the next cursor and the keys.
-fn parse_scan_page(page: Value) -> Result<(String, Vec<Key>)> {
-    let unexpected = |what: &str| {
-        Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(format!(
-            "SCAN reply: {what}"
-        )))
-    };
-    let mut parts = page.into_array().into_iter();
-    let cursor = parts
-        .next()
-        .and_then(|c| c.into_string())
-        .ok_or_else(|| unexpected("no cursor"))?;
-    let keys = parts
-        .next()
-        .ok_or_else(|| unexpected("no key list"))?
-        .into_array()
-        .into_iter()
-        .map(|k| {
-            k.into_bytes()
-                .map(Key::from)
-                .ok_or_else(|| unexpected("a key is not a string"))
-        })
-        .collect::<Result<Vec<Key>>>()?;
-    Ok((cursor, keys))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,17 +349,5 @@ mod tests {
             vec![1000, 1000, 503]
         );
         assert!(chunk(Vec::new(), 10).is_empty());
-    }
-
-    #[test]
-    fn should_parse_scan_pages() {
-        let page = Value::Array(vec![
-            Value::from("17"),
-            Value::Array(vec![Value::from("a"), Value::from("b")]),
-        ]);
-        let (cursor, keys) = parse_scan_page(page).unwrap();
-        assert_eq!(cursor, "17");
-        assert_eq!(keys.len(), 2);
-        assert!(parse_scan_page(Value::Null).is_err());
     }
 }

@@ -18,7 +18,7 @@ use crate::ttl::Ttl;
 use crate::write_ttl::Replay;
 
 /// One leaderboard row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct RankedEntry {
     /// Place on the board: 1 is the highest score.
@@ -32,7 +32,7 @@ pub struct RankedEntry {
 /// `ZREVRANK` of `ARGV[1]`, then the `ARGV[2]` entries on either side with
 /// their scores, in one atomic call: `{first zero-based rank, {m, s, ...}}`
 /// or nil when the member is not on the board.
-static AROUND: LazyLock<LuaScript> = LazyLock::new(|| {
+pub(crate) static AROUND: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "cache_leaderboard_around",
         r"local r = redis.call('ZREVRANK', KEYS[1], ARGV[1])
@@ -41,6 +41,26 @@ local radius = tonumber(ARGV[2])
 local first = r - radius
 if first < 0 then first = 0 end
 return {first, redis.call('ZREVRANGE', KEYS[1], first, r + radius, 'WITHSCORES')}",
+    )
+});
+
+/// `ZINCRBY` that refuses a non-finite result, then `PEXPIRE`, in one
+/// atomic call. `KEYS[1]` the sorted set, `ARGV[1]` the TTL in ms,
+/// `ARGV[2]` the increment, `ARGV[3]` the member. The new score is computed
+/// from `ZSCORE` first (the same IEEE addition `ZINCRBY` does); when it is
+/// not finite (`inf`, `-inf`, `nan`) the script returns `false` having
+/// written nothing. Otherwise it returns `ZINCRBY`'s reply (the new score).
+/// Lua's numbers are the same doubles Redis keeps, and Redis prints scores
+/// with 17 significant digits, so reading the old score loses nothing.
+pub(crate) static INCR_SCORE: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "cache_zset_incr",
+        r"local old = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[3]) or '0')
+local new = old + tonumber(ARGV[2])
+if new ~= new or new == math.huge or new == -math.huge then return false end
+local score = redis.call('ZINCRBY', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return score",
     )
 });
 
@@ -57,10 +77,10 @@ fn check_score(key: &RedisKey, score: f64) -> Result<()> {
 
 fn parse_score(key: &RedisKey, v: &Value) -> Result<f64> {
     v.as_f64().ok_or_else(|| {
-        Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(format!(
+        Error::unexpected(format!(
             "score at `{}` is not a number: {v:?}",
             key.as_str()
-        )))
+        ))
     })
 }
 
@@ -78,11 +98,9 @@ fn parse_ranked(key: &RedisKey, reply: Vec<Value>, first_rank: u64) -> Result<Ve
                 }
             }
             member => {
-                let score = it.next().ok_or_else(|| {
-                    Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(
-                        "odd WITHSCORES reply".to_owned(),
-                    ))
-                })?;
+                let score = it
+                    .next()
+                    .ok_or_else(|| Error::unexpected("odd WITHSCORES reply"))?;
                 pairs.push((member, score));
             }
         }
@@ -94,10 +112,7 @@ fn parse_ranked(key: &RedisKey, reply: Vec<Value>, first_rank: u64) -> Result<Ve
             Ok(RankedEntry {
                 rank: first_rank + i as u64,
                 member: m.into_string().ok_or_else(|| {
-                    Error::Redis(aeturnis_redis_core::Error::UnexpectedReply(format!(
-                        "member at `{}` is not text",
-                        key.as_str()
-                    )))
+                    Error::unexpected(format!("member at `{}` is not text", key.as_str()))
                 })?,
                 score: parse_score(key, &s)?,
             })
@@ -134,7 +149,14 @@ impl Cache {
 
     /// Adds `by` to the score of `member` (created at 0) and sets the TTL,
     /// atomically; returns the new score. Sent with replay disabled (a
-    /// replay would add twice).
+    /// replay would add twice). One script: `ZSCORE`, the check, `ZINCRBY`,
+    /// `PEXPIRE`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `by` is not finite (nothing is
+    /// sent); [`Error::NotFinite`] when the new score would not be finite
+    /// (`f64::MAX` added to `f64::MAX`): checked on the server in the same
+    /// atomic call, so nothing is stored and the TTL is unchanged.
     pub async fn zset_incr(
         &self,
         key: &RedisKey,
@@ -145,15 +167,22 @@ impl Cache {
         let started = Instant::now();
         let result = async {
             check_score(key, by)?;
-            let (_, score) = self
-                .write_with_ttl(
+            let ms = self.ttl_ms(key, ttl.into())?;
+            let score: Value = self
+                .redis()
+                .script_no_replay(
+                    &INCR_SCORE,
                     key,
-                    "ZINCRBY",
-                    vec![Value::Double(by), Value::from(member)],
-                    ttl.into(),
-                    Replay::Forbidden,
+                    vec![Value::from(ms), Value::Double(by), Value::from(member)],
                 )
-                .await?;
+                .await
+                .map_err(|e| Error::from_core(key.as_str(), e))?;
+            if score.is_null() {
+                return Err(Error::NotFinite {
+                    key: key.as_str().to_owned(),
+                    member: member.to_owned(),
+                });
+            }
             parse_score(key, &score)
         }
         .await;

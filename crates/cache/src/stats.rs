@@ -9,6 +9,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use serde::{Serialize, Serializer};
+
 /// The kinds of operation the statistics are kept for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -29,13 +31,13 @@ pub enum OpKind {
     SetMany,
     /// `incr`, `decr`.
     Counter,
-    /// Set operations (`set_add`, ...).
+    /// Redis-set operations (`members_add`, ...).
     Collection,
     /// List operations.
     List,
     /// Sorted-set and leaderboard operations.
     SortedSet,
-    /// `delete_matching`, `count_keys`.
+    /// `delete_matching`, `count_matching`, `redis_stats`.
     Scan,
 }
 
@@ -77,6 +79,13 @@ impl OpKind {
             OpKind::SortedSet => "sorted_set",
             OpKind::Scan => "scan",
         }
+    }
+}
+
+/// Serialised as its [`name`](OpKind::name).
+impl Serialize for OpKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
@@ -164,8 +173,9 @@ impl Stats {
     }
 }
 
-/// Figures for one operation kind.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Figures for one operation kind. Serialised with the latencies in whole
+/// microseconds (`total_latency_us`, `max_latency_us`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct OpStats {
     /// Which operations.
@@ -175,8 +185,10 @@ pub struct OpStats {
     /// Calls that returned an error.
     pub errors: u64,
     /// Sum of call latencies (µs resolution).
+    #[serde(rename = "total_latency_us", serialize_with = "micros")]
     pub total_latency: Duration,
     /// Slowest call.
+    #[serde(rename = "max_latency_us", serialize_with = "micros")]
     pub max_latency: Duration,
 }
 
@@ -191,8 +203,12 @@ impl OpStats {
     }
 }
 
+fn micros<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// A snapshot of a cache's statistics ([`Cache::stats`](crate::Cache::stats)).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct CacheStats {
     /// Keys read that existed (`get`, each key of `mget`).
@@ -232,7 +248,7 @@ impl CacheStats {
 
 /// Figures read from Redis on demand ([`Cache::redis_stats`](crate::Cache::redis_stats)):
 /// the original system's `{totalKeys, memoryUsage}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RedisStats {
     /// Keys under the cache's namespace prefix, counted with `SCAN` on every
@@ -264,5 +280,30 @@ mod tests {
         assert_eq!(snap.total_ops(), 2);
         s.reset();
         assert_eq!(s.snapshot().total_ops(), 0);
+    }
+
+    #[test]
+    fn should_serialise_stats_with_names_and_microseconds() {
+        let s = Stats::default();
+        s.record(OpKind::Collection, Instant::now(), false);
+        s.hit(2);
+        let json = serde_json::to_value(s.snapshot()).unwrap();
+        assert_eq!(json["hits"], 2);
+        assert_eq!(json["misses"], 0);
+        let ops = json["ops"].as_array().unwrap();
+        assert_eq!(ops.len(), OpKind::ALL.len());
+        let set_ops = &ops[OpKind::Collection.index()];
+        assert_eq!(set_ops["kind"], "set_ops");
+        assert_eq!(
+            (set_ops["count"].as_u64(), set_ops["errors"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert!(set_ops["total_latency_us"].is_u64() && set_ops["max_latency_us"].is_u64());
+        let redis = serde_json::to_value(RedisStats {
+            keys: 3,
+            used_memory: 9,
+        })
+        .unwrap();
+        assert_eq!(redis, serde_json::json!({ "keys": 3, "used_memory": 9 }));
     }
 }

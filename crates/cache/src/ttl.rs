@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use aeturnis_redis_core::duration::{checked_millis, DurationError};
 use rand::Rng;
 
 use crate::error::{Error, Result};
@@ -22,7 +23,9 @@ pub enum Ttl {
     /// [`CacheConfig::default_ttl`](crate::CacheConfig::default_ttl).
     #[default]
     Default,
-    /// This duration (at least 1 ms; whole milliseconds are used).
+    /// This duration: greater than zero, at most
+    /// [`MAX_DURATION`](aeturnis_redis_core::duration::MAX_DURATION) (100
+    /// years); a sub-millisecond remainder rounds up.
     After(Duration),
 }
 
@@ -63,12 +66,16 @@ impl KeyTtl {
     }
 }
 
-/// Largest TTL accepted, in milliseconds (about 292 million years; keeps
-/// `now + ttl` inside Redis's signed 64-bit millisecond clock).
-const MAX_TTL_MS: u64 = (i64::MAX / 4) as u64;
-
 /// Turns a [`Ttl`] into the milliseconds sent with `PX`/`PEXPIRE`, adding
 /// jitter: a uniform random `0..=ttl * percent / 100` ms on top.
+///
+/// The conversion is the workspace's one rule
+/// ([`aeturnis_redis_core::duration`]): a sub-millisecond remainder rounds
+/// up (a TTL is never shorter than asked, `1 µs` is sent as `1`), zero and
+/// anything above [`MAX_DURATION`](aeturnis_redis_core::duration::MAX_DURATION)
+/// are refused. With jitter the result is at most twice the bound, far
+/// inside what Redis accepts.
+#[inline]
 pub(crate) fn resolve_ms(
     key: &str,
     ttl: Ttl,
@@ -79,23 +86,14 @@ pub(crate) fn resolve_ms(
         Ttl::Default => default,
         Ttl::After(d) => d,
     };
-    let invalid = |reason| Error::InvalidTtl {
+    let ms = checked_millis(d).map_err(|e| Error::InvalidTtl {
         key: key.to_owned(),
         ttl: d,
-        reason,
-    };
-    if d.is_zero() {
-        return Err(invalid("a TTL must be greater than zero"));
-    }
-    let ms = u64::try_from(d.as_millis()).map_err(|_| invalid("too large for Redis"))?;
-    if ms == 0 {
-        return Err(invalid(
-            "Redis TTLs have millisecond resolution; use at least 1 ms",
-        ));
-    }
-    if ms > MAX_TTL_MS {
-        return Err(invalid("too large for Redis"));
-    }
+        reason: match e {
+            DurationError::Zero => "a TTL must be greater than zero",
+            _ => "a TTL must be at most 100 years (aeturnis_redis_core::duration::MAX_DURATION)",
+        },
+    })?;
     if jitter_percent == 0 {
         return Ok(ms);
     }
@@ -105,17 +103,19 @@ pub(crate) fn resolve_ms(
     } else {
         rand::thread_rng().gen_range(0..=spread)
     };
-    Ok(ms.saturating_add(extra).min(MAX_TTL_MS))
+    Ok(ms.saturating_add(extra))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aeturnis_redis_core::duration::MAX_DURATION;
 
     #[test]
-    fn should_refuse_zero_and_sub_millisecond_ttls_naming_the_key() {
+    fn should_refuse_zero_and_overlong_ttls_naming_the_key() {
         let default = Duration::from_secs(1);
-        for bad in [Duration::ZERO, Duration::from_micros(999), Duration::MAX] {
+        let too_long = MAX_DURATION + Duration::from_nanos(1);
+        for bad in [Duration::ZERO, too_long, Duration::MAX] {
             match resolve_ms("user:1", Ttl::After(bad), default, 0) {
                 Err(Error::InvalidTtl { key, ttl, .. }) => {
                     assert_eq!(key, "user:1");
@@ -124,6 +124,23 @@ mod tests {
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
+        // the extremes that are accepted: sub-millisecond rounds up, the
+        // bound itself passes, and full jitter on it stays inside i64
+        assert_eq!(
+            resolve_ms("k", Duration::from_nanos(1).into(), default, 0).unwrap(),
+            1
+        );
+        assert_eq!(
+            resolve_ms("k", Duration::from_micros(1200).into(), default, 0).unwrap(),
+            2
+        );
+        let max_ms = MAX_DURATION.as_millis() as u64;
+        assert_eq!(
+            resolve_ms("k", MAX_DURATION.into(), default, 0).unwrap(),
+            max_ms
+        );
+        let jittered = resolve_ms("k", MAX_DURATION.into(), default, 100).unwrap();
+        assert!((max_ms..=2 * max_ms).contains(&jittered) && jittered < i64::MAX as u64);
         assert_eq!(resolve_ms("k", Ttl::Default, default, 0).unwrap(), 1000);
         assert_eq!(
             resolve_ms("k", Duration::from_millis(1500).into(), default, 0).unwrap(),

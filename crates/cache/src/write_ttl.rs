@@ -17,7 +17,7 @@ use crate::ttl::Ttl;
 /// pairs stay together) to stay under Lua's `unpack` limit; the chunks run
 /// in order inside one script, which is the same as one command. Returns
 /// `{sum of integer replies, last reply}`.
-static WRITE_WITH_TTL: LazyLock<LuaScript> = LazyLock::new(|| {
+pub(crate) static WRITE_WITH_TTL: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "cache_write_with_ttl",
         r"local n = #ARGV

@@ -154,11 +154,9 @@ impl IntoResponse for ApiError {
 
 impl From<aeturnis_cache::Error> for ApiError {
     fn from(e: aeturnis_cache::Error) -> Self {
-        ApiError::from_layer(
-            &e,
-            e.is_invalid_input(),
-            e.is_retryable() || e.is_connection(),
-        )
+        // `Classify`: a connection error is unavailable, hence retryable
+        use aeturnis_cache::Classify as _;
+        ApiError::from_layer(&e, e.is_invalid_input(), e.is_retryable())
     }
 }
 

@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use aeturnis_cache::{Cache, CacheConfig, Error, OpKind, Ttl};
-use aeturnis_redis_core::{Redis, RedisConfig};
-use aeturnis_testkit::RedisServer;
+use aeturnis_cache::{Cache, CacheConfig, Classify, Error, OpKind, Redis, RedisConfig, Ttl};
+use aeturnis_testkit::{eventually, RedisServer};
 use anyhow::{bail, ensure, Context, Result};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(800);
@@ -20,22 +19,9 @@ async fn cache_on(server: &RedisServer) -> Result<Cache> {
     Ok(Cache::new(redis, CacheConfig::default())?)
 }
 
-/// Polls `check` until it returns `Ok(true)` or the deadline passes.
-async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// A connection or timeout error from the Redis layer.
+fn is_connection_or_timeout(e: &Error) -> bool {
+    matches!(e, Error::Redis(r) if r.is_connection() || r.is_timeout())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,8 +43,11 @@ async fn should_give_typed_errors_while_redis_is_down_and_recover_after_restart(
             }
         })
     };
-    wait_until("the worker to run", Duration::from_secs(5), || async {
-        Ok(cache.stats().op(OpKind::Get).is_some_and(|g| g.count > 100))
+    eventually("the worker to run", Duration::from_secs(5), || async {
+        match cache.stats().op(OpKind::Get).map(|g| g.count) {
+            Some(n) if n > 100 => Ok(()),
+            other => Err(format!("{other:?} gets so far")),
+        }
     })
     .await?;
     let killed = Instant::now();
@@ -67,7 +56,7 @@ async fn should_give_typed_errors_while_redis_is_down_and_recover_after_restart(
         .await
         .context("the in-flight operation never failed")??;
     ensure!(
-        err.is_retryable() && (err.is_connection() || err.is_timeout()),
+        err.is_retryable() && err.is_unavailable() && is_connection_or_timeout(&err),
         "{err:?}"
     );
     ensure!(
@@ -95,10 +84,10 @@ async fn should_give_typed_errors_while_redis_is_down_and_recover_after_restart(
 
     // the same Cache works again once Redis is back
     server.restart()?;
-    wait_until(
+    eventually(
         "the cache to write again",
         Duration::from_secs(20),
-        || async { Ok(cache.set(&key, "after", Ttl::Default).await.is_ok()) },
+        || async { cache.set(&key, "after", Ttl::Default).await },
     )
     .await?;
     assert_eq!(cache.get::<String>(&key).await?.as_deref(), Some("after"));
@@ -120,14 +109,19 @@ async fn drop_connection_mid_call<T: Send + 'static>(
 ) -> Result<T> {
     server.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
     let task = tokio::spawn(call);
-    let held = wait_until(
+    let held = eventually(
         "the call to reach Redis",
         Duration::from_secs(5),
         || async {
-            let clients = server.cli(&["CLIENT", "LIST"])?;
-            Ok(clients
+            let clients = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
+            if clients
                 .lines()
-                .any(|l| l.contains("cmd=evalsha") || l.contains("cmd=set")))
+                .any(|l| l.contains("cmd=evalsha") || l.contains("cmd=set"))
+            {
+                Ok(())
+            } else {
+                Err(format!("not held yet: {clients}"))
+            }
         },
     )
     .await;
@@ -155,12 +149,12 @@ async fn should_fail_a_dropped_counter_call_instead_of_counting_twice() -> Resul
     };
     let result: Result<i64, Error> = drop_connection_mid_call(&server, call).await?;
     match result {
-        Err(e) => ensure!(e.is_connection() || e.is_retryable(), "{e:?}"),
+        Err(e) => ensure!(is_connection_or_timeout(&e) || e.is_retryable(), "{e:?}"),
         Ok(v) => bail!("the dropped increment was replayed and returned {v}"),
     }
     // nothing ran twice (here: the held call never ran at all)
-    wait_until("the reconnect", Duration::from_secs(10), || async {
-        Ok(cache.exists(&counter).await.is_ok())
+    eventually("the reconnect", Duration::from_secs(10), || async {
+        cache.exists(&counter).await
     })
     .await?;
     assert_eq!(cache.counter(&counter).await?, Some(1));
