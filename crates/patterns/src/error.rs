@@ -16,6 +16,9 @@ pub enum Error {
     /// Redis failed (after the policy's fallback, if any).
     #[error(transparent)]
     Redis(Arc<aeturnis_redis_core::Error>),
+    /// A cache call failed (a value too large, a wrong type, ...).
+    #[error(transparent)]
+    Cache(Arc<aeturnis_cache::Error>),
     /// A key is invalid.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -72,6 +75,7 @@ impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
             Error::Redis(e) => e.class(),
+            Error::Cache(e) => e.class(),
             Error::Key(_) | Error::Config(_) => ErrorClass::InvalidInput,
             Error::Load { .. } | Error::Foreign { .. } => ErrorClass::Internal,
         }
