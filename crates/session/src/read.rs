@@ -33,10 +33,10 @@ impl SessionManager {
     /// least the touch interval old. `None` when the session does not exist
     /// (never created, revoked, evicted or expired).
     ///
-    /// With a non-zero [`touch_interval`](SessionConfig::touch_interval)
+    /// With a non-zero [`touch_interval`](crate::SessionConfig::touch_interval)
     /// this is, nearly always, one native command: `GETEX key PX idle`.
     /// The decisions that need the time use the manager's
-    /// [`ServerClock`] (an estimate of the Redis server's clock, no round
+    /// [`ServerClock`](aeturnis_redis_core::ServerClock) (an estimate of the Redis server's clock, no round
     /// trip), taken after the reply and widened by its uncertainty plus
     /// 5 ms. The get-and-slide script (which decides with the server's own
     /// `TIME`) runs instead, in a second round trip, when

@@ -18,7 +18,7 @@ use crate::stats::StatsDelta;
 
 impl SessionManager {
     /// Creates a session for `user` with a fresh random id. When the user
-    /// already has [`max_per_user`](SessionConfig::max_per_user) live
+    /// already has [`max_per_user`](crate::SessionConfig::max_per_user) live
     /// sessions, the least recently used are evicted in the same script.
     pub async fn create(&self, user: &UserId, metadata: SessionMetadata) -> Result<Session> {
         self.create_with_id(SessionId::generate(user), user, metadata)

@@ -18,5 +18,6 @@ mod input;
 mod lifecycle;
 mod replay;
 mod revocation;
+mod scripts;
 mod stats;
 mod support;
