@@ -312,3 +312,32 @@ impl SessionManager {
         Ok(census)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_serialize_the_figures() {
+        let stats = SessionStats {
+            active: 3,
+            unique_users: 2,
+            created: 5,
+            ended: 2,
+            average_duration: Some(Duration::from_millis(1500)),
+        };
+        let json = serde_json::to_value(stats).unwrap();
+        assert_eq!(json["active"], 3);
+        assert_eq!(json["unique_users"], 2);
+        assert_eq!(json["created"], 5);
+        assert_eq!(json["ended"], 2);
+        assert_eq!(json["average_duration"]["secs"], 1);
+        assert_eq!(json["average_duration"]["nanos"], 500_000_000);
+        let census = serde_json::to_value(SessionCensus {
+            sessions: 7,
+            users: 4,
+        })
+        .unwrap();
+        assert_eq!(census, serde_json::json!({"sessions": 7, "users": 4}));
+    }
+}

@@ -117,4 +117,40 @@ async fn should_reject_bad_input_without_a_round_trip(ctx: TestCtx) -> anyhow::R
     Ok(())
 }
 
-aeturnis_testkit::topology_tests!(should_reject_bad_input_without_a_round_trip,);
+/// The longest lifetimes the config accepts (100 years, idle and
+/// absolute) work at every call, on the script path and the fast path:
+/// what `SessionConfig::validate` lets through, Redis takes.
+async fn should_serve_sessions_with_the_longest_accepted_lifetimes(
+    ctx: TestCtx,
+) -> anyhow::Result<()> {
+    for config in [eager(), fast()] {
+        let m = manager(
+            &ctx,
+            config
+                .with_idle_ttl(MAX_DURATION)
+                .with_absolute_ttl(MAX_DURATION),
+        )
+        .await?;
+        let u = user("methuselah");
+        let s = m.create(&u, meta()).await?;
+        let key = session_key(&ctx, &s.id);
+        let p = pttl(&m, &key).await;
+        let max_ms = i64::try_from(MAX_DURATION.as_millis())?;
+        assert!(p > max_ms - 60_000 && p <= max_ms, "PTTL {p}");
+        let got = m.get(&s.id).await?.unwrap();
+        assert_eq!(got.absolute_expires_at, s.absolute_expires_at);
+        assert!(got.expires_at <= got.absolute_expires_at);
+        assert!(m.extend(&s.id, MAX_DURATION).await?.is_some());
+        assert!(pexpire_time(&m, &key).await <= ms(s.absolute_expires_at));
+        assert_eq!(m.list(&u).await?.len(), 1);
+        let r = m.rotate(&s.id).await?.unwrap();
+        assert!(m.revoke(&r.id).await?);
+        assert!(m.get(&r.id).await?.is_none());
+    }
+    Ok(())
+}
+
+aeturnis_testkit::topology_tests!(
+    should_reject_bad_input_without_a_round_trip,
+    should_serve_sessions_with_the_longest_accepted_lifetimes,
+);
