@@ -325,6 +325,7 @@ mod tests {
         ] {
             let e = SessionConfig::from_lookup(lookup(&[(name, value)])).unwrap_err();
             assert_eq!(variable(&e), name, "{name}={value}: {e}");
+            assert!(e.to_string().contains(name), "the message names it: {e}");
         }
         // the longest accepted values
         let c = SessionConfig::from_lookup(lookup(&[

@@ -41,11 +41,11 @@ pub enum Error {
     Redis(#[from] aeturnis_redis_core::Error),
     /// A key built from the input is invalid (bad input, not a Redis
     /// failure).
-    #[error(transparent)]
+    #[error("invalid session key: {0}")]
     Key(#[from] KeyError),
     /// A setting of the [`SessionConfig`](crate::SessionConfig) (or its
     /// environment variable) is invalid; the error names it.
-    #[error("invalid session config: {0}")]
+    #[error("session config: {0}")]
     Config(#[from] ConfigError),
     /// A session token or id is malformed.
     #[error("invalid session token: {0}")]
