@@ -162,11 +162,9 @@ impl From<aeturnis_cache::Error> for ApiError {
 
 impl From<aeturnis_session::Error> for ApiError {
     fn from(e: aeturnis_session::Error) -> Self {
-        ApiError::from_layer(
-            &e,
-            e.is_invalid_input(),
-            e.is_retryable() || e.is_connection(),
-        )
+        use aeturnis_session::Classify as _;
+        // unavailable (connection, timeout, shutdown) is retryable
+        ApiError::from_layer(&e, e.is_invalid_input(), e.is_retryable())
     }
 }
 

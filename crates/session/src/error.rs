@@ -1,7 +1,7 @@
 //! The error type of `aeturnis-session`.
 
-use aeturnis_redis_core::Classify as _;
-use std::time::Duration;
+use aeturnis_redis_core::duration::DurationError;
+use aeturnis_redis_core::{Classify, ConfigError, ErrorClass, KeyError};
 
 /// Result alias used across `aeturnis-session`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,12 +28,25 @@ pub enum TokenError {
 }
 
 /// Everything that can go wrong with sessions.
+///
+/// Classified with [`Classify`]: Redis failures answer as the core error
+/// does; bad tokens, ids, metadata, durations, keys and settings are
+/// [`InvalidInput`](ErrorClass::InvalidInput); a corrupt stored session is
+/// [`Internal`](ErrorClass::Internal).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Redis (or the connection to it) failed.
     #[error(transparent)]
     Redis(#[from] aeturnis_redis_core::Error),
+    /// A key built from the input is invalid (bad input, not a Redis
+    /// failure).
+    #[error("invalid session key: {0}")]
+    Key(#[from] KeyError),
+    /// A setting of the [`SessionConfig`](crate::SessionConfig) (or its
+    /// environment variable) is invalid; the error names it.
+    #[error("session config: {0}")]
+    Config(#[from] ConfigError),
     /// A session token or id is malformed.
     #[error("invalid session token: {0}")]
     InvalidToken(#[from] TokenError),
@@ -56,18 +69,17 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
-    /// A duration that must be positive is zero (or rounds to zero
-    /// milliseconds).
-    #[error("{what} must be at least 1 ms, got {value:?}")]
-    ZeroDuration {
-        /// Which duration.
+    /// A duration passed to a call is zero or above
+    /// [`MAX_DURATION`](aeturnis_redis_core::duration::MAX_DURATION)
+    /// (a sub-millisecond remainder rounds up, see
+    /// [`aeturnis_redis_core::duration`]).
+    #[error("{what} {source}")]
+    InvalidDuration {
+        /// Which duration (`extension`).
         what: &'static str,
-        /// The value given.
-        value: Duration,
+        /// What is wrong with it.
+        source: DurationError,
     },
-    /// The configuration is inconsistent.
-    #[error("invalid session config: {0}")]
-    Config(String),
     /// The session id belongs to another user's slot tag, or is already used
     /// by another session.
     #[error("session id {id} cannot be used for this user: {reason}")]
@@ -94,50 +106,63 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// The operation may succeed if tried again later (Redis timeouts,
-    /// dropped connections, cluster reconfiguration).
-    #[must_use]
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Redis(e) if e.is_retryable())
-    }
-
-    /// The operation ran out of time.
-    #[must_use]
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Redis(e) if e.is_timeout())
-    }
-
-    /// The connection to Redis is down or was dropped mid-command.
-    #[must_use]
-    pub fn is_connection(&self) -> bool {
-        matches!(self, Error::Redis(e) if e.is_connection())
-    }
-
-    /// The caller passed bad input (a malformed token, an invalid id, too
-    /// much metadata, a zero duration); retrying cannot help.
-    #[must_use]
-    pub fn is_invalid_input(&self) -> bool {
-        matches!(
-            self,
-            Error::InvalidToken(_)
-                | Error::InvalidId { .. }
-                | Error::MetadataTooLong { .. }
-                | Error::ZeroDuration { .. }
-                | Error::IdConflict { .. }
-                | Error::UnknownSession { .. }
-        )
-    }
-}
-
-impl From<aeturnis_redis_core::KeyError> for Error {
-    fn from(e: aeturnis_redis_core::KeyError) -> Self {
-        Error::Redis(e.into())
+impl Classify for Error {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Error::Redis(e) => e.class(),
+            Error::Key(_)
+            | Error::Config(_)
+            | Error::InvalidToken(_)
+            | Error::InvalidId { .. }
+            | Error::MetadataTooLong { .. }
+            | Error::InvalidDuration { .. }
+            | Error::IdConflict { .. }
+            | Error::UnknownSession { .. } => ErrorClass::InvalidInput,
+            Error::Corrupt { .. } => ErrorClass::Internal,
+        }
     }
 }
 
 impl From<aeturnis_redis_core::fred::error::Error> for Error {
     fn from(e: aeturnis_redis_core::fred::error::Error) -> Self {
         Error::Redis(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_classify_bad_input_corruption_and_redis_failures() {
+        let bad = [
+            Error::from(KeyError::Empty),
+            Error::from(ConfigError::invalid("SESSION_TTL", "nope")),
+            Error::from(TokenError::Empty),
+            Error::InvalidDuration {
+                what: "extension",
+                source: DurationError::Zero,
+            },
+            Error::IdConflict {
+                id: "x".into(),
+                reason: "r",
+            },
+            Error::UnknownSession { id: "x".into() },
+        ];
+        for e in &bad {
+            assert_eq!(e.class(), ErrorClass::InvalidInput, "{e:?}");
+            assert!(!e.is_retryable(), "{e:?}");
+        }
+        let corrupt = Error::Corrupt {
+            key: "k".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(corrupt.class(), ErrorClass::Internal);
+        let down = Error::Redis(aeturnis_redis_core::Error::Shutdown);
+        assert_eq!(
+            down.class(),
+            aeturnis_redis_core::Error::Shutdown.class(),
+            "a Redis failure answers as the core does"
+        );
     }
 }

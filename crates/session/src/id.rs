@@ -13,6 +13,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
 use crate::error::{Error, TokenError};
 
 /// Longest accepted user id, in bytes.
@@ -24,8 +27,6 @@ const TAG_LEN: usize = 4;
 const RANDOM_LEN: usize = 22;
 /// Length of a session token.
 pub const TOKEN_LEN: usize = TAG_LEN + 1 + RANDOM_LEN;
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 fn check_text(what: &'static str, text: &str, max: usize) -> Result<(), Error> {
     let reason = if text.is_empty() {
@@ -228,50 +229,27 @@ impl FromStr for SessionId {
     }
 }
 
+/// Appends the 22 base64url characters (RFC 4648 §5, no padding) of 16
+/// bytes to `out`.
 fn encode_b64(bytes: &[u8; 16], out: &mut String) {
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for b in bytes {
-        acc = (acc << 8) | u32::from(*b);
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(char::from(B64[((acc >> bits) & 63) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(B64[((acc << (6 - bits)) & 63) as usize]));
-    }
+    let mut buf = [0u8; RANDOM_LEN];
+    let n = URL_SAFE_NO_PAD
+        .encode_slice(bytes, &mut buf)
+        .unwrap_or_default();
+    // base64url output is ASCII, so always UTF-8
+    out.push_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
 }
 
+/// The 16 bytes of exactly 22 base64url characters, strictly: no padding,
+/// only the URL-safe alphabet, and the 4 unused low bits of the last
+/// character zero (the engine refuses trailing bits), so each id has
+/// exactly one spelling. Decodes into a fixed array: no allocation.
 fn decode_b64(text: &[u8]) -> Option<[u8; 16]> {
     if text.len() != RANDOM_LEN {
         return None;
     }
     let mut out = [0u8; 16];
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    let mut n = 0;
-    for (i, c) in text.iter().enumerate() {
-        let v = B64.iter().position(|x| x == c)? as u32;
-        if i == RANDOM_LEN - 1 {
-            // the last character carries 2 bits; the 4 low bits must be zero
-            // so that each id has exactly one spelling
-            if v & 0x0f != 0 {
-                return None;
-            }
-            acc = (acc << 2) | (v >> 4);
-            bits += 2;
-        } else {
-            acc = (acc << 6) | v;
-            bits += 6;
-        }
-        while bits >= 8 {
-            bits -= 8;
-            *out.get_mut(n)? = ((acc >> bits) & 0xff) as u8;
-            n += 1;
-        }
-    }
+    let n = URL_SAFE_NO_PAD.decode_slice(text, &mut out).ok()?;
     (n == 16).then_some(out)
 }
 
@@ -336,6 +314,34 @@ mod tests {
         let utf8 = format!("abcd.{}", "é".repeat(11));
         assert_eq!(utf8.len(), TOKEN_LEN);
         assert_eq!(SessionId::parse(&utf8), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn should_encode_base64url_as_rfc_4648_without_padding() {
+        // RFC 4648 §5 alphabet: 0xfb 0xff -> "-_" characters, no '=' padding
+        let mut s = String::new();
+        encode_b64(&[0xfb; 16], &mut s);
+        assert_eq!(s, "-_v7-_v7-_v7-_v7-_v7-w");
+        assert_eq!(decode_b64(s.as_bytes()), Some([0xfb; 16]));
+        let mut z = String::new();
+        encode_b64(&[0; 16], &mut z);
+        assert_eq!(z, "A".repeat(RANDOM_LEN));
+        // the same text with padding, or the standard alphabet, is refused
+        assert_eq!(decode_b64(format!("{}==", &s[..20]).as_bytes()), None);
+        assert_eq!(decode_b64(s.replace('-', "+").as_bytes()), None);
+        assert_eq!(decode_b64(s.replace('_', "/").as_bytes()), None);
+        // every non-canonical last character (low 4 bits set) is refused
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for (i, c) in alphabet.iter().enumerate() {
+            let mut t = z.clone().into_bytes();
+            t[RANDOM_LEN - 1] = *c;
+            assert_eq!(
+                decode_b64(&t).is_some(),
+                i % 16 == 0,
+                "last character {}",
+                char::from(*c)
+            );
+        }
     }
 
     #[test]

@@ -408,3 +408,19 @@ return out
 "#,
     )
 });
+
+/// Every script of the crate, for
+/// [`Redis::register_scripts`](aeturnis_redis_core::Redis::register_scripts).
+pub(crate) fn all() -> [&'static LuaScript; 9] {
+    [
+        &GET_SLIDE,
+        &CREATE,
+        &EXTEND,
+        &UPDATE,
+        &ROTATE,
+        &REVOKE,
+        &REVOKE_ALL,
+        &LIST,
+        &STATS,
+    ]
+}

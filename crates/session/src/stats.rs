@@ -29,17 +29,19 @@
 //! session counted in them can still be alive.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand, Value};
+use aeturnis_redis_core::keys::decode_segment;
 use aeturnis_redis_core::RedisKey;
 
-use crate::config::millis;
 use crate::error::Result;
 use crate::manager::SessionManager;
+use crate::scripts;
 
 /// Session figures, read without scanning.
 ///
@@ -51,7 +53,7 @@ use crate::manager::SessionManager;
 /// absolute expiry run no script, so between
 /// [`recount`](SessionManager::recount)s `active` is an upper bound and
 /// `average_duration` covers only revoked and evicted sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct SessionStats {
     /// Live sessions: created − revoked − evicted (an upper bound between
@@ -68,7 +70,7 @@ pub struct SessionStats {
 }
 
 /// The exact figures found by a full scan ([`SessionManager::recount`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct SessionCensus {
     /// Session keys found.
@@ -81,6 +83,9 @@ pub struct SessionCensus {
 /// How often the background task writes the buffered stat deltas (sooner
 /// when 1,000 distinct new users are waiting).
 pub const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keys asked for per `SCAN` page by [`SessionManager::recount`].
+const SCAN_BATCH: NonZeroU32 = NonZeroU32::MIN.saturating_add(999);
 
 /// Distinct users buffered before the background task is woken early.
 const FLUSH_AT_USERS: usize = 1000;
@@ -167,7 +172,7 @@ impl SessionManager {
     }
 
     fn stats_ttl_ms(&self) -> u64 {
-        millis(self.config.absolute_ttl).max(1)
+        self.absolute_ms
     }
 
     /// Adds a delta to the in-process counters (no I/O) and makes sure the
@@ -215,7 +220,10 @@ impl SessionManager {
             Some(p) => args.extend(p),
             None => args.extend([0, 0, 0, 0].map(Value::Integer)),
         }
-        let reply = self.run_stats_script(self.stats_keys()?, args).await?;
+        let reply: Value = self
+            .redis
+            .script_no_replay(&scripts::STATS, self.stats_keys()?, args)
+            .await?;
         Ok(Some(reply.into_array()))
     }
 
@@ -256,15 +264,29 @@ impl SessionManager {
         // counted deltas first, so they are not applied on top of the count
         self.flush_stats().await?;
         let keys = self.redis.keys();
-        let sessions = self.scan_all(&keys.pattern("s").any().build()?).await?;
-        let indexes = self.scan_all(&keys.pattern("su").any().build()?).await?;
-        let users: Vec<String> = indexes
-            .iter()
-            .filter_map(|k| k.split_once("}:").map(|(_, enc)| decode_segment(enc)))
-            .collect();
+        let sessions = self
+            .redis
+            .scan_keys(&keys.pattern("s").any().build()?, SCAN_BATCH)
+            .await?;
+        let indexes = self
+            .redis
+            .scan_keys(&keys.pattern("su").any().build()?, SCAN_BATCH)
+            .await?;
+        // `PREFIX su:{TAG}:ENCODED-USER`: the user is the last segment
+        let mut users = Vec::with_capacity(indexes.len());
+        for key in &indexes {
+            let Some((_, encoded)) = key.as_str().and_then(|k| k.split_once("}:")) else {
+                continue;
+            };
+            match decode_segment(encoded) {
+                Ok(user) => users.push(user),
+                // not written by this crate: not a user index of ours
+                Err(e) => tracing::warn!(key = ?key, error = %e, "recount skips a key"),
+            }
+        }
         let census = SessionCensus {
-            sessions: sessions.len() as u64,
-            users: users.len() as u64,
+            sessions: u64::try_from(sessions.len()).unwrap_or(u64::MAX),
+            users: u64::try_from(users.len()).unwrap_or(u64::MAX),
         };
         let stats = self.stats_keys()?;
         let client = self.redis.client();
@@ -289,49 +311,6 @@ impl SessionManager {
         }
         Ok(census)
     }
-
-    async fn scan_all(&self, pattern: &str) -> Result<Vec<String>> {
-        let client = self.redis.client();
-        let mut found = Vec::new();
-        if self.redis.is_cluster() {
-            let nodes = client
-                .cached_cluster_state()
-                .map(|s| s.unique_primary_nodes())
-                .unwrap_or_default();
-            for node in nodes {
-                scan_node(&client.with_cluster_node(node), pattern, &mut found).await?;
-            }
-        } else {
-            scan_node(client, pattern, &mut found).await?;
-        }
-        Ok(found)
-    }
-}
-
-async fn scan_node<C: KeysInterface + Sync>(
-    client: &C,
-    pattern: &str,
-    found: &mut Vec<String>,
-) -> Result<()> {
-    let mut cursor = "0".to_owned();
-    loop {
-        let (next, keys): (String, Vec<String>) = client
-            .scan_page(cursor, pattern.to_owned(), Some(1000), None)
-            .await?;
-        found.extend(keys);
-        if next == "0" {
-            return Ok(());
-        }
-        cursor = next;
-    }
-}
-
-/// Inverse of the key space's user-segment encoding (`%25 %3A %7B %7D`).
-fn decode_segment(text: &str) -> String {
-    text.replace("%3A", ":")
-        .replace("%7B", "{")
-        .replace("%7D", "}")
-        .replace("%25", "%")
 }
 
 #[cfg(test)]
@@ -339,9 +318,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn should_decode_encoded_user_segments() {
-        let raw = "a:b{c}%3A";
-        let enc = aeturnis_redis_core::keys::encode_segment(raw);
-        assert_eq!(decode_segment(&enc), raw);
+    fn should_serialize_the_figures() {
+        let stats = SessionStats {
+            active: 3,
+            unique_users: 2,
+            created: 5,
+            ended: 2,
+            average_duration: Some(Duration::from_millis(1500)),
+        };
+        let json = serde_json::to_value(stats).unwrap();
+        assert_eq!(json["active"], 3);
+        assert_eq!(json["unique_users"], 2);
+        assert_eq!(json["created"], 5);
+        assert_eq!(json["ended"], 2);
+        assert_eq!(json["average_duration"]["secs"], 1);
+        assert_eq!(json["average_duration"]["nanos"], 500_000_000);
+        let census = serde_json::to_value(SessionCensus {
+            sessions: 7,
+            users: 4,
+        })
+        .unwrap();
+        assert_eq!(census, serde_json::json!({"sessions": 7, "users": 4}));
     }
 }
