@@ -1,17 +1,5 @@
 //! Lock configuration: data, with `with_*` builder methods, read from the
 //! environment with the core [`Env`] reader.
-//!
-//! | variable | setting | unit |
-//! |---|---|---|
-//! | `LOCK_WAIT_TIMEOUT_MS` | [`LockConfig::wait_timeout`] | milliseconds |
-//! | `LOCK_BACKOFF_MIN_MS` | [`LockConfig::backoff_min`] | milliseconds |
-//! | `LOCK_BACKOFF_MAX_MS` | [`LockConfig::backoff_max`] | milliseconds |
-//! | `LOCK_WAKE_ON_RELEASE` | [`LockConfig::wake_on_release`] | boolean |
-//! | `LOCK_WATCHDOG` | [`LockConfig::watchdog`] | boolean |
-//! | `LOCK_FENCING` | [`LockConfig::fencing`] | boolean |
-//! | `LOCK_FENCE_TTL_SECS` | [`LockConfig::fence_ttl`] | seconds |
-//! | `LOCK_REDLOCK_MASTER_TIMEOUT_MS` | [`RedlockConfig::master_timeout`] | milliseconds |
-//! | `LOCK_REDLOCK_RETRY_COUNT` | [`RedlockConfig::retry_count`] | count (≥ 1) |
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -22,6 +10,22 @@ use aeturnis_redis_core::{ConfigError, Env};
 use crate::error::{Error, Result};
 
 /// How a [`LockManager`](crate::LockManager) waits, watches and fences.
+///
+/// [`from_env`](Self::from_env) reads these variables (the Redlock ones
+/// through [`RedlockConfig::from_env`]); `deploy/.env.example` lists them
+/// with their defaults:
+///
+/// | variable | setting | unit |
+/// |---|---|---|
+/// | `LOCK_WAIT_TIMEOUT_MS` | [`LockConfig::wait_timeout`] | milliseconds |
+/// | `LOCK_BACKOFF_MIN_MS` | [`LockConfig::backoff_min`] | milliseconds |
+/// | `LOCK_BACKOFF_MAX_MS` | [`LockConfig::backoff_max`] | milliseconds |
+/// | `LOCK_WAKE_ON_RELEASE` | [`LockConfig::wake_on_release`] | boolean |
+/// | `LOCK_WATCHDOG` | [`LockConfig::watchdog`] | boolean |
+/// | `LOCK_FENCING` | [`LockConfig::fencing`] | boolean |
+/// | `LOCK_FENCE_TTL_SECS` | [`LockConfig::fence_ttl`] | seconds |
+/// | `LOCK_REDLOCK_MASTER_TIMEOUT_MS` | [`RedlockConfig::master_timeout`] | milliseconds |
+/// | `LOCK_REDLOCK_RETRY_COUNT` | [`RedlockConfig::retry_count`] | count (≥ 1) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LockConfig {
@@ -118,7 +122,7 @@ impl LockConfig {
         self
     }
 
-    /// Reads the `LOCK_*` variables (see the [module docs](self)) from
+    /// Reads the `LOCK_*` variables (see the [type docs](Self)) from
     /// the process environment; unset or empty variables keep the default.
     ///
     /// # Errors
@@ -141,12 +145,12 @@ impl LockConfig {
         Ok(config)
     }
 
-    fn read<L: Fn(&str) -> Option<String>>(
-        env: &Env<L>,
-    ) -> std::result::Result<Self, ConfigError> {
+    fn read<L: Fn(&str) -> Option<String>>(env: &Env<L>) -> std::result::Result<Self, ConfigError> {
         let d = LockConfig::default();
         Ok(LockConfig {
-            wait_timeout: env.millis("LOCK_WAIT_TIMEOUT_MS")?.unwrap_or(d.wait_timeout),
+            wait_timeout: env
+                .millis("LOCK_WAIT_TIMEOUT_MS")?
+                .unwrap_or(d.wait_timeout),
             backoff_min: env.millis("LOCK_BACKOFF_MIN_MS")?.unwrap_or(d.backoff_min),
             backoff_max: env.millis("LOCK_BACKOFF_MAX_MS")?.unwrap_or(d.backoff_max),
             wake_on_release: env
@@ -409,7 +413,8 @@ mod tests {
         let cases = [
             (d.clone().with_wait_timeout(Duration::MAX), "wait_timeout"),
             (
-                d.clone().with_wait_timeout(MAX_DURATION + Duration::from_nanos(1)),
+                d.clone()
+                    .with_wait_timeout(MAX_DURATION + Duration::from_nanos(1)),
                 "wait_timeout",
             ),
             (
@@ -418,7 +423,8 @@ mod tests {
                 "backoff_min",
             ),
             (
-                d.clone().with_backoff(Duration::from_millis(1), Duration::MAX),
+                d.clone()
+                    .with_backoff(Duration::from_millis(1), Duration::MAX),
                 "backoff_max",
             ),
             (d.clone().with_fence_ttl(Duration::MAX), "fence_ttl"),
@@ -457,7 +463,10 @@ mod tests {
                 .validate()
                 .unwrap_err(),
         );
-        assert!(matches!(&e, Error::Config(c) if c.variable() == "fence_ttl"), "{e:?}");
+        assert!(
+            matches!(&e, Error::Config(c) if c.variable() == "fence_ttl"),
+            "{e:?}"
+        );
     }
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -512,7 +521,10 @@ mod tests {
             let e = RedlockConfig::from_lookup(lookup(&[(var, value)])).unwrap_err();
             assert_eq!(e.variable(), named, "{var}={value}: {e}");
         }
-        assert_eq!(LockConfig::from_lookup(|_| None).unwrap(), LockConfig::default());
+        assert_eq!(
+            LockConfig::from_lookup(|_| None).unwrap(),
+            LockConfig::default()
+        );
     }
 
     /// `deploy/.env.example` documents the defaults: read through

@@ -199,6 +199,9 @@ mod tests {
                 "Connection refused",
             ),
         ));
-        assert!(down.is_unavailable(), "wrapped core errors keep their class");
+        assert!(
+            down.is_unavailable(),
+            "wrapped core errors keep their class"
+        );
     }
 }

@@ -59,7 +59,9 @@ pub mod guide {}
 /// Each Lua script called directly: for this crate's own tests only.
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
-pub use scripts as raw;
+pub mod raw {
+    pub use crate::scripts::*;
+}
 
 pub use aeturnis_redis_core as core;
 pub use aeturnis_redis_core::{Classify, ErrorClass, Redis, RedisConfig, RedisKey};

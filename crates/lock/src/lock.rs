@@ -37,8 +37,11 @@ pub trait Lock: Send + Sync {
 
     /// Waits up to the configured `wait_timeout`. See
     /// [`LockManager::acquire`] and [`Redlock::acquire`].
-    fn acquire(&self, resource: &str, ttl: Duration)
-        -> impl Future<Output = Result<LockGuard>> + Send;
+    fn acquire(
+        &self,
+        resource: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<LockGuard>> + Send;
 
     /// Waits up to `timeout`. See [`LockManager::acquire_within`] and
     /// [`Redlock::acquire_within`].

@@ -12,9 +12,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::backoff::{jitter, Backoff};
 use crate::config::{clock_drift, ttl_millis, RedlockConfig};
-use crate::lock::run_locked;
 use crate::error::{Error, Result};
 use crate::guard::{Backend, Lease, LockContext, LockGuard};
+use crate::lock::run_locked;
 use crate::scripts::{self, Attempt, LockKeys, ReleaseMode, ReleaseOutcome};
 use crate::stats::{LockStats, StatsCell};
 use crate::token::LockToken;

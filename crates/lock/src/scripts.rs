@@ -157,6 +157,10 @@ pub struct LockKeys {
 }
 
 impl LockKeys {
+    /// The keys of `resource` under `keys`' prefix.
+    ///
+    /// # Errors
+    /// [`Error::Key`] for an empty resource or one a key cannot hold.
     pub fn new(keys: &KeySpace, resource: &str) -> Result<Arc<LockKeys>> {
         if resource.is_empty() {
             return Err(Error::Key(KeyError::Empty));
@@ -276,10 +280,19 @@ pub async fn acquire_unfenced(
 /// What a waiter's attempt found: ours (with the lock's value), or held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitAttempt {
+    /// Ours: the lock's value (`TOKEN[:FENCE][!]`).
     Acquired(String),
+    /// Held for this many more milliseconds (0: free but promised to an
+    /// older waiter).
     Held(u64),
 }
 
+/// A waiter's attempt (`lock_wait`): take the lock if handed to us or
+/// free with nobody older waiting, else join or keep our place in the
+/// queue for `lease_ms`.
+///
+/// # Errors
+/// Redis, or an unexpected reply.
 pub async fn wait(
     redis: &Redis,
     keys: &LockKeys,
@@ -339,6 +352,11 @@ pub enum ReleaseOutcome {
     Lost,
 }
 
+/// A release, force release or leave (`lock_release`), with the hand-off
+/// to the oldest live waiter when the lock is marked `!`.
+///
+/// # Errors
+/// Redis, or an unexpected reply.
 pub async fn release(
     redis: &Redis,
     keys: &LockKeys,
@@ -404,12 +422,11 @@ async fn release_call(
     }
 }
 
-pub async fn extend(
-    redis: &Redis,
-    keys: &LockKeys,
-    token: &str,
-    ttl_ms: u64,
-) -> Result<bool> {
+/// Compare-and-`PEXPIRE` (`lock_extend`): whether the lock was still ours.
+///
+/// # Errors
+/// Redis.
+pub async fn extend(redis: &Redis, keys: &LockKeys, token: &str, ttl_ms: u64) -> Result<bool> {
     let n: i64 = redis
         .script_on(&EXTEND, &keys.lock, |args| {
             args.extend([Value::from(token), ms(ttl_ms)]);
@@ -442,7 +459,6 @@ pub async fn fenced_write(
     let n = u64::try_from(n).unwrap_or(0);
     Ok(if ok == 1 { Ok(n) } else { Err(n) })
 }
-
 
 #[cfg(test)]
 mod tests {

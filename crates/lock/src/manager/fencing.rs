@@ -29,7 +29,7 @@ impl LockManager {
     /// replay is harmless). Returns `Ok(Err(StaleFence))` on refusal.
     ///
     /// The record lives beside the lock (same hash slot) with
-    /// [`LockConfig::fence_ttl`].
+    /// [`LockConfig::fence_ttl`](crate::LockConfig::fence_ttl).
     ///
     /// # Errors
     /// Bad resource, encoding, or Redis.

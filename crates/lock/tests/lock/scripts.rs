@@ -3,10 +3,10 @@
 //! loss, fence floors, the unfenced path, fenced writes, local hand-off.
 
 use aeturnis_lock::raw::{
-    acquire, acquire_unfenced, extend, fence_of, fenced_write, release, release_to_local,
-    wait, Attempt, LockKeys, ReleaseMode, ReleaseOutcome, WaitAttempt,
+    acquire, acquire_unfenced, extend, fence_of, fenced_write, release, release_to_local, wait,
+    Attempt, LockKeys, ReleaseMode, ReleaseOutcome, WaitAttempt, NAMES,
 };
-use aeturnis_lock::LockToken;
+use aeturnis_lock::{LockConfig, LockManager, LockToken, Redlock, RedlockConfig};
 use aeturnis_redis_core::fred::interfaces::{HashesInterface, KeysInterface};
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_testkit::TestCtx;
@@ -360,7 +360,45 @@ async fn should_hand_to_local_idempotently(ctx: TestCtx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Building a manager (or a Redlock, on every master) registers all five
+/// scripts once, so `load_scripts` loads them all.
+async fn should_register_every_script_at_construction(ctx: TestCtx) -> anyhow::Result<()> {
+    let redis = connect(&ctx).await?;
+    let ours = |redis: &Redis| -> Vec<&'static str> {
+        redis
+            .registered_scripts()
+            .into_iter()
+            .filter(|n| n.starts_with("lock_"))
+            .collect()
+    };
+    assert!(ours(&redis).is_empty());
+    let locks = LockManager::new(redis.clone(), LockConfig::default())?;
+    assert_eq!(ours(&redis), NAMES);
+    // a second manager on the same handle registers nothing twice
+    let _again = LockManager::new(redis.clone(), LockConfig::default().with_fencing(false))?;
+    assert_eq!(ours(&redis), NAMES);
+    let registered = redis.registered_scripts().len();
+    assert_eq!(redis.load_scripts().await?, registered);
+    assert!(registered >= NAMES.len());
+    locks
+        .try_acquire("loaded", std::time::Duration::from_secs(5))
+        .await?
+        .release()
+        .await?;
+    let masters = vec![
+        connect(&ctx).await?,
+        connect(&ctx).await?,
+        connect(&ctx).await?,
+    ];
+    let _red = Redlock::new(masters.clone(), RedlockConfig::default())?;
+    for m in &masters {
+        assert_eq!(ours(m), NAMES);
+    }
+    Ok(())
+}
+
 aeturnis_testkit::topology_tests!(
+    should_register_every_script_at_construction,
     should_answer_replayed_scripts_the_same,
     should_hand_the_lock_to_the_oldest_waiter,
     should_release_what_a_leaving_waiter_was_handed,
@@ -371,4 +409,3 @@ aeturnis_testkit::topology_tests!(
     should_refuse_only_older_fences,
     should_hand_to_local_idempotently,
 );
-
