@@ -47,9 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aeturnis_lock::{
-    Lock, LockConfig, LockGuard, LockManager, LockToken, Redlock, RedlockConfig,
-};
+use aeturnis_lock::{Lock, LockConfig, LockGuard, LockManager, LockToken, Redlock, RedlockConfig};
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_testkit::bench::{
     append_records, interleaved_medians, interleaved_rounds, measure, median_pair, side,
