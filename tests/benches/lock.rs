@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aeturnis_lock::{LockConfig, LockGuard, LockManager, LockToken, Redlock, RedlockConfig};
+use aeturnis_lock::{Lock, LockConfig, LockGuard, LockManager, LockToken, Redlock, RedlockConfig};
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_testkit::bench::{
     append_records, interleaved_medians, interleaved_rounds, measure, median_pair, side,
@@ -560,22 +560,20 @@ async fn redlock_vs_single(
     single: &LockManager,
 ) -> anyhow::Result<(Sample, Sample)> {
     interleaved_medians(
-        || {
-            let redlock = redlock.clone();
-            acquire_only(move |resource| {
-                let redlock = redlock.clone();
-                async move { Ok(redlock.try_acquire(&resource, TTL).await?) }
-            })
-        },
-        || {
-            let single = single.clone();
-            acquire_only(move |resource| {
-                let single = single.clone();
-                async move { Ok(single.try_acquire(&resource, TTL).await?) }
-            })
-        },
+        || try_acquire_only(redlock.clone()),
+        || try_acquire_only(single.clone()),
     )
     .await
+}
+
+/// [`acquire_only`] over `try_acquire` of any [`Lock`].
+fn try_acquire_only<L: Lock + Clone + 'static>(
+    locks: L,
+) -> impl std::future::Future<Output = anyhow::Result<Sample>> + Send + 'static {
+    acquire_only(move |resource| {
+        let locks = locks.clone();
+        async move { Ok(locks.try_acquire(&resource, TTL).await?) }
+    })
 }
 
 /// `SET key token NX PX ttl`, which must succeed.

@@ -176,17 +176,14 @@ impl From<aeturnis_ratelimit::Error> for ApiError {
 
 impl From<aeturnis_lock::Error> for ApiError {
     fn from(e: aeturnis_lock::Error) -> Self {
+        use aeturnis_lock::Classify as _;
         if let Some(retry_after) = e.retry_after() {
             return ApiError::Busy {
                 message: e.to_string(),
                 retry_after,
             };
         }
-        let invalid = matches!(
-            e,
-            aeturnis_lock::Error::InvalidResource { .. } | aeturnis_lock::Error::InvalidTtl { .. }
-        );
-        ApiError::from_layer(&e, invalid, e.is_unavailable() || e.is_retryable())
+        ApiError::from_layer(&e, e.is_invalid_input(), e.is_retryable())
     }
 }
 

@@ -1,11 +1,31 @@
-//! Lock configuration: data, with `with_*` builder methods.
+//! Lock configuration: data, with `with_*` builder methods, read from the
+//! environment with the core [`Env`] reader.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use aeturnis_redis_core::duration::{self, ceil_millis, MAX_DURATION};
+use aeturnis_redis_core::{ConfigError, Env};
+
 use crate::error::{Error, Result};
 
 /// How a [`LockManager`](crate::LockManager) waits, watches and fences.
+///
+/// [`from_env`](Self::from_env) reads these variables (the Redlock ones
+/// through [`RedlockConfig::from_env`]); `deploy/.env.example` lists them
+/// with their defaults:
+///
+/// | variable | setting | unit |
+/// |---|---|---|
+/// | `LOCK_WAIT_TIMEOUT_MS` | [`LockConfig::wait_timeout`] | milliseconds |
+/// | `LOCK_BACKOFF_MIN_MS` | [`LockConfig::backoff_min`] | milliseconds |
+/// | `LOCK_BACKOFF_MAX_MS` | [`LockConfig::backoff_max`] | milliseconds |
+/// | `LOCK_WAKE_ON_RELEASE` | [`LockConfig::wake_on_release`] | boolean |
+/// | `LOCK_WATCHDOG` | [`LockConfig::watchdog`] | boolean |
+/// | `LOCK_FENCING` | [`LockConfig::fencing`] | boolean |
+/// | `LOCK_FENCE_TTL_SECS` | [`LockConfig::fence_ttl`] | seconds |
+/// | `LOCK_REDLOCK_MASTER_TIMEOUT_MS` | [`RedlockConfig::master_timeout`] | milliseconds |
+/// | `LOCK_REDLOCK_RETRY_COUNT` | [`RedlockConfig::retry_count`] | count (≥ 1) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LockConfig {
@@ -102,25 +122,89 @@ impl LockConfig {
         self
     }
 
-    /// Checks the values.
+    /// Reads the `LOCK_*` variables (see the [type docs](Self)) from
+    /// the process environment; unset or empty variables keep the default.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a zero back-off, `backoff_min >
+    /// [`ConfigError`] naming the variable, as [`from_lookup`](Self::from_lookup).
+    pub fn from_env() -> std::result::Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) over any lookup (tests need no process
+    /// environment). The result is [validated](Self::validate).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that cannot be read, or the
+    /// setting that does not validate.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<Self, ConfigError> {
+        let config = Self::read(&Env::new(lookup))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn read<L: Fn(&str) -> Option<String>>(env: &Env<L>) -> std::result::Result<Self, ConfigError> {
+        let d = LockConfig::default();
+        Ok(LockConfig {
+            wait_timeout: env
+                .millis("LOCK_WAIT_TIMEOUT_MS")?
+                .unwrap_or(d.wait_timeout),
+            backoff_min: env.millis("LOCK_BACKOFF_MIN_MS")?.unwrap_or(d.backoff_min),
+            backoff_max: env.millis("LOCK_BACKOFF_MAX_MS")?.unwrap_or(d.backoff_max),
+            wake_on_release: env
+                .bool("LOCK_WAKE_ON_RELEASE")?
+                .unwrap_or(d.wake_on_release),
+            watchdog: env.bool("LOCK_WATCHDOG")?.unwrap_or(d.watchdog),
+            fence_ttl: env.seconds("LOCK_FENCE_TTL_SECS")?.unwrap_or(d.fence_ttl),
+            fencing: env.bool("LOCK_FENCING")?.unwrap_or(d.fencing),
+        })
+    }
+
+    /// Checks the values; [`LockManager::new`](crate::LockManager::new)
+    /// and [`Redlock::new`](crate::Redlock::new) call it, so a bad value
+    /// fails at construction, never at the first Redis call.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the setting: a duration above
+    /// [`MAX_DURATION`] (100 years), a zero back-off, `backoff_min >
     /// backoff_max`, or a fence TTL under one hour.
-    pub fn validate(&self) -> Result<()> {
-        if self.backoff_min.is_zero() {
-            return Err(Error::InvalidConfig("backoff_min must be above zero"));
-        }
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        bounded("wait_timeout", self.wait_timeout)?;
+        duration::check(self.backoff_min).map_err(|e| ConfigError::duration("backoff_min", e))?;
+        duration::check(self.backoff_max).map_err(|e| ConfigError::duration("backoff_max", e))?;
         if self.backoff_min > self.backoff_max {
-            return Err(Error::InvalidConfig(
-                "backoff_min must not exceed backoff_max",
+            return Err(ConfigError::invalid(
+                "backoff_min",
+                "must not exceed backoff_max",
             ));
         }
+        duration::check(self.fence_ttl).map_err(|e| ConfigError::duration("fence_ttl", e))?;
         if self.fence_ttl < Duration::from_secs(3600) {
-            return Err(Error::InvalidConfig("fence_ttl must be at least one hour"));
+            return Err(ConfigError::invalid(
+                "fence_ttl",
+                "must be at least one hour",
+            ));
         }
         Ok(())
     }
+
+    /// [`fence_ttl`](Self::fence_ttl) in milliseconds, as the scripts take it.
+    pub(crate) fn fence_ttl_ms(&self) -> u64 {
+        ceil_millis(self.fence_ttl)
+    }
+}
+
+/// Zero is allowed (one attempt, no wait); above [`MAX_DURATION`] is not.
+fn bounded(setting: &str, d: Duration) -> std::result::Result<(), ConfigError> {
+    if d > MAX_DURATION {
+        return Err(ConfigError::invalid(
+            setting,
+            format!("{d:?} is above the maximum of {MAX_DURATION:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Redlock settings on top of the per-lock [`LockConfig`].
@@ -170,15 +254,54 @@ impl RedlockConfig {
         self
     }
 
+    /// Reads the [`LockConfig`] variables and
+    /// `LOCK_REDLOCK_MASTER_TIMEOUT_MS` (milliseconds) and
+    /// `LOCK_REDLOCK_RETRY_COUNT` from the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable or setting.
+    pub fn from_env() -> std::result::Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) over any lookup; the result is
+    /// [validated](Self::validate).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable or setting.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<Self, ConfigError> {
+        let env = Env::new(lookup);
+        let d = RedlockConfig::default();
+        let config = RedlockConfig {
+            lock: LockConfig::read(&env)?,
+            master_timeout: env
+                .millis("LOCK_REDLOCK_MASTER_TIMEOUT_MS")?
+                .unwrap_or(d.master_timeout),
+            retry_count: env
+                .non_zero_u32("LOCK_REDLOCK_RETRY_COUNT")?
+                .unwrap_or(d.retry_count),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the values.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] as [`LockConfig::validate`], or for a zero
-    /// master timeout.
-    pub fn validate(&self) -> Result<()> {
+    /// [`ConfigError`] as [`LockConfig::validate`], or for a master
+    /// timeout that is zero or not below [`MAX_TTL`] (no lock TTL would be
+    /// left any validity).
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         self.lock.validate()?;
-        if self.master_timeout.is_zero() {
-            return Err(Error::InvalidConfig("master_timeout must be above zero"));
+        duration::check(self.master_timeout)
+            .map_err(|e| ConfigError::duration("master_timeout", e))?;
+        if self.master_timeout >= MAX_TTL {
+            return Err(ConfigError::invalid(
+                "master_timeout",
+                "must be below the longest lock TTL (30 days)",
+            ));
         }
         Ok(())
     }
@@ -195,8 +318,8 @@ pub fn clock_drift(ttl: Duration) -> Duration {
 }
 
 /// Validates a lock TTL and returns it in whole milliseconds, rounded up
-/// (a lease a fraction of a millisecond longer than asked is the safe side;
-/// nothing is truncated). `overhead` is time that must fit inside the lease
+/// by [`ceil_millis`] (a lease a fraction of a millisecond longer than asked
+/// is the safe side; nothing is truncated). `overhead` is time that must fit inside the lease
 /// on top of the clock drift (Redlock passes its per-master timeout).
 pub(crate) fn ttl_millis(ttl: Duration, overhead: Duration) -> Result<u64> {
     if ttl.is_zero() {
@@ -217,12 +340,7 @@ pub(crate) fn ttl_millis(ttl: Duration, overhead: Duration) -> Result<u64> {
             reason: "the TTL leaves no validity after the clock-drift allowance (ttl × 0.01 + 2 ms) and request timeout",
         });
     }
-    let nanos = ttl.as_nanos();
-    let ms = nanos.div_ceil(1_000_000);
-    u64::try_from(ms).map_err(|_| Error::InvalidTtl {
-        ttl,
-        reason: "a lock TTL must be at most 30 days",
-    })
+    Ok(ceil_millis(ttl))
 }
 
 #[cfg(test)]
@@ -256,20 +374,187 @@ mod tests {
         );
     }
 
+    fn setting(r: std::result::Result<(), ConfigError>) -> String {
+        r.err().map(|e| e.variable().to_owned()).unwrap_or_default()
+    }
+
     #[test]
     fn should_validate_backoff_and_fence_ttl() {
         assert!(LockConfig::default().validate().is_ok());
-        assert!(LockConfig::default()
-            .with_backoff(Duration::from_millis(5), Duration::from_millis(1))
-            .validate()
-            .is_err());
-        assert!(LockConfig::default()
-            .with_fence_ttl(Duration::from_secs(5))
-            .validate()
-            .is_err());
-        assert!(RedlockConfig::default()
-            .with_master_timeout(Duration::ZERO)
-            .validate()
-            .is_err());
+        assert_eq!(
+            setting(
+                LockConfig::default()
+                    .with_backoff(Duration::from_millis(5), Duration::from_millis(1))
+                    .validate()
+            ),
+            "backoff_min"
+        );
+        assert_eq!(
+            setting(
+                LockConfig::default()
+                    .with_fence_ttl(Duration::from_secs(5))
+                    .validate()
+            ),
+            "fence_ttl"
+        );
+        assert_eq!(
+            setting(
+                RedlockConfig::default()
+                    .with_master_timeout(Duration::ZERO)
+                    .validate()
+            ),
+            "master_timeout"
+        );
+    }
+
+    #[test]
+    fn should_refuse_extreme_durations_naming_the_setting() {
+        let d = LockConfig::default();
+        let cases = [
+            (d.clone().with_wait_timeout(Duration::MAX), "wait_timeout"),
+            (
+                d.clone()
+                    .with_wait_timeout(MAX_DURATION + Duration::from_nanos(1)),
+                "wait_timeout",
+            ),
+            (
+                d.clone()
+                    .with_backoff(Duration::ZERO, Duration::from_millis(1)),
+                "backoff_min",
+            ),
+            (
+                d.clone()
+                    .with_backoff(Duration::from_millis(1), Duration::MAX),
+                "backoff_max",
+            ),
+            (d.clone().with_fence_ttl(Duration::MAX), "fence_ttl"),
+            (d.clone().with_fence_ttl(Duration::ZERO), "fence_ttl"),
+        ];
+        for (config, name) in cases {
+            assert_eq!(setting(config.validate()), name, "{config:?}");
+        }
+        // the largest accepted values pass
+        let max = d
+            .clone()
+            .with_wait_timeout(MAX_DURATION)
+            .with_backoff(Duration::from_nanos(1), MAX_DURATION)
+            .with_fence_ttl(MAX_DURATION);
+        assert!(max.validate().is_ok());
+        assert!(d.with_wait_timeout(Duration::ZERO).validate().is_ok());
+        for (timeout, ok) in [
+            (Duration::MAX, false),
+            (MAX_TTL, false),
+            (MAX_TTL - Duration::from_millis(1), true),
+            (Duration::from_nanos(1), true),
+        ] {
+            assert_eq!(
+                RedlockConfig::default()
+                    .with_master_timeout(timeout)
+                    .validate()
+                    .is_ok(),
+                ok,
+                "{timeout:?}"
+            );
+        }
+        // a bad config is refused at construction, as a typed error
+        let e = Error::from(
+            LockConfig::default()
+                .with_fence_ttl(Duration::MAX)
+                .validate()
+                .unwrap_err(),
+        );
+        assert!(
+            matches!(&e, Error::Config(c) if c.variable() == "fence_ttl"),
+            "{e:?}"
+        );
+    }
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn should_read_the_environment_naming_bad_variables() {
+        let c = RedlockConfig::from_lookup(lookup(&[
+            ("LOCK_WAIT_TIMEOUT_MS", "2500"),
+            ("LOCK_BACKOFF_MIN_MS", "3"),
+            ("LOCK_BACKOFF_MAX_MS", ""),
+            ("LOCK_WAKE_ON_RELEASE", "false"),
+            ("LOCK_WATCHDOG", "true"),
+            ("LOCK_FENCING", "off"),
+            ("LOCK_FENCE_TTL_SECS", "7200"),
+            ("LOCK_REDLOCK_MASTER_TIMEOUT_MS", "20"),
+            ("LOCK_REDLOCK_RETRY_COUNT", "5"),
+        ]))
+        .unwrap();
+        let expected = RedlockConfig::default()
+            .with_lock(
+                LockConfig::default()
+                    .with_wait_timeout(Duration::from_millis(2500))
+                    .with_backoff(Duration::from_millis(3), Duration::from_millis(100))
+                    .with_wake_on_release(false)
+                    .with_watchdog(true)
+                    .with_fencing(false)
+                    .with_fence_ttl(Duration::from_secs(7200)),
+            )
+            .with_master_timeout(Duration::from_millis(20))
+            .with_retry_count(NonZeroU32::new(5).unwrap());
+        assert_eq!(c, expected);
+        for (var, value, named) in [
+            ("LOCK_WAIT_TIMEOUT_MS", "soon", "LOCK_WAIT_TIMEOUT_MS"),
+            ("LOCK_BACKOFF_MIN_MS", "0", "LOCK_BACKOFF_MIN_MS"),
+            ("LOCK_BACKOFF_MIN_MS", "500", "backoff_min"),
+            ("LOCK_FENCE_TTL_SECS", "99999999999", "LOCK_FENCE_TTL_SECS"),
+            ("LOCK_FENCE_TTL_SECS", "60", "fence_ttl"),
+            ("LOCK_WATCHDOG", "maybe", "LOCK_WATCHDOG"),
+            ("LOCK_REDLOCK_RETRY_COUNT", "0", "LOCK_REDLOCK_RETRY_COUNT"),
+            (
+                "LOCK_REDLOCK_MASTER_TIMEOUT_MS",
+                "18446744073709551615",
+                "LOCK_REDLOCK_MASTER_TIMEOUT_MS",
+            ),
+        ] {
+            let e = RedlockConfig::from_lookup(lookup(&[(var, value)])).unwrap_err();
+            assert_eq!(e.variable(), named, "{var}={value}: {e}");
+        }
+        assert_eq!(
+            LockConfig::from_lookup(|_| None).unwrap(),
+            LockConfig::default()
+        );
+    }
+
+    /// `deploy/.env.example` documents the defaults: read through
+    /// `from_lookup`, its lock section gives the default config, so the
+    /// file and the code cannot drift apart.
+    #[test]
+    fn should_match_the_env_example() {
+        let example = include_str!("../../../deploy/.env.example");
+        let vars: std::collections::HashMap<String, String> = example
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let documented = [
+            "LOCK_WAIT_TIMEOUT_MS",
+            "LOCK_BACKOFF_MIN_MS",
+            "LOCK_BACKOFF_MAX_MS",
+            "LOCK_WAKE_ON_RELEASE",
+            "LOCK_WATCHDOG",
+            "LOCK_FENCING",
+            "LOCK_FENCE_TTL_SECS",
+            "LOCK_REDLOCK_MASTER_TIMEOUT_MS",
+            "LOCK_REDLOCK_RETRY_COUNT",
+        ];
+        for var in documented {
+            assert!(vars.contains_key(var), "{var} missing from .env.example");
+        }
+        let read = RedlockConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        assert_eq!(read, RedlockConfig::default());
     }
 }

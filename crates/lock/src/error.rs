@@ -1,7 +1,8 @@
 //! The lock error type.
 
-use aeturnis_redis_core::Classify as _;
 use std::time::Duration;
+
+use aeturnis_redis_core::{Classify, ConfigError, ErrorClass, KeyError};
 
 /// Result alias used across `aeturnis-lock`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -10,20 +11,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// A refusal carries data: [`Contended`](Error::Contended) and
 /// [`Timeout`](Error::Timeout) say how long the current holder still has
-/// ([`retry_after`](Error::retry_after)), so a caller (or an HTTP layer) can
+/// ([`Classify::retry_after`]), so a caller (or an HTTP layer) can
 /// wait exactly that long.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Redis failed (connection, timeout, server error, bad key).
+    /// Redis failed (connection, timeout, server error).
     #[error(transparent)]
     Redis(#[from] aeturnis_redis_core::Error),
-    /// The resource name cannot name a lock.
-    #[error("invalid lock resource: {reason}")]
-    InvalidResource {
-        /// Why it was refused.
-        reason: String,
-    },
+    /// The resource name cannot name a lock (empty, too long, or a
+    /// character a key cannot hold).
+    #[error("invalid lock resource: {0}")]
+    Key(#[from] KeyError),
     /// The TTL is zero, too large, or too short for the clock-drift margin.
     #[error("invalid lock TTL {ttl:?}: {reason}")]
     InvalidTtl {
@@ -32,11 +31,13 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
-    /// A configuration value is out of range.
+    /// A configuration value is out of range; the error names the setting
+    /// (such as `LOCK_BACKOFF_MIN_MS` or `fence_ttl`).
     #[error("invalid lock configuration: {0}")]
-    InvalidConfig(&'static str),
-    /// Redlock was given a number of masters that cannot form a safe majority.
-    #[error("Redlock needs an odd number of at least 3 masters, got {masters}: {reason}")]
+    Config(#[from] ConfigError),
+    /// Redlock was given masters that cannot form a safe majority (fewer
+    /// than 3, an even count) or that do not share one key prefix.
+    #[error("invalid Redlock masters ({masters} given): {reason}")]
     InvalidMasters {
         /// How many masters were given.
         masters: usize,
@@ -94,57 +95,46 @@ pub enum Error {
 }
 
 impl Error {
-    /// Trying again later may succeed: contention, a wait timeout, a lost
-    /// quorum, or a retryable Redis error.
-    #[must_use]
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Redis(e) => e.is_retryable(),
-            Error::Contended { .. } | Error::Timeout { .. } | Error::Quorum { .. } => true,
-            _ => false,
-        }
-    }
-
-    /// Someone else holds the lock ([`Contended`](Error::Contended) or
-    /// [`Timeout`](Error::Timeout)).
-    #[must_use]
-    pub fn is_contended(&self) -> bool {
-        matches!(self, Error::Contended { .. } | Error::Timeout { .. })
-    }
-
-    /// The lock was lost while held.
+    /// The lock was lost while held ([`LockLost`](Error::LockLost)); its
+    /// class is [`Contended`](ErrorClass::Contended) with no known wait.
     #[must_use]
     pub fn is_lock_lost(&self) -> bool {
         matches!(self, Error::LockLost { .. })
     }
-
-    /// How long until the current holder's lease runs out, when known.
-    #[must_use]
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Error::Contended { retry_after, .. } | Error::Timeout { retry_after, .. } => {
-                Some(*retry_after)
-            }
-            _ => None,
-        }
-    }
-
-    /// Redis could not be reached in time (a connection error or timeout,
-    /// or a Redlock quorum lost to unreachable masters).
-    #[must_use]
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            Error::Redis(e) => e.is_connection() || e.is_timeout(),
-            Error::Quorum { .. } => true,
-            _ => false,
-        }
-    }
 }
 
-impl From<aeturnis_redis_core::KeyError> for Error {
-    fn from(e: aeturnis_redis_core::KeyError) -> Self {
-        Error::InvalidResource {
-            reason: e.to_string(),
+impl Classify for Error {
+    /// One class per variant:
+    ///
+    /// | variant | class |
+    /// |---|---|
+    /// | [`Redis`](Error::Redis) | the core error's class |
+    /// | [`Key`](Error::Key), [`Config`](Error::Config), [`InvalidTtl`](Error::InvalidTtl), [`InvalidMasters`](Error::InvalidMasters), [`Unfenced`](Error::Unfenced) | `InvalidInput` |
+    /// | [`Contended`](Error::Contended), [`Timeout`](Error::Timeout) | `Contended { retry_after: Some(holder's remaining lease) }` |
+    /// | [`LockLost`](Error::LockLost) | `Contended { retry_after: None }` |
+    /// | [`Quorum`](Error::Quorum) | `Unavailable` (masters down or too slow, not contention) |
+    ///
+    /// A lost lock is neither bad input nor Redis being down, and it is not
+    /// a bug: it is the normal outcome of a race (the lease ran out, or an
+    /// admin took the lock), and someone else may hold the lock now. So it
+    /// is classed as contention, with no known wait (we do not know the new
+    /// holder's lease); [`is_lock_lost`](Error::is_lock_lost) tells it
+    /// apart from a refusal.
+    fn class(&self) -> ErrorClass {
+        match self {
+            Error::Redis(e) => e.class(),
+            Error::Key(_)
+            | Error::Config(_)
+            | Error::InvalidTtl { .. }
+            | Error::InvalidMasters { .. }
+            | Error::Unfenced { .. } => ErrorClass::InvalidInput,
+            Error::Contended { retry_after, .. } | Error::Timeout { retry_after, .. } => {
+                ErrorClass::Contended {
+                    retry_after: Some(*retry_after),
+                }
+            }
+            Error::LockLost { .. } => ErrorClass::Contended { retry_after: None },
+            Error::Quorum { .. } => ErrorClass::Unavailable,
         }
     }
 }
@@ -154,17 +144,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn should_classify_denials_and_losses() {
+    fn should_classify_every_variant_once() {
         let c = Error::Contended {
             resource: "r".into(),
             retry_after: Duration::from_millis(40),
         };
-        assert!(c.is_contended() && c.is_retryable());
-        assert_eq!(c.retry_after(), Some(Duration::from_millis(40)));
+        assert_eq!(
+            c.class(),
+            ErrorClass::Contended {
+                retry_after: Some(Duration::from_millis(40))
+            }
+        );
+        assert!(c.is_contended() && c.is_retryable() && !c.is_lock_lost());
+        let t = Error::Timeout {
+            resource: "r".into(),
+            waited: Duration::from_secs(1),
+            retry_after: Duration::from_millis(7),
+        };
+        assert_eq!(t.retry_after(), Some(Duration::from_millis(7)));
+        assert!(t.is_contended());
         let lost = Error::LockLost {
             resource: "r".into(),
         };
-        assert!(lost.is_lock_lost() && !lost.is_retryable() && lost.retry_after().is_none());
+        assert_eq!(lost.class(), ErrorClass::Contended { retry_after: None });
+        assert!(lost.is_lock_lost() && lost.retry_after().is_none());
         let q = Error::Quorum {
             resource: "r".into(),
             reached: 1,
@@ -173,10 +176,32 @@ mod tests {
             masters: 3,
         };
         assert!(q.is_unavailable() && q.is_retryable() && !q.is_contended());
-        let bad = Error::InvalidTtl {
-            ttl: Duration::ZERO,
-            reason: "zero",
-        };
-        assert!(!bad.is_retryable());
+        for bad in [
+            Error::InvalidTtl {
+                ttl: Duration::ZERO,
+                reason: "zero",
+            },
+            Error::Config(ConfigError::invalid("LOCK_BACKOFF_MIN_MS", "zero")),
+            Error::Key(KeyError::Empty),
+            Error::InvalidMasters {
+                masters: 2,
+                reason: "even",
+            },
+            Error::Unfenced {
+                resource: "r".into(),
+            },
+        ] {
+            assert!(bad.is_invalid_input() && !bad.is_retryable(), "{bad:?}");
+        }
+        let down = Error::from(aeturnis_redis_core::Error::from(
+            aeturnis_redis_core::fred::error::Error::new(
+                aeturnis_redis_core::fred::error::ErrorKind::IO,
+                "Connection refused",
+            ),
+        ));
+        assert!(
+            down.is_unavailable(),
+            "wrapped core errors keep their class"
+        );
     }
 }

@@ -114,6 +114,7 @@ impl Lease {
 /// [`lost`](Self::lost) completes when the lock is found lost (by
 /// [`extend`](Self::extend) or the watchdog), so long work can stop instead
 /// of running on unprotected.
+#[must_use = "dropping the guard releases the lock at once"]
 pub struct LockGuard {
     backend: Backend,
     lease: Arc<Lease>,

@@ -247,7 +247,7 @@ impl LocalQueues {
     }
 
     /// Resources with a local slot (tests: the table must not leak).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aeturnis_redis_core::duration::MAX_DURATION;
 use aeturnis_redis_core::Redis;
 use futures::stream::{FuturesUnordered, StreamExt};
 
@@ -13,6 +14,7 @@ use crate::backoff::{jitter, Backoff};
 use crate::config::{clock_drift, ttl_millis, RedlockConfig};
 use crate::error::{Error, Result};
 use crate::guard::{Backend, Lease, LockContext, LockGuard};
+use crate::lock::run_locked;
 use crate::scripts::{self, Attempt, LockKeys, ReleaseMode, ReleaseOutcome};
 use crate::stats::{LockStats, StatsCell};
 use crate::token::LockToken;
@@ -94,7 +96,8 @@ impl Redlock {
     ///
     /// # Errors
     /// [`Error::InvalidMasters`] for fewer than 3 masters or an even
-    /// count; [`Error::InvalidConfig`] for a bad config or mixed prefixes.
+    /// count, or masters with different key prefixes; [`Error::Config`]
+    /// naming the setting for a bad config.
     pub fn new(masters: Vec<Redis>, config: RedlockConfig) -> Result<Redlock> {
         let n = masters.len();
         if n < 3 {
@@ -112,14 +115,15 @@ impl Redlock {
         config.validate()?;
         let prefix = masters[0].keys().prefix();
         if masters.iter().any(|m| m.keys().prefix() != prefix) {
-            return Err(Error::InvalidConfig(
-                "every Redlock master must use the same key prefix",
-            ));
+            return Err(Error::InvalidMasters {
+                masters: n,
+                reason: "every Redlock master must use the same key prefix",
+            });
         }
         for m in &masters {
             scripts::register(m);
         }
-        let fence_ttl_ms = u64::try_from(config.lock.fence_ttl.as_millis()).unwrap_or(u64::MAX);
+        let fence_ttl_ms = config.lock.fence_ttl_ms();
         Ok(Redlock {
             inner: Arc::new(Inner {
                 quorum: n / 2 + 1,
@@ -222,7 +226,8 @@ impl Redlock {
         let keys = self.keys(resource)?;
         self.ttl_ms(ttl)?;
         let started = Instant::now();
-        let deadline = started + timeout;
+        // a timeout beyond any real wait (Duration::MAX) must not overflow
+        let deadline = started + timeout.min(MAX_DURATION);
         let mut backoff = Backoff::new(&self.inner.config.lock);
         let mut waiter = None;
         loop {
@@ -277,17 +282,22 @@ impl Redlock {
     /// [`LockManager::with_lock`](crate::LockManager::with_lock) over Redlock.
     ///
     /// # Errors
-    /// As [`acquire`](Self::acquire), and [`Error::LockLost`] when the lock
-    /// was lost by the time of release.
-    pub async fn with_lock<F, Fut, T>(&self, resource: &str, ttl: Duration, f: F) -> Result<T>
+    /// `f`'s own error; as [`acquire`](Self::acquire); and
+    /// [`Error::LockLost`] when `f` succeeded but the lock was lost by the
+    /// time of release.
+    pub async fn with_lock<F, Fut, T, E>(
+        &self,
+        resource: &str,
+        ttl: Duration,
+        f: F,
+    ) -> std::result::Result<T, E>
     where
         F: FnOnce(LockContext) -> Fut,
-        Fut: Future<Output = T>,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: From<Error>,
     {
         let guard = self.acquire(resource, ttl).await?;
-        let out = f(guard.context()).await;
-        guard.release().await?;
-        Ok(out)
+        run_locked(guard, f).await
     }
 
     fn guard(

@@ -3,8 +3,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
+
 /// A snapshot of a manager's counters since it was created.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Serialises with the durations as `total_wait_ms` and `total_hold_ms`,
+/// floats of milliseconds (as the core's `Health` does for its latency).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct LockStats {
     /// Acquisitions that succeeded.
@@ -15,6 +20,7 @@ pub struct LockStats {
     /// Acquisitions that found the lock held and had to wait.
     pub waits: u64,
     /// Total time spent waiting, over all waits.
+    #[serde(rename = "total_wait_ms", serialize_with = "serialize_ms")]
     pub total_wait: Duration,
     /// Successful extensions (by hand or by the watchdog).
     pub extends: u64,
@@ -23,6 +29,7 @@ pub struct LockStats {
     /// Locks given back (by `release`, by drop, or by `with_lock`).
     pub released: u64,
     /// Total time locks were held, over all releases.
+    #[serde(rename = "total_hold_ms", serialize_with = "serialize_ms")]
     pub total_hold: Duration,
     /// Locks deleted by [`force_release`](crate::LockManager::force_release).
     pub forced: u64,
@@ -40,6 +47,11 @@ impl LockStats {
     pub fn average_hold(&self) -> Duration {
         average(self.total_hold, self.released)
     }
+}
+
+/// A duration as a float of milliseconds.
+fn serialize_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 fn average(total: Duration, n: u64) -> Duration {
@@ -127,5 +139,18 @@ mod tests {
         assert_eq!(s.released, 2);
         assert_eq!(s.average_hold(), Duration::from_millis(20));
         assert_eq!(s.average_wait(), Duration::from_millis(4));
+    }
+
+    #[test]
+    fn should_serialise_durations_as_milliseconds() {
+        let cell = StatsCell::default();
+        cell.acquired();
+        cell.released(Duration::from_micros(1500));
+        let json = serde_json::to_value(cell.snapshot()).unwrap();
+        assert_eq!(json["acquired"], 1);
+        assert_eq!(json["released"], 1);
+        assert_eq!(json["total_hold_ms"], 1.5);
+        assert_eq!(json["total_wait_ms"], 0.0);
+        assert!(json.get("total_hold").is_none());
     }
 }

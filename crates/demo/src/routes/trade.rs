@@ -57,10 +57,11 @@ pub(crate) async fn trade(
     let (fence, written) = locks
         .with_lock(resource, state.config().trade_lock_ttl, |ctx| async move {
             let fence = ctx.fence();
-            (fence, locks.fenced_write(resource, fence, record).await)
+            let written = locks.fenced_write(resource, fence, record).await?;
+            Ok::<_, ApiError>((fence, written))
         })
         .await?;
-    if let Err(stale) = written? {
+    if let Err(stale) = written {
         // Only possible when the lease ran out mid-trade and a newer holder
         // already recorded its trade.
         return Err(ApiError::Busy {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use aeturnis_lock::{LockConfig, LockManager};
 use aeturnis_testkit::TestCtx;
 
-use crate::support::{connect, exact_increments, Locker};
+use crate::support::{connect, exact_increments};
 
 /// Increments per task. The issue asks for 1,000; 100 keeps this suite
 /// near a minute on 2 shared, busy cores (1,600 critical sections per run).
@@ -17,7 +17,7 @@ async fn should_exclude_16_tasks_on_4_clients(ctx: TestCtx) -> anyhow::Result<()
     for _ in 0..4 {
         let redis = connect(&ctx).await?;
         let locks = LockManager::new(redis.clone(), LockConfig::default())?;
-        lockers.push((Locker::Single(locks), redis));
+        lockers.push((locks, redis));
     }
     let counter = format!("{}counter", ctx.prefix);
     let started = Instant::now();

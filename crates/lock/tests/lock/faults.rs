@@ -9,7 +9,7 @@ use aeturnis_redis_core::Redis;
 use aeturnis_testkit::RedisServer;
 
 use crate::exclusion::PER_TASK;
-use crate::support::{check_sections, config, increments, Locker};
+use crate::support::{check_sections, config, increments, Faults};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_exclude_while_connections_are_killed() -> anyhow::Result<()> {
@@ -19,7 +19,7 @@ async fn should_exclude_while_connections_are_killed() -> anyhow::Result<()> {
     for _ in 0..4 {
         let redis = Redis::connect(config(&server.url(), prefix)?).await?;
         let locks = LockManager::new(redis.clone(), LockConfig::default())?;
-        lockers.push((Locker::Single(locks), redis));
+        lockers.push((locks, redis));
     }
     let counter = format!("{prefix}counter");
     let work = tokio::spawn(increments(
@@ -28,6 +28,7 @@ async fn should_exclude_while_connections_are_killed() -> anyhow::Result<()> {
         4,
         PER_TASK / 2,
         Duration::from_secs(5),
+        Faults::ConnectionsCut,
     ));
     // cut every normal client connection ten times while the run goes on
     let mut kills = 0;
@@ -49,14 +50,12 @@ async fn should_exclude_while_connections_are_killed() -> anyhow::Result<()> {
     let value: i64 = lockers[0].1.client().get(&counter).await?;
     assert_eq!(value, i64::try_from(total)?);
     check_sections(&sections, true)?;
-    for (locker, _) in &lockers {
-        if let Locker::Single(m) = locker {
-            assert_eq!(
-                m.stats().losses,
-                0,
-                "a replayed script must not lose a held lock"
-            );
-        }
+    for (locks, _) in &lockers {
+        assert_eq!(
+            locks.stats().losses,
+            0,
+            "a replayed script must not lose a held lock"
+        );
     }
     println!("{total} sections, {kills} kills, no overlap");
     Ok(())

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use aeturnis_lock::{Error, LockConfig, LockManager};
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::Redis;
-use aeturnis_testkit::{RedisServer, TestCtx};
+use aeturnis_testkit::{eventually, RedisServer, TestCtx};
 
-use crate::support::{config, connect, eventually, exact_increments, manager, Locker};
+use crate::support::{config, connect, exact_increments, manager};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -21,7 +21,7 @@ async fn should_serve_50_local_tasks_in_fence_order(ctx: TestCtx) -> anyhow::Res
     let counter = format!("{}counter", ctx.prefix);
     let per_task = 20;
     exact_increments(
-        vec![(Locker::Single(locks.clone()), redis.clone())],
+        vec![(locks.clone(), redis.clone())],
         &counter,
         50,
         per_task,
@@ -60,8 +60,9 @@ async fn should_serve_a_remote_waiter_among_busy_local_tasks(ctx: TestCtx) -> an
         });
     }
     // the local tasks are handing the lock around among themselves
-    eventually(Duration::from_secs(10), "local hand-offs run", || async {
-        Ok(rounds.load(Ordering::SeqCst) >= 200)
+    eventually("local hand-offs run", Duration::from_secs(10), || async {
+        anyhow::ensure!(rounds.load(Ordering::SeqCst) >= 200, "not yet");
+        anyhow::Ok(())
     })
     .await?;
     let before = rounds.load(Ordering::SeqCst);
@@ -112,7 +113,56 @@ async fn should_not_wait_locally_past_a_stuck_holders_lease(ctx: TestCtx) -> any
     Ok(())
 }
 
+/// The in-process table keeps an entry only while a slot is owned.
+async fn should_leave_no_local_entry_behind(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let locks = locks.clone();
+        set.spawn(async move {
+            let resource = format!("r{}", i % 4);
+            for _ in 0..5 {
+                locks
+                    .acquire(&resource, Duration::from_secs(5))
+                    .await?
+                    .release()
+                    .await?;
+            }
+            // a try_acquire beside a busy slot: the lock, or a refusal
+            // saying how long the holder has; nothing else
+            match locks.try_acquire(&resource, Duration::from_secs(5)).await {
+                Ok(g) => g.release().await?,
+                Err(Error::Contended { retry_after, .. }) => {
+                    anyhow::ensure!(
+                        retry_after > Duration::ZERO && retry_after <= Duration::from_secs(5),
+                        "retry_after {retry_after:?}"
+                    );
+                }
+                Err(e) => anyhow::bail!("try_acquire failed with {e:?}"),
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    // and a timed-out wait
+    let held = locks.acquire("t", Duration::from_secs(5)).await?;
+    let err = locks
+        .acquire_within("t", Duration::from_secs(5), Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    held.release().await?;
+    assert_eq!(locks.local_slots(), 0, "idle slots must be removed");
+    let stats = locks.stats();
+    assert_eq!(stats.acquired, stats.released);
+    assert_eq!(stats.losses, 0);
+    Ok(())
+}
+
 aeturnis_testkit::topology_tests!(
+    should_leave_no_local_entry_behind,
     should_not_wait_locally_past_a_stuck_holders_lease,
     should_serve_50_local_tasks_in_fence_order,
     should_serve_a_remote_waiter_among_busy_local_tasks,
@@ -139,9 +189,12 @@ async fn passes_on_a_vanished_grant(ctx: TestCtx, how: Vanish) -> anyhow::Result
         tokio::spawn(async move { locks.acquire("res", LONG).await })
     };
     eventually(
-        Duration::from_secs(5),
         "the first waiter queues",
-        || async { Ok(locks.stats().waits == 1) },
+        Duration::from_secs(5),
+        || async {
+            anyhow::ensure!(locks.stats().waits == 1, "not yet");
+            anyhow::Ok(())
+        },
     )
     .await?;
     let next = {
@@ -156,9 +209,12 @@ async fn passes_on_a_vanished_grant(ctx: TestCtx, how: Vanish) -> anyhow::Result
         })
     };
     eventually(
-        Duration::from_secs(5),
         "the second waiter queues",
-        || async { Ok(locks.stats().waits == 2) },
+        Duration::from_secs(5),
+        || async {
+            anyhow::ensure!(locks.stats().waits == 2, "not yet");
+            anyhow::Ok(())
+        },
     )
     .await?;
     match how {
@@ -230,9 +286,12 @@ async fn should_pass_on_a_grant_whose_waiter_timed_out() -> anyhow::Result<()> {
         })
     };
     eventually(
-        Duration::from_secs(5),
         "the first waiter queues",
-        || async { Ok(locks.stats().waits == 1) },
+        Duration::from_secs(5),
+        || async {
+            anyhow::ensure!(locks.stats().waits == 1, "not yet");
+            anyhow::Ok(())
+        },
     )
     .await?;
     let next = {
@@ -245,9 +304,12 @@ async fn should_pass_on_a_grant_whose_waiter_timed_out() -> anyhow::Result<()> {
         })
     };
     eventually(
-        Duration::from_secs(5),
         "the second waiter queues",
-        || async { Ok(locks.stats().waits == 2) },
+        Duration::from_secs(5),
+        || async {
+            anyhow::ensure!(locks.stats().waits == 2, "not yet");
+            anyhow::Ok(())
+        },
     )
     .await?;
     server.pause()?;
@@ -297,8 +359,9 @@ async fn should_hand_off_locally_with_one_script_call_and_no_publish() -> anyhow
             anyhow::Ok(fence)
         });
     }
-    eventually(Duration::from_secs(5), "all waiters queue", || async {
-        Ok(locks.stats().waits == K as u64)
+    eventually("all waiters queue", Duration::from_secs(5), || async {
+        anyhow::ensure!(locks.stats().waits == K as u64, "not yet");
+        anyhow::Ok(())
     })
     .await?;
     let _: () = redis.client().config_resetstat().await?;
@@ -364,16 +427,21 @@ async fn should_wake_remote_waiters_by_sharded_pubsub_then_unsubscribe() -> anyh
         }
     });
     let client = a.client().clone();
-    eventually(Duration::from_secs(5), "the waiter subscribes", || {
+    eventually("the waiter subscribes", Duration::from_secs(5), || {
         let client = client.clone();
         async move {
             let channels: Vec<String> = client.pubsub_shardchannels("*").await?;
-            Ok(channels.len() == 1 && channels[0].ends_with(":released"))
+            anyhow::ensure!(
+                channels.len() == 1 && channels[0].ends_with(":released"),
+                "not yet"
+            );
+            anyhow::Ok(())
         }
     })
     .await?;
-    eventually(Duration::from_secs(5), "the waiter queues", || async {
-        Ok(waiter_side.stats().waits == 1)
+    eventually("the waiter queues", Duration::from_secs(5), || async {
+        anyhow::ensure!(waiter_side.stats().waits == 1, "not yet");
+        anyhow::Ok(())
     })
     .await?;
     let _: () = client.config_resetstat().await?;
@@ -389,13 +457,14 @@ async fn should_wake_remote_waiters_by_sharded_pubsub_then_unsubscribe() -> anyh
     assert_eq!(command_calls(&info, "spublish"), 1, "one SPUBLISH:\n{info}");
     assert_eq!(command_calls(&info, "publish"), 0, "no PUBLISH:\n{info}");
     eventually(
-        Duration::from_secs(10),
         "the channel is unsubscribed",
+        Duration::from_secs(10),
         || {
             let client = client.clone();
             async move {
                 let channels: Vec<String> = client.pubsub_shardchannels("*").await?;
-                Ok(channels.is_empty())
+                anyhow::ensure!(channels.is_empty(), "not yet");
+                anyhow::Ok(())
             }
         },
     )

@@ -13,4 +13,5 @@ mod exclusion;
 mod faults;
 mod local;
 mod redlock;
+mod scripts;
 mod support;

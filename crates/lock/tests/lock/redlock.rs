@@ -2,14 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use aeturnis_lock::{Error, LockConfig, LockGuard, Redlock, RedlockConfig};
+use aeturnis_lock::{Classify, Error, LockConfig, LockGuard, Redlock, RedlockConfig};
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::InfoKind;
 use aeturnis_redis_core::Redis;
 use aeturnis_testkit::Masters;
 
 use crate::exclusion::PER_TASK;
-use crate::support::{config, exact_increments, Locker};
+use crate::support::{config, exact_increments};
 
 async fn redlock(urls: &[String], prefix: &str) -> anyhow::Result<(Redlock, Vec<Redis>)> {
     redlock_with(urls, prefix, RedlockConfig::default()).await
@@ -96,7 +96,7 @@ async fn should_run_unfenced_redlock_on_native_set() -> anyhow::Result<()> {
     let mut lockers = Vec::new();
     for _ in 0..2 {
         let (red, masters) = redlock_with(&urls, &prefix, unfenced()).await?;
-        lockers.push((Locker::Red(red), masters[0].clone()));
+        lockers.push((red, masters[0].clone()));
     }
     let counter = format!("{prefix}counter");
     let per_task = 50;
@@ -111,7 +111,7 @@ async fn should_exclude_16_tasks_on_4_redlock_clients() -> anyhow::Result<()> {
     let mut lockers = Vec::new();
     for _ in 0..4 {
         let (red, masters) = redlock(&urls, &prefix).await?;
-        lockers.push((Locker::Red(red), masters[0].clone()));
+        lockers.push((red, masters[0].clone()));
     }
     let counter = format!("{prefix}counter");
     let per_task = PER_TASK / 4;

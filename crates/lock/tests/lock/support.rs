@@ -1,11 +1,11 @@
-//! Shared helpers: connections, polling, and the mutual-exclusion workload.
+//! Shared helpers: connections and the mutual-exclusion workload, written
+//! once over the [`Lock`] trait (single-instance or Redlock).
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aeturnis_lock::{LockConfig, LockGuard, LockManager, Redlock};
+use aeturnis_lock::{Classify, Lock, LockConfig, LockManager};
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::{ReconnectConfig, Redis, RedisConfig};
 use aeturnis_testkit::TestCtx;
@@ -29,42 +29,6 @@ pub(crate) async fn manager(ctx: &TestCtx, lock: LockConfig) -> anyhow::Result<L
     Ok(LockManager::new(connect(ctx).await?, lock)?)
 }
 
-/// Polls `check` until it is true, failing after `within`.
-pub(crate) async fn eventually<F, Fut>(
-    within: Duration,
-    what: &str,
-    mut check: F,
-) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// A single-instance manager or a Redlock, for the shared workload.
-#[derive(Clone)]
-pub(crate) enum Locker {
-    Single(LockManager),
-    Red(Redlock),
-}
-
-impl Locker {
-    async fn acquire(&self, resource: &str, ttl: Duration) -> aeturnis_lock::Result<LockGuard> {
-        match self {
-            Locker::Single(m) => m.acquire(resource, ttl).await,
-            Locker::Red(r) => r.acquire(resource, ttl).await,
-        }
-    }
-}
-
 /// One critical section: its fencing token and when it ran.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Section {
@@ -73,15 +37,27 @@ pub(crate) struct Section {
     pub(crate) exit: Instant,
 }
 
+/// Whether the run injects faults (connections cut): only then may an
+/// acquire fail as unavailable and be tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Faults {
+    /// No fault is injected: every error fails the run.
+    None,
+    /// Connections are cut: an unavailable acquire is tried again (at
+    /// most 100 times per task).
+    ConnectionsCut,
+}
+
 /// Each locker (with the Redis client next to it that holds the counter)
 /// runs `tasks` tasks of `per_task` read-modify-write increments of a
 /// plain counter under the lock. Returns every critical section.
-pub(crate) async fn increments(
-    lockers: Vec<(Locker, Redis)>,
+pub(crate) async fn increments<L: Lock + Clone + 'static>(
+    lockers: Vec<(L, Redis)>,
     counter: String,
     tasks: usize,
     per_task: usize,
     ttl: Duration,
+    faults: Faults,
 ) -> anyhow::Result<Vec<Section>> {
     let sections = Arc::new(Mutex::new(Vec::new()));
     let inside = Arc::new(AtomicUsize::new(0));
@@ -97,7 +73,11 @@ pub(crate) async fn increments(
                     let guard = match locker.acquire("counter", ttl).await {
                         Ok(g) => g,
                         // a connection cut mid-acquire: try the same increment again
-                        Err(e) if e.is_unavailable() && acquire_errors < 100 => {
+                        Err(e)
+                            if faults == Faults::ConnectionsCut
+                                && e.is_unavailable()
+                                && acquire_errors < 100 =>
+                        {
                             acquire_errors += 1;
                             continue;
                         }
@@ -146,8 +126,8 @@ pub(crate) async fn increments(
 /// holds every increment (a lost update means two writers were in at
 /// once), there is one section per increment, and [`check_sections`]
 /// passes. Returns the sections.
-pub(crate) async fn exact_increments(
-    lockers: Vec<(Locker, Redis)>,
+pub(crate) async fn exact_increments<L: Lock + Clone + 'static>(
+    lockers: Vec<(L, Redis)>,
     counter: &str,
     tasks: usize,
     per_task: usize,
@@ -164,6 +144,7 @@ pub(crate) async fn exact_increments(
         tasks,
         per_task,
         Duration::from_secs(5),
+        Faults::None,
     )
     .await?;
     let value: i64 = redis.client().get(counter).await?;
