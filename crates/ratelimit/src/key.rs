@@ -229,7 +229,14 @@ mod tests {
         use aeturnis_redis_core::keys::MAX_SEGMENT_LEN;
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let long = "x".repeat(MAX_SEGMENT_LEN + 1);
-        for bad in ["a\0b", "a\nb", "\u{7f}", "tab\there", "\u{85}", long.as_str()] {
+        for bad in [
+            "a\0b",
+            "a\nb",
+            "\u{7f}",
+            "tab\there",
+            "\u{85}",
+            long.as_str(),
+        ] {
             assert!(
                 matches!(LimitKey::new(bad), Err(Error::Key(_))),
                 "new({bad:?})"

@@ -136,9 +136,8 @@ impl Preset {
         let max = env
             .non_zero_u32(self.max_variable())?
             .unwrap_or(defaults.limit());
-        Quota::new(max, window).map_err(|e| {
-            Error::Config(ConfigError::invalid(self.window_variable(), e.to_string()))
-        })
+        Quota::new(max, window)
+            .map_err(|e| Error::Config(ConfigError::invalid(self.window_variable(), e.to_string())))
     }
 
     /// The preset's configuration read through `env`.
@@ -265,9 +264,8 @@ mod tests {
     #[test]
     fn should_read_the_deploy_env_example() -> Result<()> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/.env.example");
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(ConfigError::invalid(path, e.to_string()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(ConfigError::invalid(path, e.to_string())))?;
         let vars: HashMap<String, String> = text
             .lines()
             .filter(|l| !l.trim_start().starts_with('#'))

@@ -114,7 +114,10 @@ mod tests {
             Err(Error::InvalidQuota(_))
         ));
         assert!(Quota::new(one, MAX_WINDOW + Duration::from_nanos(1)).is_err());
-        assert_eq!(Quota::from_parts(5, 1000), Quota::per_second(NonZeroU32::new(5).unwrap()));
+        assert_eq!(
+            Quota::from_parts(5, 1000),
+            Quota::per_second(NonZeroU32::new(5).unwrap())
+        );
         assert_eq!(Quota::from_parts(0, 1).limit(), one);
     }
 }

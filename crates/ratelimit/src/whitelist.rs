@@ -184,10 +184,16 @@ mod tests {
         // host bits are ignored
         let r = one("10.1.2.3/8")?;
         assert!(r.contains_ip(ip("10.200.0.1")));
-        assert_eq!(parse_ip_range("10.1.2.3/8")?, "10.0.0.0/8".parse::<IpNet>().unwrap());
+        assert_eq!(
+            parse_ip_range("10.1.2.3/8")?,
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
         // an IPv4-mapped range matches IPv4 and mapped addresses
         let mapped = one("::ffff:10.0.0.0/104")?;
-        assert_eq!(parse_ip_range("::ffff:10.0.0.0/104")?, "10.0.0.0/8".parse::<IpNet>().unwrap());
+        assert_eq!(
+            parse_ip_range("::ffff:10.0.0.0/104")?,
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
         assert!(mapped.contains_ip(ip("10.9.9.9")));
         assert!(mapped.contains_ip(ip("::ffff:10.9.9.9")));
         assert!(!mapped.contains_ip(ip("11.0.0.1")));
@@ -234,7 +240,8 @@ mod tests {
 
     #[test]
     fn should_read_a_list_with_spaces_and_blank_entries() -> Result<()> {
-        let list = Whitelist::new().with_ranges_from_str(" 10.0.0.0/8 , ,2001:db8::/32,192.0.2.1,")?;
+        let list =
+            Whitelist::new().with_ranges_from_str(" 10.0.0.0/8 , ,2001:db8::/32,192.0.2.1,")?;
         assert!(list.contains_ip(ip("10.1.1.1")));
         assert!(list.contains_ip(ip("2001:db8::1")));
         assert!(list.contains_ip(ip("192.0.2.1")));
