@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use aeturnis_ratelimit::Classify as _;
 use aeturnis_ratelimit::Decision;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -5,6 +5,7 @@
 //! fallback limiter.
 
 use std::fmt;
+#[cfg(feature = "test-hooks")]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,7 @@ impl Clock for SystemClock {
 
 /// The system clock plus an adjustable offset, for tests: skew it by
 /// minutes, or move it back, while everything else keeps running.
+/// A test hook: needs the `test-hooks` feature.
 ///
 /// ```
 /// use std::time::Duration;
@@ -36,11 +38,13 @@ impl Clock for SystemClock {
 /// clock.skew_forward(Duration::from_secs(600));
 /// assert!(clock.now() > SystemClock.now() + Duration::from_secs(599));
 /// ```
+#[cfg(feature = "test-hooks")]
 #[derive(Debug, Default)]
 pub struct SkewedClock {
     offset_us: AtomicI64,
 }
 
+#[cfg(feature = "test-hooks")]
 impl SkewedClock {
     /// No skew yet.
     #[must_use]
@@ -59,10 +63,12 @@ impl SkewedClock {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+#[cfg(feature = "test-hooks")]
 impl Clock for SkewedClock {
     fn now(&self) -> Duration {
         let base = micros(SystemClock.now());

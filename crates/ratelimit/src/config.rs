@@ -3,10 +3,13 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use aeturnis_redis_core::{duration, ConfigError, Env};
+
 use crate::algorithm::Algorithm;
 use crate::error::{Error, Result};
 use crate::policy::FailurePolicy;
-use crate::quota::{Quota, MAX_WINDOW};
+use crate::preset::Preset;
+use crate::quota::{Quota, MAX_WINDOW, MIN_WINDOW};
 use crate::whitelist::Whitelist;
 
 /// The largest cost one sliding-log check may carry (it adds one sorted-set
@@ -38,7 +41,7 @@ pub struct RateLimitConfig {
     pub algorithm: Algorithm,
     /// After a denial, the key stays blocked (every request denied) for
     /// this long, then starts again from its full quota (GCRA: a full
-    /// burst). A sliding-log replay of a request admitted before the block
+    /// burst). Between 1 ms and one year. A sliding-log replay of a request admitted before the block
     /// still answers "allowed, replayed". Default: `None` (no block).
     pub block_duration: Option<Duration>,
     /// What to do when Redis is unavailable. Default: [`FailurePolicy::LocalFallback`].
@@ -51,7 +54,8 @@ pub struct RateLimitConfig {
     /// Most keys the deny cache and the fallback limiter hold each.
     /// Default: `10_000`.
     pub local_capacity: usize,
-    /// The retry-after of a fail-closed denial. Default: 1 s.
+    /// The retry-after of a fail-closed denial: above zero, at most
+    /// 100 years. Default: 1 s.
     pub unavailable_retry_after: Duration,
     /// Users and IP ranges that skip the limiter. Default: empty.
     pub whitelist: Whitelist,
@@ -74,6 +78,33 @@ impl RateLimitConfig {
             unavailable_retry_after: Duration::from_secs(1),
             whitelist: Whitelist::default(),
         }
+    }
+
+    /// The configuration of `preset`, its quota read from the process
+    /// environment: `RATE_LIMIT_<NAME>_WINDOW` in whole **milliseconds** and
+    /// `RATE_LIMIT_<NAME>_MAX`, a non-zero count (see [`Preset`] for the
+    /// defaults and the algorithm each preset uses). An unset or empty
+    /// variable takes the default; a bad one is [`Error::Config`] naming it.
+    pub fn from_env(preset: Preset) -> Result<RateLimitConfig> {
+        preset.config_from(&Env::process())
+    }
+
+    /// [`from_env`](Self::from_env) through any variable lookup (tests,
+    /// config files).
+    ///
+    /// ```
+    /// use aeturnis_ratelimit::{Preset, RateLimitConfig};
+    /// let env = |name: &str| (name == "RATE_LIMIT_API_WINDOW").then(|| "1500".to_owned());
+    /// let api = RateLimitConfig::from_lookup(Preset::Api, env)?;
+    /// assert_eq!(api.quota.window().as_millis(), 1500);
+    /// assert_eq!(api.quota.limit().get(), 100);
+    /// # Ok::<(), aeturnis_ratelimit::Error>(())
+    /// ```
+    pub fn from_lookup(
+        preset: Preset,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<RateLimitConfig> {
+        preset.config_from(&Env::new(lookup))
     }
 
     /// Sets [`quota`](Self::quota).
@@ -158,26 +189,26 @@ impl RateLimitConfig {
         }
     }
 
-    /// Checks the settings the types do not rule out.
+    /// Checks the settings the types do not rule out: the block lies in
+    /// [`MIN_WINDOW`] ..= [`MAX_WINDOW`] (1 ms to one year), and
+    /// `unavailable_retry_after` is above zero and at most
+    /// [`MAX_DURATION`](aeturnis_redis_core::duration::MAX_DURATION). A bad
+    /// one is [`Error::Config`] naming the setting (`block_duration`,
+    /// `unavailable_retry_after`). [`RateLimiter::new`](crate::RateLimiter::new)
+    /// calls it, so no limiter is built on a setting Redis would refuse.
     pub fn validate(&self) -> Result<()> {
-        let setting = |variable: &str, reason: &str| Error::InvalidSetting {
-            variable: variable.to_owned(),
-            reason: reason.to_owned(),
-        };
         if let Some(block) = self.block_duration {
-            if block < Duration::from_millis(1) {
-                return Err(setting("block_duration", "must be at least 1 ms"));
+            if block < MIN_WINDOW {
+                return Err(ConfigError::invalid("block_duration", "must be at least 1 ms").into());
             }
             if block > MAX_WINDOW {
-                return Err(setting("block_duration", "must be at most one year"));
+                return Err(
+                    ConfigError::invalid("block_duration", "must be at most one year").into(),
+                );
             }
         }
-        if self.unavailable_retry_after.is_zero() {
-            return Err(setting(
-                "unavailable_retry_after",
-                "must be greater than zero",
-            ));
-        }
+        duration::check(self.unavailable_retry_after)
+            .map_err(|e| ConfigError::duration("unavailable_retry_after", e))?;
         Ok(())
     }
 
@@ -191,5 +222,50 @@ impl RateLimitConfig {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RateLimitConfig {
+        RateLimitConfig::new("t", Quota::per_second(NonZeroU32::MIN))
+    }
+
+    fn refused(c: &RateLimitConfig, setting: &str) -> bool {
+        matches!(c.validate(), Err(e @ Error::Config(_)) if e.variable() == Some(setting))
+    }
+
+    #[test]
+    fn should_bound_the_block_duration() {
+        for bad in [
+            Duration::ZERO,
+            Duration::from_nanos(999_999),
+            MAX_WINDOW + Duration::from_nanos(1),
+            Duration::MAX,
+        ] {
+            let c = config().with_block_duration(bad);
+            assert!(refused(&c, "block_duration"), "{bad:?}");
+        }
+        for good in [MIN_WINDOW, MAX_WINDOW] {
+            assert!(config().with_block_duration(good).validate().is_ok());
+        }
+    }
+
+    #[test]
+    fn should_bound_the_unavailable_retry_after() {
+        for bad in [
+            Duration::ZERO,
+            duration::MAX_DURATION + Duration::from_nanos(1),
+            Duration::MAX,
+        ] {
+            let c = config().with_unavailable_retry_after(bad);
+            assert!(refused(&c, "unavailable_retry_after"), "{bad:?}");
+        }
+        for good in [Duration::from_nanos(1), duration::MAX_DURATION] {
+            let c = config().with_unavailable_retry_after(good);
+            assert!(c.validate().is_ok(), "{good:?}");
+        }
     }
 }

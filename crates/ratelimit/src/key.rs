@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use aeturnis_redis_core::keys::KeyBuilder;
+use aeturnis_redis_core::keys::{check_user, KeyBuilder, KeyError};
 
 use crate::error::{Error, Result};
 
@@ -56,7 +56,10 @@ impl LimitKey {
         }
     }
 
-    /// Per user (`u:<user>`). An empty user id is [`Error::EmptyKey`].
+    /// Per user (`u:<user>`). An empty user id is [`Error::EmptyKey`]; one
+    /// with a control character or longer than
+    /// [`MAX_SEGMENT_LEN`](aeturnis_redis_core::keys::MAX_SEGMENT_LEN) bytes
+    /// is [`Error::Key`].
     pub fn user(user: &str) -> Result<LimitKey> {
         non_empty(user)?;
         Ok(LimitKey {
@@ -66,7 +69,8 @@ impl LimitKey {
         })
     }
 
-    /// Per user and IP together (`u:<user>|ip:<addr>`).
+    /// Per user and IP together (`u:<user>|ip:<addr>`); the user id is
+    /// checked as in [`user`](Self::user).
     pub fn hybrid(user: &str, ip: IpAddr) -> Result<LimitKey> {
         non_empty(user)?;
         let ip = ip.to_canonical();
@@ -78,7 +82,16 @@ impl LimitKey {
     }
 
     /// Any caller-chosen text, used as is. Empty text is [`Error::EmptyKey`];
-    /// over-long text or control characters fail when the key is built.
+    /// text with a control character or longer than
+    /// [`MAX_SEGMENT_LEN`](aeturnis_redis_core::keys::MAX_SEGMENT_LEN) bytes
+    /// is [`Error::Key`] (the core key builder's rules for user text, checked
+    /// here so a bad key fails where it is made, not at the first check).
+    ///
+    /// ```
+    /// use aeturnis_ratelimit::{Error, LimitKey};
+    /// assert!(matches!(LimitKey::new("a\0b"), Err(Error::Key(_))));
+    /// assert!(matches!(LimitKey::new(""), Err(Error::EmptyKey)));
+    /// ```
     pub fn new(text: &str) -> Result<LimitKey> {
         non_empty(text)?;
         Ok(LimitKey {
@@ -131,11 +144,13 @@ impl fmt::Display for LimitKey {
     }
 }
 
+/// The core's rules for user text in a key, with the crate's own
+/// [`Error::EmptyKey`] for empty text.
 fn non_empty(text: &str) -> Result<()> {
-    if text.is_empty() {
-        Err(Error::EmptyKey)
-    } else {
-        Ok(())
+    match check_user(text) {
+        Ok(()) => Ok(()),
+        Err(KeyError::Empty) => Err(Error::EmptyKey),
+        Err(e) => Err(Error::Key(e)),
     }
 }
 
@@ -207,6 +222,48 @@ mod tests {
         assert_eq!(redis_key(&both), "aeturnis:rl:api:u:a|ip%3Ab:ip:10.1.2.3");
         let text = LimitKey::new("x{y}:z").unwrap();
         assert_eq!(redis_key(&text), "aeturnis:rl:api:x%7By%7D%3Az");
+    }
+
+    #[test]
+    fn should_refuse_bad_text_where_the_key_is_made() {
+        use aeturnis_redis_core::keys::MAX_SEGMENT_LEN;
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let long = "x".repeat(MAX_SEGMENT_LEN + 1);
+        for bad in [
+            "a\0b",
+            "a\nb",
+            "\u{7f}",
+            "tab\there",
+            "\u{85}",
+            long.as_str(),
+        ] {
+            assert!(
+                matches!(LimitKey::new(bad), Err(Error::Key(_))),
+                "new({bad:?})"
+            );
+            assert!(
+                matches!(LimitKey::user(bad), Err(Error::Key(_))),
+                "user({bad:?})"
+            );
+            assert!(
+                matches!(LimitKey::hybrid(bad, ip), Err(Error::Key(_))),
+                "hybrid({bad:?})"
+            );
+        }
+        assert!(matches!(
+            LimitKey::new("a\0b"),
+            Err(Error::Key(KeyError::ControlCharacter('\0')))
+        ));
+        assert!(matches!(LimitKey::new(""), Err(Error::EmptyKey)));
+        assert!(matches!(LimitKey::user(""), Err(Error::EmptyKey)));
+        assert!(matches!(LimitKey::hybrid("", ip), Err(Error::EmptyKey)));
+        // the longest accepted text, and text with spaces and non-ASCII
+        let longest = "x".repeat(MAX_SEGMENT_LEN);
+        for good in [longest.as_str(), "any text", "ælfrida", "{}:%"] {
+            let key = LimitKey::new(good).unwrap();
+            redis_key(&key);
+            assert!(LimitKey::user(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

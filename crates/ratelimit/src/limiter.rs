@@ -4,11 +4,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aeturnis_redis_core::duration::ceil_millis;
 use aeturnis_redis_core::fred::bytes_utils::Str;
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::Value;
-use aeturnis_redis_core::{LuaScript, Redis, RedisKey};
-use futures::StreamExt;
+use aeturnis_redis_core::{Classify, LuaScript, Redis, RedisKey};
 
 use crate::algorithm::Algorithm;
 use crate::clock::{Clock, SystemClock};
@@ -73,9 +73,14 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// Whole milliseconds, rounded up (the core's one rule); the quota and the
+/// block are bounded to one year, so this never saturates.
 fn millis_ceil(d: Duration) -> i64 {
-    i64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
+    i64::try_from(ceil_millis(d)).unwrap_or(i64::MAX)
 }
+
+/// The batch size of [`RateLimiter::active_windows`]'s `SCAN`.
+const SCAN_BATCH: NonZeroU32 = NonZeroU32::MIN.saturating_add(999);
 
 impl RateLimiter {
     /// A limiter on `redis` with the system clock.
@@ -128,7 +133,9 @@ impl RateLimiter {
                 }
             }
         };
-        redis.register_script(script);
+        // every script of the crate, so `Redis::load_scripts` preloads them
+        // all, whichever algorithms the application's limiters use
+        redis.register_scripts(scripts::all());
         let capacity = config.local_capacity;
         Ok(RateLimiter {
             inner: Arc::new(Inner {
@@ -169,6 +176,9 @@ impl RateLimiter {
     /// the sliding log only, the request id; the reply is
     /// `{allowed, remaining, reset_after_us, retry_after_us or -1, replayed}`
     /// ([`script_args`](Self::script_args) gives the fixed arguments).
+    ///
+    /// A test and bench hook: needs the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     #[must_use]
     pub fn script(&self) -> &LuaScript {
         self.inner.script
@@ -178,6 +188,9 @@ impl RateLimiter {
     /// `(limit, window, block)` (`ARGV[2]`, `ARGV[3]`, `ARGV[5]`, in the
     /// units the script documents), for a raw baseline that must send
     /// exactly what the limiter sends.
+    ///
+    /// A test and bench hook: needs the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     #[must_use]
     pub fn script_args(&self) -> (i64, i64, i64) {
         (
@@ -336,9 +349,10 @@ impl RateLimiter {
         self.inner.counters.snapshot()
     }
 
-    /// How many keys of this limiter currently exist in Redis (`SCAN`,
-    /// every primary of a cluster). Costs a full keyspace scan: for
-    /// dashboards, not for the request path.
+    /// How many keys of this limiter currently exist in Redis: a `SCAN` of
+    /// every primary of a cluster ([`Redis::scan_keys`]), each key counted
+    /// once even when `SCAN` reports it twice. Costs a full keyspace scan:
+    /// for dashboards, not for the request path.
     pub async fn active_windows(&self) -> Result<u64> {
         let pattern = self
             .inner
@@ -348,22 +362,8 @@ impl RateLimiter {
             .part(&self.inner.config.name)
             .any()
             .build()?;
-        let client = self.inner.redis.client();
-        let mut count = 0_u64;
-        if self.inner.redis.is_cluster() {
-            let mut keys = Box::pin(client.scan_cluster_buffered(pattern, Some(1000), None));
-            while let Some(k) = keys.next().await {
-                k.map_err(aeturnis_redis_core::Error::from)?;
-                count += 1;
-            }
-        } else {
-            let mut keys = Box::pin(client.scan_buffered(pattern, Some(1000), None));
-            while let Some(k) = keys.next().await {
-                k.map_err(aeturnis_redis_core::Error::from)?;
-                count += 1;
-            }
-        }
-        Ok(count)
+        let keys = self.inner.redis.scan_keys(&pattern, SCAN_BATCH).await?;
+        Ok(u64::try_from(keys.len()).unwrap_or(u64::MAX))
     }
 
     async fn eval(
@@ -429,7 +429,7 @@ impl RateLimiter {
     fn unavailable(&self, error: Error, rkey: &str, cost: u32) -> Result<Decision> {
         let inner = &*self.inner;
         let config = &inner.config;
-        if !error.is_retryable() {
+        if !error.is_unavailable() {
             return Err(error);
         }
         let decision = match config.failure_policy {

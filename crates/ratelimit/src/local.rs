@@ -180,8 +180,8 @@ mod tests {
         let denied = local.check("k", 1, t0 + S);
         assert_eq!(denied.retry_after, Some(9 * S));
         assert!(local.check("k", 1, t0 + 10 * S).allowed);
-        local.check("x", 1, t0);
-        local.check("y", 1, t0 + S);
+        assert!(local.check("x", 1, t0).allowed);
+        assert!(local.check("y", 1, t0 + S).allowed);
         assert_eq!(local.len(), 2);
     }
 }

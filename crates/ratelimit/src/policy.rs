@@ -1,7 +1,9 @@
 //! What a limiter does when Redis is unavailable.
 
-/// The behaviour when Redis cannot be reached (a connection error or a
-/// command timeout; see [`Error::is_retryable`](crate::Error::is_retryable)).
+/// The behaviour when Redis cannot be reached: an error the core classes as
+/// unavailable (a dropped or refused connection, a command timeout, a
+/// loading, busy or failing-over server; see
+/// [`Classify::is_unavailable`](crate::Classify::is_unavailable)).
 /// Other errors (bad input, a script error) are always returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]

@@ -1,7 +1,6 @@
 //! The original's per-action limiters, read from the environment.
 
-use std::num::NonZeroU32;
-use std::time::Duration;
+use aeturnis_redis_core::{ConfigError, Env};
 
 use crate::algorithm::Algorithm;
 use crate::config::RateLimitConfig;
@@ -21,8 +20,10 @@ use crate::quota::Quota;
 /// | `Api` | `RATE_LIMIT_API_WINDOW` | 60000 | `RATE_LIMIT_API_MAX` | 100 | sliding window counter | none |
 ///
 /// Every preset uses [`FailurePolicy::LocalFallback`](crate::FailurePolicy::LocalFallback).
-/// A value that is not a positive integer (or a window outside 1 ms ..
-/// one year) is [`Error::InvalidSetting`] naming the variable.
+/// The variables are read with the core's [`Env`] rules: an unset or empty
+/// variable takes the default; a value that is not a positive whole number
+/// (or a window outside 1 ms .. one year, see [`Quota`]) is
+/// [`Error::Config`] naming the variable.
 ///
 /// ```
 /// use aeturnis_ratelimit::Preset;
@@ -96,42 +97,55 @@ impl Preset {
         }
     }
 
-    /// The default (window in ms, max).
+    /// The default quota: the original's `.env.example` values (see the
+    /// table above).
     #[must_use]
-    pub fn defaults(self) -> (u64, u32) {
+    pub fn defaults(self) -> Quota {
         match self {
-            Preset::Auth => (900_000, 5),
-            Preset::Chat => (60_000, 10),
-            Preset::Combat => (5_000, 20),
-            Preset::Movement => (1_000, 10),
-            Preset::Api => (60_000, 100),
+            Preset::Auth => Quota::from_parts(5, 900_000),
+            Preset::Chat => Quota::from_parts(10, 60_000),
+            Preset::Combat => Quota::from_parts(20, 5_000),
+            Preset::Movement => Quota::from_parts(10, 1_000),
+            Preset::Api => Quota::from_parts(100, 60_000),
         }
     }
 
-    /// The preset's configuration from the process environment.
+    /// The preset's configuration from the process environment (see
+    /// [`RateLimitConfig::from_env`]).
     pub fn config_from_env(self) -> Result<RateLimitConfig> {
-        self.config_from_lookup(|name| std::env::var(name).ok())
+        self.config_from(&Env::process())
     }
 
-    /// The preset's configuration from any variable lookup (tests, config files).
+    /// The preset's configuration from any variable lookup (tests, config
+    /// files; see [`RateLimitConfig::from_lookup`]).
     pub fn config_from_lookup(
         self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<RateLimitConfig> {
-        let (default_window, default_max) = self.defaults();
-        let window_ms = read(&lookup, self.window_variable(), default_window)?;
-        let max = read(&lookup, self.max_variable(), u64::from(default_max))?;
-        let max = u32::try_from(max)
-            .ok()
-            .and_then(NonZeroU32::new)
-            .ok_or_else(|| {
-                invalid(
-                    self.max_variable(),
-                    "must be an integer from 1 to 4294967295",
-                )
-            })?;
-        let quota = Quota::new(max, Duration::from_millis(window_ms))
-            .map_err(|e| invalid(self.window_variable(), &e.to_string()))?;
+        self.config_from(&Env::new(lookup))
+    }
+
+    /// The quota from `RATE_LIMIT_<NAME>_WINDOW` (whole milliseconds) and
+    /// `RATE_LIMIT_<NAME>_MAX` (a non-zero count), each defaulting to
+    /// [`defaults`](Self::defaults) when unset or empty.
+    pub fn quota_from<L: Fn(&str) -> Option<String>>(self, env: &Env<L>) -> Result<Quota> {
+        let defaults = self.defaults();
+        let window = env
+            .millis(self.window_variable())?
+            .unwrap_or(defaults.window());
+        let max = env
+            .non_zero_u32(self.max_variable())?
+            .unwrap_or(defaults.limit());
+        Quota::new(max, window)
+            .map_err(|e| Error::Config(ConfigError::invalid(self.window_variable(), e.to_string())))
+    }
+
+    /// The preset's configuration read through `env`.
+    pub fn config_from<L: Fn(&str) -> Option<String>>(
+        self,
+        env: &Env<L>,
+    ) -> Result<RateLimitConfig> {
+        let quota = self.quota_from(env)?;
         let config = RateLimitConfig::new(self.name(), quota);
         Ok(match self {
             Preset::Auth => config
@@ -144,36 +158,13 @@ impl Preset {
     }
 }
 
-fn invalid(variable: &str, reason: &str) -> Error {
-    Error::InvalidSetting {
-        variable: variable.to_owned(),
-        reason: reason.to_owned(),
-    }
-}
-
-fn read(lookup: &impl Fn(&str) -> Option<String>, variable: &str, default: u64) -> Result<u64> {
-    let Some(raw) = lookup(variable) else {
-        return Ok(default);
-    };
-    let text = raw.trim();
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(
-            variable,
-            &format!("`{raw}` is not a positive whole number"),
-        ));
-    }
-    let value: u64 = text
-        .parse()
-        .map_err(|_| invalid(variable, &format!("`{raw}` is too large")))?;
-    if value == 0 {
-        return Err(invalid(variable, "must be greater than zero"));
-    }
-    Ok(value)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
     use super::*;
+    use crate::quota::MAX_WINDOW;
 
     fn none(_: &str) -> Option<String> {
         None
@@ -196,6 +187,7 @@ mod tests {
                 "{preset:?}"
             );
             assert_eq!(c.quota.limit().get(), max, "{preset:?}");
+            assert_eq!(c.quota, preset.defaults(), "{preset:?}");
             assert_eq!(c.name, preset.name());
         }
         let auth = Preset::Auth.config_from_lookup(none)?;
@@ -209,18 +201,93 @@ mod tests {
             ("RATE_LIMIT_API_WINDOW", "0"),
             ("RATE_LIMIT_API_WINDOW", "-5"),
             ("RATE_LIMIT_API_WINDOW", "1.5"),
+            ("RATE_LIMIT_API_WINDOW", "5s"),
             ("RATE_LIMIT_API_WINDOW", "99999999999999999999999"),
+            ("RATE_LIMIT_API_WINDOW", "18446744073709551615"),
             ("RATE_LIMIT_API_WINDOW", "40000000000"),
             ("RATE_LIMIT_API_MAX", "0"),
+            ("RATE_LIMIT_API_MAX", "-1"),
             ("RATE_LIMIT_API_MAX", "5000000000"),
-            ("RATE_LIMIT_API_MAX", ""),
+            ("RATE_LIMIT_API_MAX", "ten"),
         ] {
             let lookup = |name: &str| (name == variable).then(|| value.to_owned());
             let err = Preset::Api.config_from_lookup(lookup);
             assert!(
-                matches!(&err, Err(e) if e.variable() == Some(variable)),
+                matches!(&err, Err(e @ Error::Config(_)) if e.variable() == Some(variable)),
                 "{variable}={value:?} gave {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn should_treat_an_empty_value_as_unset() -> Result<()> {
+        for value in ["", "   "] {
+            let lookup = |_: &str| Some(value.to_owned());
+            let c = Preset::Api.config_from_lookup(lookup)?;
+            assert_eq!(c.quota, Preset::Api.defaults(), "{value:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn should_accept_the_extreme_values_and_refuse_one_past_them() -> Result<()> {
+        let max_ms = MAX_WINDOW.as_millis().to_string();
+        let past_ms = (MAX_WINDOW.as_millis() + 1).to_string();
+        let env = |window: &str, max: &str| {
+            let vars = HashMap::from([
+                ("RATE_LIMIT_CHAT_WINDOW", window.to_owned()),
+                ("RATE_LIMIT_CHAT_MAX", max.to_owned()),
+            ]);
+            move |name: &str| vars.get(name).cloned()
+        };
+        let shortest = Preset::Chat.config_from_lookup(env("1", "4294967295"))?;
+        assert_eq!(shortest.quota.window(), Duration::from_millis(1));
+        assert_eq!(shortest.quota.limit().get(), u32::MAX);
+        let longest = Preset::Chat.config_from_lookup(env(&max_ms, "1"))?;
+        assert_eq!(longest.quota.window(), MAX_WINDOW);
+        let err = Preset::Chat.config_from_lookup(env(&past_ms, "1"));
+        assert!(
+            matches!(&err, Err(e) if e.variable() == Some("RATE_LIMIT_CHAT_WINDOW")),
+            "{err:?}"
+        );
+        let err = Preset::Chat.config_from_lookup(env("1", "4294967296"));
+        assert!(
+            matches!(&err, Err(e) if e.variable() == Some("RATE_LIMIT_CHAT_MAX")),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    /// `deploy/.env.example` and the code cannot drift apart: the file
+    /// names exactly the presets' variables, and reading it gives the
+    /// defaults it documents.
+    #[test]
+    fn should_read_the_deploy_env_example() -> Result<()> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/.env.example");
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(ConfigError::invalid(path, e.to_string())))?;
+        let vars: HashMap<String, String> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let mut ours: Vec<&str> = vars
+            .keys()
+            .map(String::as_str)
+            .filter(|k| k.starts_with("RATE_LIMIT_"))
+            .collect();
+        ours.sort_unstable();
+        let mut expected: Vec<&str> = Preset::ALL
+            .iter()
+            .flat_map(|p| [p.window_variable(), p.max_variable()])
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(ours, expected);
+        for preset in Preset::ALL {
+            let c = RateLimitConfig::from_lookup(preset, |name| vars.get(name).cloned())?;
+            assert_eq!(c.quota, preset.defaults(), "{preset:?}");
+        }
+        Ok(())
     }
 }

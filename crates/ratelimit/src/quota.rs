@@ -45,6 +45,15 @@ impl Quota {
         Ok(Quota { limit, window })
     }
 
+    /// `limit` per `window_ms` milliseconds, for constants known to be in
+    /// range (a zero limit becomes 1).
+    pub(crate) const fn from_parts(limit: u32, window_ms: u64) -> Quota {
+        Quota {
+            limit: NonZeroU32::MIN.saturating_add(limit.saturating_sub(1)),
+            window: Duration::from_millis(window_ms),
+        }
+    }
+
     /// `limit` per second.
     #[must_use]
     pub fn per_second(limit: NonZeroU32) -> Quota {
@@ -99,5 +108,16 @@ mod tests {
         assert!(Quota::new(one, Duration::from_micros(999)).is_err());
         assert!(Quota::new(one, MAX_WINDOW + Duration::from_secs(1)).is_err());
         assert!(Quota::new(one, MIN_WINDOW).is_ok());
+        assert!(Quota::new(NonZeroU32::MAX, MAX_WINDOW).is_ok());
+        assert!(matches!(
+            Quota::new(one, Duration::MAX),
+            Err(Error::InvalidQuota(_))
+        ));
+        assert!(Quota::new(one, MAX_WINDOW + Duration::from_nanos(1)).is_err());
+        assert_eq!(
+            Quota::from_parts(5, 1000),
+            Quota::per_second(NonZeroU32::new(5).unwrap())
+        );
+        assert_eq!(Quota::from_parts(0, 1).limit(), one);
     }
 }

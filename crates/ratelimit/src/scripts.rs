@@ -417,3 +417,15 @@ return {0, rem, left * 1000, (new - cap) * 1000, 0}
         ),
     )
 });
+
+/// Every script of the crate, registered together on the `Redis` handle
+/// when a limiter is built (so `Redis::load_scripts` preloads them all).
+pub(crate) fn all() -> [&'static LuaScript; 5] {
+    [
+        &*SLIDING_LOG,
+        &*FIXED_WINDOW,
+        &*SLIDING_WINDOW,
+        &*GCRA,
+        &*GCRA_MS,
+    ]
+}

@@ -3,8 +3,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// A snapshot of a limiter's counters since it was created.
-#[derive(Debug, Clone, Copy, PartialEq)]
+use serde::Serialize;
+
+/// A snapshot of a limiter's counters since it was created. Serialises
+/// with `uptime` as whole milliseconds (`uptime_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct RateLimitStats {
     /// Checks made.
@@ -25,6 +28,7 @@ pub struct RateLimitStats {
     /// Checks per second since the limiter was created (`averageRequestRate`).
     pub average_request_rate: f64,
     /// Time since the limiter was created.
+    #[serde(rename = "uptime_ms", serialize_with = "crate::decision::millis")]
     pub uptime: Duration,
 }
 
@@ -79,5 +83,37 @@ impl Counters {
             average_request_rate,
             uptime,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_serialise_every_counter_and_the_uptime_in_milliseconds() {
+        let counters = Counters::new();
+        bump(&counters.checks);
+        bump(&counters.checks);
+        bump(&counters.allowed);
+        bump(&counters.violations);
+        let mut stats = counters.snapshot();
+        stats.uptime = Duration::from_millis(1500);
+        stats.average_request_rate = 2.5;
+        let json = serde_json::to_value(stats).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "checks": 2,
+                "allowed": 1,
+                "violations": 1,
+                "shadow_violations": 0,
+                "whitelisted": 0,
+                "deny_cache_hits": 0,
+                "redis_unavailable": 0,
+                "average_request_rate": 2.5,
+                "uptime_ms": 1500,
+            })
+        );
     }
 }

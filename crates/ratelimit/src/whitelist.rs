@@ -1,101 +1,65 @@
 //! Users and IP ranges that skip the limiter.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
+
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::error::{Error, Result};
 use crate::key::LimitKey;
 
-/// An IP address range in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`), or
-/// a single address (`/32` or `/128` implied). Parsed with `std::net` only.
+/// Parses an IP range in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`) or
+/// a single address (`/32` or `/128` implied) into an [`IpNet`]. Strict:
+/// no spaces, no shortened IPv4 (`10.0.0/8`), the prefix length a number
+/// no longer than the address. Host bits set in the address are ignored
+/// (`10.1.2.3/8` is `10.0.0.0/8`). An IPv4-mapped IPv6 range
+/// (`::ffff:10.0.0.0/104`) is turned into its IPv4 range, because
+/// addresses are matched in their canonical form (IPv4-mapped IPv6
+/// addresses as IPv4).
 ///
 /// ```
-/// use aeturnis_ratelimit::IpRange;
-/// let net: IpRange = "10.0.0.0/8".parse()?;
-/// assert!(net.contains("10.200.3.4".parse().unwrap()));
-/// assert!(!net.contains("11.0.0.1".parse().unwrap()));
-/// assert!("10.0.0.0/33".parse::<IpRange>().is_err());
+/// use aeturnis_ratelimit::{parse_ip_range, Error};
+/// let net = parse_ip_range("10.0.0.0/8")?;
+/// assert!(net.contains(&"10.200.3.4".parse::<std::net::IpAddr>().unwrap()));
+/// assert!(matches!(parse_ip_range("10.0.0.0/33"), Err(Error::InvalidIpRange { .. })));
 /// # Ok::<(), aeturnis_ratelimit::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpRange {
-    addr: IpAddr,
-    prefix: u8,
+pub fn parse_ip_range(text: &str) -> Result<IpNet> {
+    let bad = |reason| Error::InvalidIpRange {
+        input: text.to_owned(),
+        reason,
+    };
+    let net = match text.split_once('/') {
+        None => IpNet::from(
+            text.parse::<IpAddr>()
+                .map_err(|_| bad("not an IP address"))?,
+        ),
+        Some((addr, prefix)) => {
+            addr.parse::<IpAddr>()
+                .map_err(|_| bad("not an IP address"))?;
+            if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad("the prefix length is not a number"));
+            }
+            text.parse::<IpNet>()
+                .map_err(|_| bad("the prefix length is longer than the address"))?
+        }
+    };
+    Ok(canonical(net.trunc()))
 }
 
-impl IpRange {
-    /// The range of `addr` with its first `prefix` bits fixed. Host bits
-    /// set in `addr` are ignored.
-    pub fn new(addr: IpAddr, prefix: u8) -> Result<IpRange> {
-        let addr = addr.to_canonical();
-        let max = match addr {
-            IpAddr::V4(_) => 32,
-            IpAddr::V6(_) => 128,
-        };
-        if prefix > max {
-            return Err(Error::InvalidIpRange {
-                input: format!("{addr}/{prefix}"),
-                reason: "the prefix length is longer than the address",
-            });
-        }
-        Ok(IpRange { addr, prefix })
-    }
-
-    /// Whether `ip` lies in the range (IPv4-mapped IPv6 addresses match
-    /// IPv4 ranges).
-    #[must_use]
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
+/// An IPv4-mapped IPv6 range as its IPv4 range; any other range as is.
+fn canonical(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), Some(prefix)) = (
+            v6.network().to_ipv4_mapped(),
+            v6.prefix_len().checked_sub(96),
+        ) {
+            if let Ok(v4) = Ipv4Net::new(v4, prefix) {
+                return IpNet::V4(v4);
             }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
         }
     }
-}
-
-impl FromStr for IpRange {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<IpRange> {
-        let bad = |reason| Error::InvalidIpRange {
-            input: s.to_owned(),
-            reason,
-        };
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| bad("not an IP address"))?;
-        let prefix = match prefix {
-            None => match addr.to_canonical() {
-                IpAddr::V4(_) => 32,
-                IpAddr::V6(_) => 128,
-            },
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
-                .parse()
-                .map_err(|_| bad("the prefix length is out of range"))?,
-            Some(_) => return Err(bad("the prefix length is not a number")),
-        };
-        IpRange::new(addr, prefix).map_err(|_| bad("the prefix length is longer than the address"))
-    }
-}
-
-impl fmt::Display for IpRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
+    net
 }
 
 /// User ids and IP ranges that skip the limiter (their checks are allowed
@@ -103,7 +67,9 @@ impl fmt::Display for IpRange {
 ///
 /// ```
 /// use aeturnis_ratelimit::{LimitKey, Whitelist};
-/// let list = Whitelist::new().with_user("admin").with_range("127.0.0.0/8".parse()?);
+/// let list = Whitelist::new()
+///     .with_user("admin")
+///     .with_range("127.0.0.0/8".parse().unwrap());
 /// assert!(list.matches(&LimitKey::user("admin")?));
 /// assert!(list.matches(&LimitKey::ip("127.0.0.1".parse().unwrap())));
 /// assert!(!list.matches(&LimitKey::user("mallory")?));
@@ -112,7 +78,7 @@ impl fmt::Display for IpRange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Whitelist {
     users: HashSet<String>,
-    ranges: Vec<IpRange>,
+    ranges: Vec<IpNet>,
 }
 
 impl Whitelist {
@@ -129,26 +95,26 @@ impl Whitelist {
         self
     }
 
-    /// Adds an IP range.
+    /// Adds an IP range (an IPv4-mapped IPv6 range is stored as its IPv4
+    /// range, see [`parse_ip_range`]).
     #[must_use]
-    pub fn with_range(mut self, range: IpRange) -> Whitelist {
-        self.ranges.push(range);
+    pub fn with_range(mut self, range: IpNet) -> Whitelist {
+        self.ranges.push(canonical(range.trunc()));
         self
     }
 
     /// Adds one IP address.
     #[must_use]
     pub fn with_ip(self, ip: IpAddr) -> Whitelist {
-        let ip = ip.to_canonical();
-        let prefix = if ip.is_ipv4() { 32 } else { 128 };
-        self.with_range(IpRange { addr: ip, prefix })
+        self.with_range(IpNet::from(ip.to_canonical()))
     }
 
     /// Parses a comma-separated list of IPs and CIDR ranges (as an
-    /// environment variable would hold it); blank entries are skipped.
+    /// environment variable would hold it) with [`parse_ip_range`]; spaces
+    /// around an entry and blank entries are skipped.
     pub fn with_ranges_from_str(mut self, list: &str) -> Result<Whitelist> {
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            self.ranges.push(item.parse()?);
+            self.ranges.push(parse_ip_range(item)?);
         }
         Ok(self)
     }
@@ -165,10 +131,12 @@ impl Whitelist {
         self.users.contains(user)
     }
 
-    /// Whether `ip` lies in a whitelisted range.
+    /// Whether `ip` lies in a whitelisted range (an IPv4-mapped IPv6
+    /// address matches IPv4 ranges).
     #[must_use]
     pub fn contains_ip(&self, ip: IpAddr) -> bool {
-        self.ranges.iter().any(|r| r.contains(ip))
+        let ip = ip.to_canonical();
+        self.ranges.iter().any(|r| r.contains(&ip))
     }
 
     /// Whether the key's user or IP is whitelisted.
@@ -184,24 +152,53 @@ mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
-        s.parse()
-            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        s.parse().unwrap()
+    }
+
+    fn one(range: &str) -> Result<Whitelist> {
+        Ok(Whitelist::new().with_range(parse_ip_range(range)?))
     }
 
     #[test]
     fn should_match_cidr_ranges_by_prefix() -> Result<()> {
-        let r: IpRange = "192.168.1.0/24".parse()?;
-        assert!(r.contains(ip("192.168.1.255")));
-        assert!(!r.contains(ip("192.168.2.0")));
-        let all: IpRange = "0.0.0.0/0".parse()?;
-        assert!(all.contains(ip("8.8.8.8")));
-        assert!(!all.contains(ip("::1")));
-        let v6: IpRange = "2001:db8::/32".parse()?;
-        assert!(v6.contains(ip("2001:db8:ffff::1")));
-        assert!(!v6.contains(ip("2001:db9::1")));
-        let host: IpRange = "10.0.0.7".parse()?;
-        assert!(host.contains(ip("::ffff:10.0.0.7")));
-        assert!(!host.contains(ip("10.0.0.8")));
+        let r = one("192.168.1.0/24")?;
+        assert!(r.contains_ip(ip("192.168.1.255")));
+        assert!(r.contains_ip(ip("192.168.1.0")));
+        assert!(!r.contains_ip(ip("192.168.2.0")));
+        assert!(!r.contains_ip(ip("192.168.0.255")));
+        let all = one("0.0.0.0/0")?;
+        assert!(all.contains_ip(ip("8.8.8.8")));
+        assert!(!all.contains_ip(ip("::1")));
+        let v6 = one("2001:db8::/32")?;
+        assert!(v6.contains_ip(ip("2001:db8:ffff::1")));
+        assert!(!v6.contains_ip(ip("2001:db9::1")));
+        let all6 = one("::/0")?;
+        assert!(all6.contains_ip(ip("2001:db9::1")));
+        assert!(!all6.contains_ip(ip("10.0.0.1")));
+        let host = one("10.0.0.7")?;
+        assert!(host.contains_ip(ip("::ffff:10.0.0.7")));
+        assert!(!host.contains_ip(ip("10.0.0.8")));
+        let host6 = one("2001:db8::7")?;
+        assert!(host6.contains_ip(ip("2001:db8::7")));
+        assert!(!host6.contains_ip(ip("2001:db8::8")));
+        // host bits are ignored
+        let r = one("10.1.2.3/8")?;
+        assert!(r.contains_ip(ip("10.200.0.1")));
+        assert_eq!(
+            parse_ip_range("10.1.2.3/8")?,
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
+        // an IPv4-mapped range matches IPv4 and mapped addresses
+        let mapped = one("::ffff:10.0.0.0/104")?;
+        assert_eq!(
+            parse_ip_range("::ffff:10.0.0.0/104")?,
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
+        assert!(mapped.contains_ip(ip("10.9.9.9")));
+        assert!(mapped.contains_ip(ip("::ffff:10.9.9.9")));
+        assert!(!mapped.contains_ip(ip("11.0.0.1")));
+        let list = Whitelist::new().with_ip(ip("::ffff:192.0.2.1"));
+        assert!(list.contains_ip(ip("192.0.2.1")));
         Ok(())
     }
 
@@ -209,20 +206,62 @@ mod tests {
     fn should_refuse_malformed_ranges() {
         for bad in [
             "",
+            " ",
+            "/",
+            "/8",
             "10.0.0.0/",
             "10.0.0.0/33",
             "::/129",
             "10.0.0/8",
+            "10.0.0",
             "x/8",
             "1.2.3.4/-1",
+            "1.2.3.4/+1",
+            "1.2.3.4/ 8",
+            " 1.2.3.4/8",
+            "1.2.3.4/8/8",
+            "1.2.3.4/256",
+            "1.2.3.4/99999999999",
+            "1.2.3.4/0x8",
+            "1.2.3.4/1.5",
+            "1.2.3.04",
+            "[::1]/64",
         ] {
             assert!(
-                matches!(bad.parse::<IpRange>(), Err(Error::InvalidIpRange { .. })),
-                "{bad} parsed"
+                matches!(parse_ip_range(bad), Err(Error::InvalidIpRange { .. })),
+                "{bad:?} parsed"
             );
         }
-        assert!(Whitelist::new()
-            .with_ranges_from_str("10.0.0.0/8, nope")
-            .is_err());
+        assert!(matches!(
+            Whitelist::new().with_ranges_from_str("10.0.0.0/8, nope"),
+            Err(Error::InvalidIpRange { .. })
+        ));
+    }
+
+    #[test]
+    fn should_read_a_list_with_spaces_and_blank_entries() -> Result<()> {
+        let list =
+            Whitelist::new().with_ranges_from_str(" 10.0.0.0/8 , ,2001:db8::/32,192.0.2.1,")?;
+        assert!(list.contains_ip(ip("10.1.1.1")));
+        assert!(list.contains_ip(ip("2001:db8::1")));
+        assert!(list.contains_ip(ip("192.0.2.1")));
+        assert!(!list.contains_ip(ip("192.0.2.2")));
+        assert!(Whitelist::new().with_ranges_from_str(" , ")?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn should_match_keys_by_user_or_ip() -> Result<()> {
+        let list = Whitelist::new()
+            .with_user("admin")
+            .with_ranges_from_str("10.8.0.0/16")?;
+        assert!(list.matches(&LimitKey::user("admin")?));
+        assert!(list.matches(&LimitKey::ip(ip("10.8.3.4"))));
+        assert!(list.matches(&LimitKey::hybrid("someone", ip("10.8.3.4"))?));
+        assert!(list.matches(&LimitKey::hybrid("admin", ip("1.1.1.1"))?));
+        assert!(!list.matches(&LimitKey::hybrid("someone", ip("10.9.0.1"))?));
+        assert!(!list.matches(&LimitKey::new("admin")?));
+        assert!(!list.matches(&LimitKey::new("10.8.3.4")?));
+        Ok(())
     }
 }

@@ -31,7 +31,8 @@ pub(crate) async fn login(
     JsonBody(body): JsonBody<Login>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = validate::player_name("user", &body.user)?;
-    enforce("auth", &state.limits().auth, &LimitKey::ip(ip)).await?;
+    // a denial is the `Err`; the login reply carries no rate-limit headers
+    let _admitted = enforce("auth", &state.limits().auth, &LimitKey::ip(ip)).await?;
     let mut metadata = SessionMetadata::new().with_ip_address(ip);
     if let Some(agent) = headers.get(header::USER_AGENT) {
         let agent = agent

@@ -6,44 +6,24 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aeturnis_ratelimit::core::prelude::*;
 use aeturnis_ratelimit::{
     Algorithm, DecisionSource, FailurePolicy, LimitKey, Quota, RateLimitConfig, RateLimiter,
 };
-use aeturnis_redis_core::fred::prelude::*;
-use aeturnis_redis_core::{Redis, RedisConfig};
-use aeturnis_testkit::{topology_tests, RedisServer, TestCtx};
+use aeturnis_testkit::{eventually, topology_tests, RedisServer, TestCtx};
 use anyhow::ensure;
 
-const ALGORITHMS: [Algorithm; 4] = [
-    Algorithm::SlidingLog,
-    Algorithm::SlidingWindow,
-    Algorithm::Gcra { burst: None },
-    Algorithm::FixedWindow,
-];
+use crate::support::{connect_url, nz, ALGORITHMS, HOUR};
 
-const HOUR: Duration = Duration::from_secs(3600);
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
-}
-
+/// `limit` per `window`, errors returned, no deny cache (every check
+/// reaches Redis).
 fn config(
     name: &str,
     algorithm: Algorithm,
     limit: u32,
     window: Duration,
 ) -> anyhow::Result<RateLimitConfig> {
-    Ok(RateLimitConfig::new(name, Quota::new(nz(limit), window)?)
-        .with_algorithm(algorithm)
-        .with_failure_policy(FailurePolicy::Propagate)
-        .with_deny_cache(false))
-}
-
-async fn connect_url(url: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Redis> {
-    let config = RedisConfig::from_url(url)?
-        .with_key_prefix(prefix)
-        .with_command_timeout(timeout);
-    Ok(Redis::connect(config).await?)
+    Ok(crate::support::config(name, algorithm, limit, window)?.with_deny_cache(false))
 }
 
 async fn should_survive_script_flush_mid_run(ctx: TestCtx) -> anyhow::Result<()> {
@@ -135,32 +115,52 @@ async fn should_recover_after_a_redis_restart_without_over_admitting() -> anyhow
         }));
     }
     // let some checks through, then restart mid-run
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while admitted.iter().any(|a| a.load(Ordering::Acquire) < 20) {
-        ensure!(Instant::now() < deadline, "checks did not start");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        "20 checks admitted by every limiter",
+        Duration::from_secs(10),
+        || {
+            let started = admitted.iter().all(|a| a.load(Ordering::Acquire) >= 20);
+            let state = format!("{admitted:?}");
+            async move {
+                if started {
+                    Ok(())
+                } else {
+                    Err(state)
+                }
+            }
+        },
+    )
+    .await?;
     let _ = server.cli(&["SHUTDOWN", "SAVE"]); // the connection drops: no reply
     tokio::time::sleep(Duration::from_millis(300)).await; // the outage
     server.restart()?;
     // wait for the client to reconnect (a PING that answers)
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while redis.client().ping::<String>(None).await.is_err() {
-        ensure!(Instant::now() < deadline, "no reconnect");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "a reconnect (PING answers)",
+        Duration::from_secs(20),
+        || redis.client().ping::<String>(None),
+    )
+    .await?;
     recovered.store(true, Ordering::Release);
     // every limiter reaches its limit (a check whose reply was lost in the
     // shutdown may have been counted without being admitted: the
     // admitted totals are checked against the errors below, not waited for)
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !full.iter().all(|f| f.load(Ordering::Acquire)) {
-        ensure!(
-            Instant::now() < deadline,
-            "limit not reached after the restart: {admitted:?} admitted, {errors:?} errors"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "every limit reached after the restart",
+        Duration::from_secs(20),
+        || {
+            let reached = full.iter().all(|f| f.load(Ordering::Acquire));
+            let state = format!("{admitted:?} admitted, {errors:?} errors");
+            async move {
+                if reached {
+                    Ok(())
+                } else {
+                    Err(state)
+                }
+            }
+        },
+    )
+    .await?;
     // keep checking a little past the limit
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Release);
@@ -204,8 +204,12 @@ async fn should_follow_each_failure_policy_with_redis_killed() -> anyhow::Result
     let propagate = make("propagate", FailurePolicy::Propagate)?;
     let key = LimitKey::user("p")?;
     let blocked = LimitKey::user("blocked")?;
-    for _ in 0..4 {
-        closed.check(&blocked).await?;
+    for i in 0..4 {
+        let d = closed.check(&blocked).await?;
+        ensure!(
+            d.allowed == (i < 3) && d.source == DecisionSource::Redis,
+            "{d:?}"
+        );
     }
     ensure!(closed.check(&blocked).await?.source == DecisionSource::DenyCache);
 
@@ -240,17 +244,13 @@ async fn should_follow_each_failure_policy_with_redis_killed() -> anyhow::Result
     ensure!(local.stats().redis_unavailable == 5);
 
     server.restart()?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match propagate.check(&key).await {
-            Ok(d) => {
-                ensure!(d.source == DecisionSource::Redis);
-                break;
-            }
-            Err(e) => ensure!(Instant::now() < deadline, "no recovery: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let d = eventually(
+        "recovery after the restart",
+        Duration::from_secs(20),
+        || propagate.check(&key),
+    )
+    .await?;
+    ensure!(d.source == DecisionSource::Redis, "{d:?}");
     let d = local.check(&key).await?;
     ensure!(d.allowed && d.source == DecisionSource::Redis, "{d:?}");
     Ok(())
@@ -315,13 +315,10 @@ async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Res
                 algorithm.name()
             );
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let peek = loop {
-            match limiter.peek(&key, NonZeroU32::MIN).await {
-                Ok(p) => break p,
-                Err(e) => ensure!(Instant::now() < deadline, "{e}"),
-            }
-        };
+        let peek = eventually("a peek after the kills", Duration::from_secs(10), || {
+            limiter.peek(&key, NonZeroU32::MIN)
+        })
+        .await?;
         let counted = limit - peek.remaining;
         ensure!(
             counted >= ok && counted <= ok + failed,
