@@ -8,6 +8,8 @@ use aeturnis_lock::LockConfig;
 use aeturnis_ratelimit::{Preset, RateLimitConfig};
 use aeturnis_session::SessionConfig;
 
+use aeturnis_redis_core::Env;
+
 use crate::error::Result;
 
 /// The server's settings: the configuration of each Aeturnis layer it uses
@@ -63,40 +65,41 @@ impl DemoConfig {
     /// Never with the built-in presets; typed as fallible because the
     /// presets are parsed like the environment.
     pub fn defaults() -> Result<Self> {
-        Self::build(
-            CacheConfig::default(),
-            SessionConfig::default(),
-            |_: &str| None,
-        )
+        Self::from_lookup(|_: &str| None)
     }
 
-    /// The defaults overridden by each layer's variables: `CACHE_*`,
-    /// `SESSION_*` and `RATE_LIMIT_<PRESET>_WINDOW` / `_MAX`.
+    /// The defaults overridden by each layer's variables (`CACHE_*`,
+    /// `SESSION_*`, `LOCK_*`, `RATE_LIMIT_<PRESET>_WINDOW` / `_MAX`; see
+    /// `deploy/.env.example`), read from the process environment.
     ///
     /// # Errors
     /// A variable that does not parse, naming it.
     pub fn from_env() -> Result<Self> {
-        Self::build(
-            CacheConfig::from_env()?,
-            SessionConfig::from_env()?,
-            |name: &str| std::env::var(name).ok(),
-        )
+        Self::from_lookup(|name: &str| std::env::var(name).ok())
     }
 
-    fn build(
-        cache: CacheConfig,
-        sessions: SessionConfig,
-        lookup: impl Fn(&str) -> Option<String> + Copy,
-    ) -> Result<Self> {
+    /// Like [`from_env`](Self::from_env), reading variables through
+    /// `lookup`: each layer's own `from_lookup` reads its variables with the
+    /// workspace's one reader (`aeturnis_redis_core::Env`).
+    ///
+    /// # Errors
+    /// A variable that does not parse, naming it.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + Copy) -> Result<Self> {
+        let env = Env::new(lookup);
+        let mut locks = LockConfig::from_lookup(lookup)?;
+        // the demo answers a busy trade within 2 s unless told otherwise
+        if env.millis("LOCK_WAIT_TIMEOUT_MS")?.is_none() {
+            locks = locks.with_wait_timeout(Duration::from_secs(2));
+        }
         Ok(DemoConfig {
-            cache,
-            sessions,
-            locks: LockConfig::default().with_wait_timeout(Duration::from_secs(2)),
-            auth_limit: Preset::Auth.config_from_lookup(lookup)?,
-            chat_limit: Preset::Chat.config_from_lookup(lookup)?,
-            combat_limit: Preset::Combat.config_from_lookup(lookup)?,
-            movement_limit: Preset::Movement.config_from_lookup(lookup)?,
-            api_limit: Preset::Api.config_from_lookup(lookup)?,
+            cache: CacheConfig::from_lookup(lookup)?,
+            sessions: SessionConfig::from_lookup(lookup)?,
+            locks,
+            auth_limit: RateLimitConfig::from_lookup(Preset::Auth, lookup)?,
+            chat_limit: RateLimitConfig::from_lookup(Preset::Chat, lookup)?,
+            combat_limit: RateLimitConfig::from_lookup(Preset::Combat, lookup)?,
+            movement_limit: RateLimitConfig::from_lookup(Preset::Movement, lookup)?,
+            api_limit: RateLimitConfig::from_lookup(Preset::Api, lookup)?,
             chat_capacity: NonZeroU32::MIN.saturating_add(99),
             chat_page: NonZeroU32::MIN.saturating_add(19),
             chat_ttl: Duration::from_secs(3600),

@@ -1,6 +1,6 @@
 //! Start-up errors: what can stop [`AppState`](crate::AppState) from being built.
 
-use aeturnis_redis_core::Classify as _;
+use aeturnis_redis_core::{Classify, ErrorClass};
 
 /// Result alias of `aeturnis-demo`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -10,9 +10,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The Redis configuration is invalid.
+    /// A setting is invalid (the error names the variable or field).
     #[error(transparent)]
-    RedisConfig(#[from] aeturnis_redis_core::ConfigError),
+    Config(#[from] aeturnis_redis_core::ConfigError),
     /// Connecting to Redis failed.
     #[error(transparent)]
     Redis(#[from] aeturnis_redis_core::Error),
@@ -38,10 +38,17 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// Redis could not be reached; starting again later may work.
-    #[must_use]
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Redis(e) if e.is_retryable())
+impl Classify for Error {
+    /// Each wrapped error answers with its own class; a demo setting is
+    /// invalid input.
+    fn class(&self) -> ErrorClass {
+        match self {
+            Error::Config(_) | Error::Setting { .. } => ErrorClass::InvalidInput,
+            Error::Redis(e) => e.class(),
+            Error::Cache(e) => e.class(),
+            Error::Session(e) => e.class(),
+            Error::RateLimit(e) => e.class(),
+            Error::Lock(e) => e.class(),
+        }
     }
 }

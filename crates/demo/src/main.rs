@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 
 use aeturnis_demo::{app, AppState};
+use aeturnis_redis_core::Env;
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
@@ -20,10 +21,10 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let addr: SocketAddr = std::env::var("DEMO_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:8080".to_owned())
-        .parse()
-        .context("DEMO_ADDR must be an address such as 127.0.0.1:8080")?;
+    let addr: SocketAddr = Env::process()
+        .parse("DEMO_ADDR")
+        .context("DEMO_ADDR must be an address such as 127.0.0.1:8080")?
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let state = AppState::from_env()
         .await
         .context("connecting to Redis (set REDIS_URL)")?;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use aeturnis_ratelimit::Classify as _;
 use aeturnis_ratelimit::Decision;
+use aeturnis_redis_core::{Classify, ErrorClass};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -79,15 +79,18 @@ impl ApiError {
         }
     }
 
-    /// Maps a layer's error: bad input is a 400, an unreachable Redis a
-    /// 503, the rest a 500.
-    fn from_layer(e: &dyn std::error::Error, invalid_input: bool, retryable: bool) -> Self {
-        if invalid_input {
-            ApiError::BadRequest(e.to_string())
-        } else if retryable {
-            ApiError::Unavailable(e.to_string())
-        } else {
-            ApiError::Internal(e.to_string())
+    /// Maps any layer's error by its class (`aeturnis_redis_core::Classify`,
+    /// the same answer in every crate): invalid input is a 400, unavailable
+    /// a 503, contended a 409 with `Retry-After`, internal a 500.
+    pub fn from_class<E: Classify + std::error::Error>(e: &E) -> Self {
+        match e.class() {
+            ErrorClass::InvalidInput => ApiError::BadRequest(e.to_string()),
+            ErrorClass::Unavailable => ApiError::Unavailable(e.to_string()),
+            ErrorClass::Contended { retry_after } => ApiError::Busy {
+                message: e.to_string(),
+                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
+            },
+            _ => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -153,44 +156,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<aeturnis_cache::Error> for ApiError {
-    fn from(e: aeturnis_cache::Error) -> Self {
-        // `Classify`: a connection error is unavailable, hence retryable
-        use aeturnis_cache::Classify as _;
-        ApiError::from_layer(&e, e.is_invalid_input(), e.is_retryable())
-    }
-}
-
-impl From<aeturnis_session::Error> for ApiError {
-    fn from(e: aeturnis_session::Error) -> Self {
-        use aeturnis_session::Classify as _;
-        // unavailable (connection, timeout, shutdown) is retryable
-        ApiError::from_layer(&e, e.is_invalid_input(), e.is_retryable())
-    }
-}
-
-impl From<aeturnis_ratelimit::Error> for ApiError {
-    fn from(e: aeturnis_ratelimit::Error) -> Self {
-        ApiError::from_layer(&e, e.is_invalid_input(), e.is_retryable())
-    }
-}
-
-impl From<aeturnis_lock::Error> for ApiError {
-    fn from(e: aeturnis_lock::Error) -> Self {
-        use aeturnis_lock::Classify as _;
-        if let Some(retry_after) = e.retry_after() {
-            return ApiError::Busy {
-                message: e.to_string(),
-                retry_after,
-            };
-        }
-        ApiError::from_layer(&e, e.is_invalid_input(), e.is_retryable())
-    }
-}
-
-impl From<aeturnis_redis_core::KeyError> for ApiError {
-    fn from(e: aeturnis_redis_core::KeyError) -> Self {
-        ApiError::BadRequest(e.to_string())
+/// Every layer's error becomes a response by its class.
+impl<E: Classify + std::error::Error> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError::from_class(&e)
     }
 }
 

@@ -78,3 +78,17 @@ pub trait Classify {
         }
     }
 }
+
+impl Classify for crate::KeyError {
+    /// Always invalid input: the key text is at fault.
+    fn class(&self) -> ErrorClass {
+        ErrorClass::InvalidInput
+    }
+}
+
+impl Classify for crate::ConfigError {
+    /// Always invalid input: a setting is at fault.
+    fn class(&self) -> ErrorClass {
+        ErrorClass::InvalidInput
+    }
+}

@@ -17,9 +17,7 @@
 //!
 //! // login: create a session and hand its id to the client as a cookie
 //! let user = UserId::new("player-42")?;
-//! let meta = SessionMetadata::new()
-//!     .with_ip_address("203.0.113.7".parse()?)
-//!     .with_user_agent("Mozilla/5.0");
+//! let meta = SessionMetadata::new().with_user_agent("Mozilla/5.0");
 //! let session = sessions.create(&user, meta).await?;
 //! // after authentication, defend against fixation: new id, old one dead
 //! let session = sessions.rotate(&session.id).await?.ok_or("gone")?;
@@ -51,8 +49,7 @@
 //! | [`SessionStats`], [`SessionCensus`] | figures without scanning; the exact count of a recount |
 //! | [`Error`] | one error type, classified with [`Classify`] |
 //!
-//! How it works (keys, the one-command read, absolute expiry with a wrong
-//! clock, replay, stats) is in the [`guide`].
+//! How it works (keys, the one-command read, replay, stats): the [`guide`].
 
 mod config;
 mod error;
