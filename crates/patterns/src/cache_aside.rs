@@ -94,6 +94,22 @@ impl<T: Cacheable> CacheAside<T> {
         &self.inner.clock
     }
 
+    /// One load of `key` as a miss does it (lease, loader, conditional
+    /// store), outside the single-flight map: for warming.
+    pub(crate) async fn lead_load<F, Fut, E>(
+        &self,
+        key: &RedisKey,
+        policy: &Policy,
+        loader: Arc<F>,
+    ) -> Loaded<T>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send + 'static,
+        E: StdError + Send + Sync + 'static,
+    {
+        self.lead(key, policy, loader).await
+    }
+
     /// The counters since this reader was built.
     #[must_use]
     pub fn stats(&self) -> CacheAsideStats {

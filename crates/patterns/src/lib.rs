@@ -30,6 +30,7 @@
 //! |---|---|
 //! | [`cache_aside`] | [`CacheAside::get_or_load`], [`CacheAside::invalidate`] |
 //! | [`write_through`] | [`CacheAside::write_through`]: the source first, then the cache |
+//! | [`warm`] | [`CacheAside::warm`]: many keys, bounded concurrency, progress |
 //! | [`tags`] | [`TagIndex`]: `set_tagged`, `invalidate_tag`, bounded tag sets |
 //! | [`policy`] | [`LoadPolicy`] → [`Policy`]: TTLs, soft TTL, negative TTL, β, fallbacks |
 //! | [`guide`] | how leases, tokens and early refresh work, and their limits |
@@ -45,6 +46,7 @@ pub mod policy;
 mod scripts;
 mod stats;
 pub mod tags;
+pub mod warm;
 pub mod write_through;
 
 /// How the patterns work, what they guarantee, and their limits.
@@ -56,4 +58,5 @@ pub use error::{Error, Result};
 pub use policy::{LoadPolicy, OnRedisError, Policy};
 pub use stats::CacheAsideStats;
 pub use tags::TagIndex;
+pub use warm::WarmProgress;
 pub use write_through::{WriteMode, WriteOutcome};
