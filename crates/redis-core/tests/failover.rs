@@ -1,0 +1,282 @@
+//! Failovers on topologies each test starts itself: a sentinel switch (planned
+//! and a killed primary) loses no acknowledged write and the client follows
+//! within the documented bound; a killed cluster primary leaves the healthy
+//! shards serving. The figures are printed (`--nocapture`); see the guide's
+//! "Failover" section.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aeturnis_redis_core::fred::clients::Client;
+use aeturnis_redis_core::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use aeturnis_redis_core::fred::prelude::{Builder, Config, KeysInterface, ServerConfig};
+use aeturnis_redis_core::{hash_slot, ReconnectConfig, Redis, RedisConfig};
+use aeturnis_testkit::{eventually, Cluster, Sentinel};
+use tokio::task::JoinHandle;
+
+/// The documented bound: from the sentinels' `+switch-master` to every client
+/// of the handle connected to the new primary (guide, "Failover").
+const FOLLOW_BOUND: Duration = Duration::from_secs(1);
+/// A plain `SENTINEL FAILOVER` (no write pause) loses the writes the old
+/// primary acknowledged in the instant before the replica's promotion, still
+/// on the replication link: for one sequential writer, at most this many.
+const PLAIN_FAILOVER_LOSS: usize = 3;
+/// Writes acknowledged before and after the fault, so the writer is steady.
+const WARM_UP: u64 = 500;
+
+/// Whether every client of `redis` is connected to `port` only.
+fn all_on(redis: &Redis, port: u16) -> bool {
+    let on = |c: &Client| {
+        let servers = c.active_connections();
+        !servers.is_empty() && servers.iter().all(|s| s.port == port)
+    };
+    match redis.pool() {
+        Some(pool) => pool.clients().iter().all(on),
+        None => on(redis.client()),
+    }
+}
+
+#[derive(Debug, Default)]
+struct WriterLog {
+    acked: Vec<u64>,
+    errors: u64,
+    last_error: Option<String>,
+    /// When every client was first seen on the new primary.
+    on_new: Option<Instant>,
+    /// The first write acknowledged while every client was on the new primary.
+    first_new_ack: Option<Instant>,
+}
+
+/// One sequential writer: `SET fo:{id} id` with increasing ids, recording
+/// every acknowledged id.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acks: Arc<AtomicU64>,
+    new_seen: Arc<Mutex<Option<Instant>>>,
+    handle: JoinHandle<WriterLog>,
+}
+
+impl Writer {
+    fn start(redis: Redis, new_port: u16) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acks = Arc::new(AtomicU64::new(0));
+        let new_seen = Arc::new(Mutex::new(None));
+        let (s, a, n) = (stop.clone(), acks.clone(), new_seen.clone());
+        let handle = tokio::spawn(async move {
+            let mut log = WriterLog::default();
+            let mut id = 0_u64;
+            while !s.load(Ordering::Relaxed) {
+                id += 1;
+                let result: Result<(), _> = redis
+                    .client()
+                    .set(format!("fo:{id}"), id, None, None, false)
+                    .await;
+                let on_new = all_on(&redis, new_port);
+                let now = Instant::now();
+                if on_new && log.on_new.is_none() {
+                    log.on_new = Some(now);
+                }
+                match result {
+                    Ok(()) => {
+                        log.acked.push(id);
+                        a.fetch_add(1, Ordering::Relaxed);
+                        if on_new && log.first_new_ack.is_none() {
+                            log.first_new_ack = Some(now);
+                            *n.lock().unwrap() = Some(now);
+                        }
+                    }
+                    Err(e) => {
+                        log.errors += 1;
+                        log.last_error = Some(e.to_string());
+                        // the refusals (NOREPLICAS) come back at once: do not spin
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            }
+            log
+        });
+        Writer {
+            stop,
+            acks,
+            new_seen,
+            handle,
+        }
+    }
+
+    fn acks(&self) -> u64 {
+        self.acks.load(Ordering::Relaxed)
+    }
+
+    async fn wait_acks(&self, more: u64) -> anyhow::Result<()> {
+        let want = self.acks() + more;
+        eventually("the writer to make progress", Duration::from_secs(10), || {
+            let got = self.acks();
+            async move {
+                if got >= want {
+                    Ok(())
+                } else {
+                    Err(format!("{got} of {want} acknowledged"))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn wait_new_primary(&self, within: Duration) -> anyhow::Result<Instant> {
+        eventually(
+            "a write acknowledged by the new primary",
+            within,
+            || {
+                let seen = *self.new_seen.lock().unwrap();
+                async move { seen.ok_or("not yet") }
+            },
+        )
+        .await
+    }
+
+    async fn finish(self) -> anyhow::Result<WriterLog> {
+        self.stop.store(true, Ordering::Relaxed);
+        Ok(self.handle.await?)
+    }
+}
+
+/// The earliest `+switch-master` any of the sentinels publishes.
+async fn first_switch(set: &Sentinel) -> anyhow::Result<JoinHandle<Option<Instant>>> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut subscribers = Vec::new();
+    for (host, port) in set.sentinel_nodes() {
+        let config = Config {
+            server: ServerConfig::new_centralized(host, port),
+            ..Config::default()
+        };
+        let subscriber = Builder::from_config(config).build_subscriber_client()?;
+        subscriber.init().await?;
+        let mut messages = subscriber.message_rx();
+        subscriber.subscribe("+switch-master").await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            if messages.recv().await.is_ok() {
+                let _ = tx.send(Instant::now());
+            }
+        });
+        subscribers.push(subscriber);
+    }
+    Ok(tokio::spawn(async move {
+        let first = rx.recv().await;
+        for s in subscribers {
+            let _ = s.quit().await;
+        }
+        first
+    }))
+}
+
+/// How many of `acked` the server on `port` does not hold.
+async fn lost_on(port: u16, acked: &[u64]) -> anyhow::Result<Vec<u64>> {
+    let reader = Redis::connect(RedisConfig::standalone("127.0.0.1", port)).await?;
+    let mut lost = Vec::new();
+    for chunk in acked.chunks(1000) {
+        let keys: Vec<String> = chunk.iter().map(|id| format!("fo:{id}")).collect();
+        let values: Vec<Option<u64>> = reader.client().mget(keys).await?;
+        for (id, value) in chunk.iter().zip(values) {
+            if value != Some(*id) {
+                lost.push(*id);
+            }
+        }
+    }
+    reader.shutdown().await?;
+    Ok(lost)
+}
+
+fn sentinel_config(set: &Sentinel) -> anyhow::Result<RedisConfig> {
+    Ok(RedisConfig::from_url(&set.url())?
+        .with_command_timeout(Duration::from_secs(2))
+        .with_reconnect(
+            ReconnectConfig::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_millis(400))
+                .with_jitter(Duration::from_millis(50)),
+        ))
+}
+
+/// What a planned failover did to a steady writer.
+struct Planned {
+    lost: Vec<u64>,
+    follow: Duration,
+}
+
+/// A steady writer (a pool of 2 clients) across a planned failover:
+/// `SENTINEL FAILOVER`, preceded by `CLIENT PAUSE WRITE` when `paused`.
+async fn planned_failover(paused: bool) -> anyhow::Result<Planned> {
+    let set = Arc::new(tokio::task::spawn_blocking(Sentinel::start).await??);
+    let new_port = set.replica().port();
+    let redis = Redis::connect(sentinel_config(&set)?.with_pool_size(NonZeroUsize::new(2).unwrap()))
+        .await?;
+    assert!(all_on(&redis, set.primary().port()));
+    let switch = first_switch(&set).await?;
+    let writer = Writer::start(redis.clone(), new_port);
+    writer.wait_acks(WARM_UP).await?;
+
+    let s = set.clone();
+    tokio::task::spawn_blocking(move || {
+        if paused {
+            s.failover_paused()
+        } else {
+            s.failover()
+        }
+    })
+    .await??;
+    let switched = switch.await?.expect("a +switch-master announcement");
+    writer.wait_new_primary(Duration::from_secs(10)).await?;
+    writer.wait_acks(WARM_UP).await?;
+    let log = writer.finish().await?;
+    redis.shutdown().await?;
+
+    let lost = lost_on(new_port, &log.acked).await?;
+    let on_new = log.on_new.expect("the clients reached the new primary");
+    let first_ack = log.first_new_ack.expect("a write acknowledged by the new primary");
+    let follow = on_new.saturating_duration_since(switched);
+    println!(
+        "planned sentinel failover (write pause: {paused}): {} writes acknowledged, {} lost {:?}, \
+         {} refused ({:?}); switch -> clients on the new primary {follow:?}, \
+         -> first write acknowledged there {:?}",
+        log.acked.len(),
+        lost.len(),
+        lost,
+        log.errors,
+        log.last_error,
+        first_ack.saturating_duration_since(switched),
+    );
+    Ok(Planned { lost, follow })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_sentinel_failover_loses_no_acknowledged_write_and_follows_in_bound(
+) -> anyhow::Result<()> {
+    let run = planned_failover(true).await?;
+    assert!(run.lost.is_empty(), "acknowledged writes lost: {:?}", run.lost);
+    assert!(
+        run.follow <= FOLLOW_BOUND,
+        "clients reached the new primary {:?} after the switch, bound {FOLLOW_BOUND:?}",
+        run.follow
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_sentinel_failover_loses_at_most_the_writes_at_the_promotion() -> anyhow::Result<()> {
+    let run = planned_failover(false).await?;
+    assert!(
+        run.lost.len() <= PLAIN_FAILOVER_LOSS,
+        "acknowledged writes lost: {:?}",
+        run.lost
+    );
+    assert!(
+        run.follow <= FOLLOW_BOUND,
+        "clients reached the new primary {:?} after the switch, bound {FOLLOW_BOUND:?}",
+        run.follow
+    );
+    Ok(())
+}
