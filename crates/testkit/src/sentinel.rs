@@ -222,7 +222,10 @@ impl Sentinel {
             || {
                 for &sentinel in &sentinels {
                     let reported = master_port(sentinel)?;
-                    ensure!(reported == survivor, "sentinel {sentinel} reports {reported}");
+                    ensure!(
+                        reported == survivor,
+                        "sentinel {sentinel} reports {reported}"
+                    );
                 }
                 let info = resp::text(survivor, &["INFO", "replication"])?;
                 ensure!(
