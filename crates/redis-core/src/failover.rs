@@ -33,6 +33,8 @@ const RECHECK: Duration = Duration::from_millis(50);
 /// gives up and waits for the next one (sentinels keep announcing as they
 /// learn of the switch, and fred's own reconnects continue regardless).
 const FOLLOW_FOR: Duration = Duration::from_secs(10);
+/// How long a shutdown waits for each sentinel subscriber to close.
+const QUIT_WAIT: Duration = Duration::from_secs(1);
 
 type Task = JoinHandle<FredResult<()>>;
 
@@ -103,10 +105,18 @@ impl Watcher {
         Ok(Some((Watcher { subscribers }, tasks)))
     }
 
-    /// Closes the subscriber connections (the caller aborts the tasks).
+    /// Closes the subscriber connections, together and each bounded by
+    /// [`QUIT_WAIT`] (a sentinel that is down must not hold up a shutdown);
+    /// the caller aborts the tasks.
     pub(crate) async fn stop(&self) {
-        for subscriber in &self.subscribers {
-            let _ = subscriber.quit().await;
+        let quits: Vec<_> = self
+            .subscribers
+            .iter()
+            .cloned()
+            .map(|s| tokio::spawn(async move { tokio::time::timeout(QUIT_WAIT, s.quit()).await }))
+            .collect();
+        for quit in quits {
+            let _ = quit.await;
         }
     }
 }

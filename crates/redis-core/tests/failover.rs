@@ -27,7 +27,7 @@ const FOLLOW_BOUND: Duration = Duration::from_secs(1);
 /// A plain `SENTINEL FAILOVER` (no write pause) loses the writes the old
 /// primary acknowledged in the instant before the replica's promotion, still
 /// on the replication link: for one sequential writer, at most this many.
-const PLAIN_FAILOVER_LOSS: usize = 3;
+const PLAIN_FAILOVER_LOSS: usize = 5;
 /// After an unplanned failover: from the promotion to the client on the new
 /// primary (fred's reconnect backoff, capped at 400 ms + 50 ms jitter by
 /// `sentinel_config`, plus the watcher's nudge), and from the replica's
