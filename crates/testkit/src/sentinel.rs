@@ -80,6 +80,14 @@ impl Sentinel {
         &self.sentinels
     }
 
+    /// One sentinel, for fault injection (`kill`, `pause`...).
+    ///
+    /// # Panics
+    /// Panics when `i >= 3`, like slice indexing.
+    pub fn sentinel_mut(&mut self, i: usize) -> &mut RedisServer {
+        &mut self.sentinels[i]
+    }
+
     /// The server started as the primary (after a failover it is the replica).
     pub fn primary(&self) -> &RedisServer {
         &self.primary
