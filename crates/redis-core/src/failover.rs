@@ -18,7 +18,7 @@ use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::prelude::{Builder, FredResult};
 use fred::types::config::ServerConfig;
-use fred::types::Message;
+use fred::types::{ClientState, Message};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -221,12 +221,11 @@ async fn move_clients(clients: &[Client], switch: &Switch) {
     let started = Instant::now();
     let mut forced = 0_u32;
     loop {
-        let stale: Vec<Client> = clients
+        let elsewhere: Vec<&Client> = clients
             .iter()
             .filter(|c| !connected_to(c, &switch.new))
-            .cloned()
             .collect();
-        if stale.is_empty() {
+        if elsewhere.is_empty() {
             tracing::info!(
                 %switch,
                 clients = clients.len(),
@@ -237,11 +236,15 @@ async fn move_clients(clients: &[Client], switch: &Switch) {
             return;
         }
         if started.elapsed() > FOLLOW_FOR {
-            tracing::warn!(%switch, stale = stale.len(), "clients have not reached the announced primary");
+            tracing::warn!(%switch, stale = elsewhere.len(), "clients have not reached the announced primary");
             return;
         }
-        let handles: Vec<_> = stale
+        // a client that is already reconnecting asks the sentinels anyway:
+        // forcing it would only queue a second reconnection behind the first
+        let handles: Vec<_> = elsewhere
             .into_iter()
+            .filter(|c| c.state() == ClientState::Connected)
+            .cloned()
             .map(|c| tokio::spawn(async move { c.force_reconnection().await }))
             .collect();
         for handle in handles {

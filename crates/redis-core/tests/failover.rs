@@ -378,7 +378,7 @@ async fn killed_sentinel_primary_the_writer_follows_and_the_loss_is_reported() -
     println!(
         "killed sentinel primary: {} writes acknowledged, {} lost {:?} (replication lag), \
          {} failed ({:?}); kill -> promoted {:?}, promoted -> client on the new primary {:?}, \
-         replica rejoined -> first write acknowledged {:?}",
+         promoted -> replica rejoined {:?}, promoted -> first write acknowledged {:?}",
         log.acked.len(),
         lost.len(),
         lost,
@@ -386,7 +386,8 @@ async fn killed_sentinel_primary_the_writer_follows_and_the_loss_is_reported() -
         log.last_error,
         promoted_at - killed_at,
         on_new.saturating_duration_since(promoted_at),
-        first_ack.saturating_duration_since(rejoined_at),
+        rejoined_at - promoted_at,
+        first_ack.saturating_duration_since(promoted_at),
     );
     assert!(
         on_new.saturating_duration_since(promoted_at) <= RECOVERY_BOUND,
