@@ -1,0 +1,78 @@
+//! The `+switch-master` watcher's own lifecycle: subscriptions and shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aeturnis_redis_core::fred::prelude::KeysInterface;
+use aeturnis_redis_core::Redis;
+use aeturnis_testkit::{eventually, Sentinel};
+
+use super::support::*;
+
+/// `CLIENT LIST TYPE pubsub` lines on each sentinel.
+fn pubsub_clients(set: &Sentinel) -> anyhow::Result<Vec<usize>> {
+    set.sentinels()
+        .iter()
+        .map(|s| {
+            Ok(s.cli(&["CLIENT", "LIST", "TYPE", "pubsub"])?
+                .lines()
+                .count())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_subscribes_on_every_sentinel_and_shutdown_closes_it() -> anyhow::Result<()> {
+    let set = Arc::new(tokio::task::spawn_blocking(Sentinel::start).await??);
+    let redis = Redis::connect(sentinel_config(&set)?).await?;
+    let probe = |want: usize| {
+        let set = set.clone();
+        move || {
+            let set = set.clone();
+            async move {
+                let counts = tokio::task::spawn_blocking(move || pubsub_clients(&set))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                if counts.iter().all(|&n| n == want) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "pubsub clients per sentinel: {counts:?}, want {want}"
+                    ))
+                }
+            }
+        }
+    };
+    eventually(
+        "one subscriber on every sentinel",
+        Duration::from_secs(5),
+        probe(1),
+    )
+    .await?;
+    let started = Instant::now();
+    redis.shutdown().await?;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    eventually("no subscriber left", Duration::from_secs(5), probe(0)).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_sentinel_neither_blocks_connect_nor_shutdown() -> anyhow::Result<()> {
+    let mut set = tokio::task::spawn_blocking(Sentinel::start).await??;
+    set.sentinel_mut(0).kill()?;
+    let redis = Redis::connect(sentinel_config(&set)?).await?;
+    let () = redis.client().set("fo:alive", 1, None, None, false).await?;
+    let started = Instant::now();
+    redis.shutdown().await?;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
