@@ -203,58 +203,64 @@ async fn follow(
     mut rx: mpsc::UnboundedReceiver<Switch>,
 ) -> FredResult<()> {
     while let Some(first) = rx.recv().await {
-        let mut latest = (first.service == service).then_some(first);
-        // several sentinels announce the same switch: act on the latest
-        while let Ok(next) = rx.try_recv() {
-            if next.service == service {
-                latest = Some(next);
-            }
+        let mut switch = first;
+        if switch.service != service {
+            continue;
         }
-        if let Some(switch) = latest {
-            move_clients(&clients, &switch).await;
+        let started = Instant::now();
+        let mut forced = 0_u32;
+        loop {
+            // several sentinels announce the same switch, and a later switch
+            // replaces an earlier one: always aim at the latest
+            while let Ok(next) = rx.try_recv() {
+                if next.service == service {
+                    switch = next;
+                }
+            }
+            let elsewhere: Vec<&Client> = clients
+                .iter()
+                .filter(|c| !connected_to(c, &switch.new))
+                .collect();
+            if elsewhere.is_empty() {
+                tracing::info!(
+                    %switch,
+                    clients = clients.len(),
+                    reconnections = forced,
+                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "every client follows the new primary"
+                );
+                break;
+            }
+            if started.elapsed() > FOLLOW_FOR {
+                tracing::warn!(%switch, stale = elsewhere.len(), "clients have not reached the announced primary");
+                break;
+            }
+            forced += force_reconnections(&switch, elsewhere).await;
+            tokio::time::sleep(RECHECK).await;
         }
     }
     Ok(())
 }
 
-async fn move_clients(clients: &[Client], switch: &Switch) {
-    let started = Instant::now();
-    let mut forced = 0_u32;
-    loop {
-        let elsewhere: Vec<&Client> = clients
-            .iter()
-            .filter(|c| !connected_to(c, &switch.new))
-            .collect();
-        if elsewhere.is_empty() {
-            tracing::info!(
-                %switch,
-                clients = clients.len(),
-                reconnections = forced,
-                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "every client follows the new primary"
-            );
-            return;
+/// Forces a reconnection of every client in `clients` that is connected (a
+/// client that is already reconnecting asks the sentinels anyway: forcing it
+/// would only queue a second reconnection behind the first). Returns how
+/// many were forced.
+async fn force_reconnections(switch: &Switch, clients: Vec<&Client>) -> u32 {
+    let handles: Vec<_> = clients
+        .into_iter()
+        .filter(|c| c.state() == ClientState::Connected)
+        .cloned()
+        .map(|c| tokio::spawn(async move { c.force_reconnection().await }))
+        .collect();
+    let mut forced = 0;
+    for handle in handles {
+        forced += 1;
+        if let Ok(Err(error)) = handle.await {
+            tracing::warn!(%switch, %error, "forced reconnection failed");
         }
-        if started.elapsed() > FOLLOW_FOR {
-            tracing::warn!(%switch, stale = elsewhere.len(), "clients have not reached the announced primary");
-            return;
-        }
-        // a client that is already reconnecting asks the sentinels anyway:
-        // forcing it would only queue a second reconnection behind the first
-        let handles: Vec<_> = elsewhere
-            .into_iter()
-            .filter(|c| c.state() == ClientState::Connected)
-            .cloned()
-            .map(|c| tokio::spawn(async move { c.force_reconnection().await }))
-            .collect();
-        for handle in handles {
-            forced += 1;
-            if let Ok(Err(error)) = handle.await {
-                tracing::warn!(%switch, %error, "forced reconnection failed");
-            }
-        }
-        tokio::time::sleep(RECHECK).await;
     }
+    forced
 }
 
 /// Whether every connection of `client` goes to `addr`.
