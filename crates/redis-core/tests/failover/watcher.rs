@@ -1,11 +1,13 @@
-//! The `+switch-master` watcher's own lifecycle: subscriptions and shutdown.
+//! The watcher's own lifecycle (subscriptions, shutdown) and the `READONLY`
+//! backstop.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aeturnis_redis_core::fred::interfaces::EventInterface;
 use aeturnis_redis_core::fred::prelude::KeysInterface;
-use aeturnis_redis_core::Redis;
-use aeturnis_testkit::{eventually, Sentinel};
+use aeturnis_redis_core::{Redis, RedisConfig};
+use aeturnis_testkit::{eventually, RedisServer, Sentinel};
 
 use super::support::*;
 
@@ -74,5 +76,31 @@ async fn a_dead_sentinel_neither_blocks_connect_nor_shutdown() -> anyhow::Result
         "shutdown took {:?}",
         started.elapsed()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readonly_reply_drops_the_connection_and_reconnects() -> anyhow::Result<()> {
+    let (a, b) = tokio::task::spawn_blocking(|| {
+        anyhow::Ok((
+            RedisServer::start_standalone()?,
+            RedisServer::start_standalone()?,
+        ))
+    })
+    .await??;
+    let redis = Redis::connect(RedisConfig::from_url(&a.url())?).await?;
+    let mut reconnects = redis.client().reconnect_rx();
+    a.cli(&["REPLICAOF", "127.0.0.1", &b.port().to_string()])?;
+    let result: Result<(), _> = redis
+        .client()
+        .set("fo:readonly", 1, None, None, false)
+        .await;
+    let error = result.expect_err("a replica refuses the write");
+    assert!(error.to_string().contains("READONLY"), "{error}");
+    // the reply dropped the connection: fred reconnected (through the
+    // sentinels, for a sentinel topology) instead of keeping the demoted server
+    let server = tokio::time::timeout(Duration::from_secs(5), reconnects.recv()).await??;
+    assert_eq!(server.port, a.port());
+    redis.shutdown().await?;
     Ok(())
 }
