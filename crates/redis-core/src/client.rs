@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::codec::Codec;
 use crate::config::{RedisConfig, Topology};
 use crate::error::{Error, Result};
+use crate::failover::Watcher;
 use crate::health::{ConnectionState, Health, HealthStatus};
 use crate::keys::{KeySpace, RedisKey};
 use crate::script::LuaScript;
@@ -32,6 +33,7 @@ struct Inner {
     no_replay: Options,
     shut_down: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<fred::prelude::FredResult<()>>>>,
+    watcher: Option<Watcher>,
     scripts: Mutex<Vec<LuaScript>>,
 }
 
@@ -83,9 +85,20 @@ impl Redis {
         } else {
             Backend::Pool(builder.build_pool(config.pool_size.get())?)
         };
-        let tasks = match &backend {
+        let mut tasks = match &backend {
             Backend::Single(c) => log_events(c),
             Backend::Pool(p) => p.clients().iter().flat_map(log_events).collect(),
+        };
+        let clients = match &backend {
+            Backend::Single(c) => vec![c.clone()],
+            Backend::Pool(p) => p.clients().to_vec(),
+        };
+        let watcher = match Watcher::start(&config, clients)? {
+            Some((watcher, watching)) => {
+                tasks.extend(watching);
+                Some(watcher)
+            }
+            None => None,
         };
         let inner = Inner {
             backend,
@@ -97,6 +110,7 @@ impl Redis {
             },
             shut_down: AtomicBool::new(false),
             tasks: Mutex::new(tasks),
+            watcher,
             scripts: Mutex::new(Vec::new()),
             config,
         };
@@ -463,6 +477,9 @@ impl Redis {
     pub async fn shutdown(&self) -> Result<()> {
         if self.inner.shut_down.swap(true, Ordering::AcqRel) {
             return Ok(());
+        }
+        if let Some(watcher) = &self.inner.watcher {
+            watcher.stop().await;
         }
         let result = match &self.inner.backend {
             Backend::Single(c) => c.quit().await,

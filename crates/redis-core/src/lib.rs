@@ -29,7 +29,7 @@
 //! | [`keys`] | [`KeySpace`], [`RedisKey`]: validated keys, segment encoding, `SCAN` patterns |
 //! | [`scan`] | [`KeyScan`]: `SCAN` over every primary, each key once |
 //! | [`prelude`] | the common names and fred's command traits, in one import |
-//! | [`guide`] | replay, server time, fail-fast: the design notes |
+//! | [`guide`] | replay, server time, fail-fast, failover: the design notes |
 //!
 //! | feature | what it adds |
 //! |---|---|
@@ -45,13 +45,15 @@ pub mod config;
 pub mod duration;
 pub mod env;
 mod error;
+mod failover;
 mod health;
 pub mod keys;
 pub mod prelude;
 pub mod scan;
 mod script;
 
-/// Design notes: what fred does for us, replay, server time, failing fast.
+/// Design notes: what fred does for us, replay, server time, failing fast,
+/// failover.
 #[doc = include_str!("../docs/guide.md")]
 pub mod guide {}
 

@@ -13,9 +13,10 @@ const SERVICE: &str = "mymaster";
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One primary, one replica and three sentinels watching them as `mymaster` with
-/// quorum 2, from `deploy/redis/standalone.conf` and `deploy/redis/sentinel.conf`
-/// (`down-after-milliseconds` 1000, `failover-timeout` 5000). Dropping it kills every
-/// process.
+/// quorum 2, from `deploy/redis/sentinel-node.conf` (`min-replicas-to-write 1`,
+/// `min-replicas-max-lag 2`: a primary without an in-sync replica refuses writes with
+/// `NOREPLICAS`) and `deploy/redis/sentinel.conf` (`down-after-milliseconds` 1000,
+/// `failover-timeout` 5000). Dropping it kills every process.
 #[derive(Debug)]
 pub struct Sentinel {
     primary: RedisServer,
@@ -31,8 +32,8 @@ impl Sentinel {
     /// # Errors
     /// Fails when a process does not start or the set does not settle within 30 s.
     pub fn start() -> anyhow::Result<Sentinel> {
-        let primary = RedisServer::start(&Spec::primary())?;
-        let replica = RedisServer::start(&Spec::replica_of(primary.port()))?;
+        let primary = RedisServer::start(&data_node(Spec::primary()))?;
+        let replica = RedisServer::start(&data_node(Spec::replica_of(primary.port())))?;
         let sentinels = (0..3)
             .map(|_| RedisServer::start(&Spec::sentinel(primary.port())))
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -79,6 +80,14 @@ impl Sentinel {
         &self.sentinels
     }
 
+    /// One sentinel, for fault injection (`kill`, `pause`...).
+    ///
+    /// # Panics
+    /// Panics when `i >= 3`, like slice indexing.
+    pub fn sentinel_mut(&mut self, i: usize) -> &mut RedisServer {
+        &mut self.sentinels[i]
+    }
+
     /// The server started as the primary (after a failover it is the replica).
     pub fn primary(&self) -> &RedisServer {
         &self.primary
@@ -116,6 +125,28 @@ impl Sentinel {
     /// # Errors
     /// Fails when the failover cannot start or does not complete within 30 s.
     pub fn failover(&self) -> anyhow::Result<()> {
+        self.run_failover(false)
+    }
+
+    /// The planned failover that loses no acknowledged write: `CLIENT PAUSE WRITE` on
+    /// the primary, wait until the replica has every byte of the replication stream
+    /// (`slave_repl_offset` = the primary's `master_repl_offset`), then
+    /// [`failover`](Sentinel::failover), sending `CLIENT UNPAUSE` to the old primary
+    /// once every sentinel reports the new one. The held writes then meet a primary
+    /// without replica and are refused (`NOREPLICAS`), never acknowledged and lost.
+    ///
+    /// A plain `SENTINEL FAILOVER` can lose the writes the primary acknowledged in the
+    /// instant before the replica ran `REPLICAOF NO ONE` (still in flight on the
+    /// replication link); the pause closes that window.
+    ///
+    /// # Errors
+    /// As [`failover`](Sentinel::failover), and when the replica does not catch up
+    /// within 30 s.
+    pub fn failover_paused(&self) -> anyhow::Result<()> {
+        self.run_failover(true)
+    }
+
+    fn run_failover(&self, pause: bool) -> anyhow::Result<()> {
         let first = self.sentinels.first().context("no sentinels")?.port();
         let old = master_port(first)?;
         let new = if old == self.primary.port() {
@@ -123,6 +154,21 @@ impl Sentinel {
         } else {
             self.primary.port()
         };
+        if pause {
+            // longer than a failover takes; UNPAUSE below ends it early
+            resp::text(old, &["CLIENT", "PAUSE", "10000", "WRITE"])?;
+            wait_until("the replica to catch up", SETTLE_TIMEOUT, || {
+                let info = resp::text(old, &["INFO", "replication"])?;
+                let sent = info_field(&info, "master_repl_offset").map(str::to_owned);
+                let info = resp::text(new, &["INFO", "replication"])?;
+                let got = info_field(&info, "slave_repl_offset");
+                ensure!(
+                    sent.is_some() && sent.as_deref() == got,
+                    "primary offset {sent:?}, replica offset {got:?}"
+                );
+                Ok(())
+            })?;
+        }
         // Right after a start or a previous failover the sentinels may not consider the
         // replica promotable yet (NOGOODSLAVE / INPROG); retry until they do.
         wait_until("SENTINEL FAILOVER to be accepted", SETTLE_TIMEOUT, || {
@@ -145,6 +191,9 @@ impl Sentinel {
         let old_running = [&self.primary, &self.replica]
             .iter()
             .any(|s| s.port() == old && s.is_running());
+        if pause && old_running {
+            resp::text(old, &["CLIENT", "UNPAUSE"])?;
+        }
         if !old_running {
             return wait_until("the new primary", SETTLE_TIMEOUT, || {
                 let info = resp::text(new, &["INFO", "replication"])?;
@@ -157,6 +206,66 @@ impl Sentinel {
         }
         resp::text(old, &["REPLICAOF", "127.0.0.1", &new.to_string()])?;
         self.wait_settled(new, old, false)
+    }
+
+    /// SIGKILLs the current primary and waits until every sentinel reports the other
+    /// server as the primary and it says `role:master`. Returns the new primary's port.
+    /// The killed server stays down (see [`Sentinel::rejoin`]).
+    ///
+    /// # Errors
+    /// Fails when the sentinels do not promote the replica within 30 s.
+    pub fn kill_primary(&mut self) -> anyhow::Result<u16> {
+        let first = self.sentinels.first().context("no sentinels")?.port();
+        let old = master_port(first)?;
+        let (killed, survivor) = if old == self.primary.port() {
+            (&mut self.primary, self.replica.port())
+        } else {
+            (&mut self.replica, self.primary.port())
+        };
+        killed.kill()?;
+        let sentinels: Vec<u16> = self.sentinels.iter().map(RedisServer::port).collect();
+        wait_until(
+            &format!("every sentinel to promote port {survivor}"),
+            SETTLE_TIMEOUT,
+            || {
+                for &sentinel in &sentinels {
+                    let reported = master_port(sentinel)?;
+                    ensure!(
+                        reported == survivor,
+                        "sentinel {sentinel} reports {reported}"
+                    );
+                }
+                let info = resp::text(survivor, &["INFO", "replication"])?;
+                ensure!(
+                    info_field(&info, "role") == Some("master"),
+                    "not a master yet"
+                );
+                Ok(())
+            },
+        )?;
+        Ok(survivor)
+    }
+
+    /// Restarts a killed server (empty: no persistence) as a replica of the primary the
+    /// sentinels report, as the sentinels would on their next `INFO` round, and waits
+    /// until the set has settled. With `min-replicas-to-write 1` the new primary
+    /// accepts writes again from then on.
+    ///
+    /// # Errors
+    /// Fails when no server is down, it does not restart, or the set does not settle
+    /// within 30 s.
+    pub fn rejoin(&mut self) -> anyhow::Result<()> {
+        let primary = self.current_primary_port()?;
+        let down = if self.primary.is_running() {
+            &mut self.replica
+        } else {
+            &mut self.primary
+        };
+        ensure!(!down.is_running(), "no server of the set is down");
+        down.restart()?;
+        let port = down.port();
+        resp::text(port, &["REPLICAOF", "127.0.0.1", &primary.to_string()])?;
+        self.wait_settled(primary, port, false)
     }
 
     /// Waits until `primary` is a master with `replica` in sync, and every sentinel
@@ -184,6 +293,14 @@ impl Sentinel {
             }
             Ok(())
         })
+    }
+}
+
+/// A primary or replica of the set: `sentinel-node.conf` (bounded split brain).
+fn data_node(spec: Spec) -> Spec {
+    Spec {
+        conf: "sentinel-node.conf",
+        ..spec
     }
 }
 

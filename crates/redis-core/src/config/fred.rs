@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use fred::types::config::{
-    Config as FredConfig, ConnectionConfig, PerformanceConfig, ReconnectPolicy, ServerConfig,
-    UnresponsiveConfig,
+    Config as FredConfig, ConnectionConfig, PerformanceConfig, ReconnectError, ReconnectPolicy,
+    ServerConfig, UnresponsiveConfig,
 };
 
 use super::{RedisConfig, Topology};
@@ -70,6 +70,17 @@ impl RedisConfig {
                         (t / 3).max(Duration::from_millis(50))
                     }),
             },
+            // A reply starting with one of these drops the connection and
+            // reconnects (re-sending the command): READONLY means the server
+            // we write to was demoted, and a sentinel reconnect finds the new
+            // primary. NOREPLICAS is left out on purpose: the current primary
+            // answers it too while its replica is down, where reconnecting
+            // would only churn (see the guide, "Failover").
+            reconnect_errors: vec![
+                ReconnectError::ClusterDown,
+                ReconnectError::Loading,
+                ReconnectError::ReadOnly,
+            ],
             ..ConnectionConfig::default()
         };
         let performance = PerformanceConfig {

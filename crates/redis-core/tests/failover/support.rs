@@ -1,0 +1,202 @@
+//! What the failover tests share: the steady writer, the switch probe, the
+//! read-back, the configs and the bounds.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aeturnis_redis_core::fred::clients::Client;
+use aeturnis_redis_core::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use aeturnis_redis_core::fred::prelude::{Builder, Config, KeysInterface, ServerConfig};
+use aeturnis_redis_core::{ReconnectConfig, Redis, RedisConfig};
+use aeturnis_testkit::{eventually, Sentinel};
+use tokio::task::JoinHandle;
+
+/// The documented bound: from the sentinels' `+switch-master` to every client
+/// of the handle connected to the new primary (guide, "Failover").
+pub(crate) const FOLLOW_BOUND: Duration = Duration::from_secs(1);
+/// A plain `SENTINEL FAILOVER` (no write pause) loses the writes the old
+/// primary acknowledged in the instant before the replica's promotion, still
+/// on the replication link: for one sequential writer, at most this many.
+pub(crate) const PLAIN_FAILOVER_LOSS: usize = 5;
+/// After an unplanned failover: from the promotion to the client on the new
+/// primary (fred's reconnect backoff, capped at 400 ms + 50 ms jitter by
+/// `sentinel_config`, plus the watcher's nudge), and from the replica's
+/// return to the first acknowledged write (`min-replicas-to-write 1`).
+pub(crate) const RECOVERY_BOUND: Duration = Duration::from_secs(2);
+/// Writes acknowledged before and after the fault, so the writer is steady.
+pub(crate) const WARM_UP: u64 = 500;
+
+/// Whether every client of `redis` is connected to `port` only.
+pub(crate) fn all_on(redis: &Redis, port: u16) -> bool {
+    let on = |c: &Client| {
+        let servers = c.active_connections();
+        !servers.is_empty() && servers.iter().all(|s| s.port == port)
+    };
+    match redis.pool() {
+        Some(pool) => pool.clients().iter().all(on),
+        None => on(redis.client()),
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct WriterLog {
+    pub(crate) acked: Vec<u64>,
+    pub(crate) errors: u64,
+    pub(crate) last_error: Option<String>,
+    /// When every client was first seen on the new primary.
+    pub(crate) on_new: Option<Instant>,
+    /// The first write acknowledged while every client was on the new primary.
+    pub(crate) first_new_ack: Option<Instant>,
+}
+
+/// One sequential writer: `SET fo:{id} id` with increasing ids, recording
+/// every acknowledged id.
+pub(crate) struct Writer {
+    stop: Arc<AtomicBool>,
+    acks: Arc<AtomicU64>,
+    new_seen: Arc<Mutex<Option<Instant>>>,
+    handle: JoinHandle<WriterLog>,
+}
+
+impl Writer {
+    pub(crate) fn start(redis: Redis, new_port: u16) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acks = Arc::new(AtomicU64::new(0));
+        let new_seen = Arc::new(Mutex::new(None));
+        let (s, a, n) = (stop.clone(), acks.clone(), new_seen.clone());
+        let handle = tokio::spawn(async move {
+            let mut log = WriterLog::default();
+            let mut id = 0_u64;
+            while !s.load(Ordering::Relaxed) {
+                id += 1;
+                let result: Result<(), _> = redis
+                    .client()
+                    .set(format!("fo:{id}"), id, None, None, false)
+                    .await;
+                let on_new = all_on(&redis, new_port);
+                let now = Instant::now();
+                if on_new && log.on_new.is_none() {
+                    log.on_new = Some(now);
+                }
+                match result {
+                    Ok(()) => {
+                        log.acked.push(id);
+                        a.fetch_add(1, Ordering::Relaxed);
+                        if on_new && log.first_new_ack.is_none() {
+                            log.first_new_ack = Some(now);
+                            *n.lock().unwrap() = Some(now);
+                        }
+                    }
+                    Err(e) => {
+                        log.errors += 1;
+                        log.last_error = Some(e.to_string());
+                        // the refusals (NOREPLICAS) come back at once: do not spin
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            }
+            log
+        });
+        Writer {
+            stop,
+            acks,
+            new_seen,
+            handle,
+        }
+    }
+
+    pub(crate) fn acks(&self) -> u64 {
+        self.acks.load(Ordering::Relaxed)
+    }
+
+    pub(crate) async fn wait_acks(&self, more: u64) -> anyhow::Result<()> {
+        let want = self.acks() + more;
+        eventually(
+            "the writer to make progress",
+            Duration::from_secs(10),
+            || {
+                let got = self.acks();
+                async move {
+                    if got >= want {
+                        Ok(())
+                    } else {
+                        Err(format!("{got} of {want} acknowledged"))
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    pub(crate) async fn wait_new_primary(&self, within: Duration) -> anyhow::Result<Instant> {
+        eventually("a write acknowledged by the new primary", within, || {
+            let seen = *self.new_seen.lock().unwrap();
+            async move { seen.ok_or("not yet") }
+        })
+        .await
+    }
+
+    pub(crate) async fn finish(self) -> anyhow::Result<WriterLog> {
+        self.stop.store(true, Ordering::Relaxed);
+        Ok(self.handle.await?)
+    }
+}
+
+/// The earliest `+switch-master` any of the sentinels publishes.
+pub(crate) async fn first_switch(set: &Sentinel) -> anyhow::Result<JoinHandle<Option<Instant>>> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut subscribers = Vec::new();
+    for (host, port) in set.sentinel_nodes() {
+        let config = Config {
+            server: ServerConfig::new_centralized(host, port),
+            ..Config::default()
+        };
+        let subscriber = Builder::from_config(config).build_subscriber_client()?;
+        subscriber.init().await?;
+        let mut messages = subscriber.message_rx();
+        subscriber.subscribe("+switch-master").await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            if messages.recv().await.is_ok() {
+                let _ = tx.send(Instant::now());
+            }
+        });
+        subscribers.push(subscriber);
+    }
+    Ok(tokio::spawn(async move {
+        let first = rx.recv().await;
+        for s in subscribers {
+            let _ = s.quit().await;
+        }
+        first
+    }))
+}
+
+/// How many of `acked` the server on `port` does not hold.
+pub(crate) async fn lost_on(port: u16, acked: &[u64]) -> anyhow::Result<Vec<u64>> {
+    let reader = Redis::connect(RedisConfig::standalone("127.0.0.1", port)).await?;
+    let mut lost = Vec::new();
+    for chunk in acked.chunks(1000) {
+        let keys: Vec<String> = chunk.iter().map(|id| format!("fo:{id}")).collect();
+        let values: Vec<Option<u64>> = reader.client().mget(keys).await?;
+        for (id, value) in chunk.iter().zip(values) {
+            if value != Some(*id) {
+                lost.push(*id);
+            }
+        }
+    }
+    reader.shutdown().await?;
+    Ok(lost)
+}
+
+pub(crate) fn sentinel_config(set: &Sentinel) -> anyhow::Result<RedisConfig> {
+    Ok(RedisConfig::from_url(&set.url())?
+        .with_command_timeout(Duration::from_secs(2))
+        .with_reconnect(
+            ReconnectConfig::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_millis(400))
+                .with_jitter(Duration::from_millis(50)),
+        ))
+}
