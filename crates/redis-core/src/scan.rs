@@ -104,6 +104,14 @@ impl KeyScan {
         Ok(all)
     }
 
+    /// The server's cursor for the next page (`None` once the walk is
+    /// done): `SCAN`'s reverse-binary bucket position, for diagnostics and
+    /// tests.
+    #[must_use]
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
     /// Whether the walk has reached the end.
     #[must_use]
     pub fn is_done(&self) -> bool {
