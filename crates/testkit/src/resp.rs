@@ -1,4 +1,20 @@
 //! A tiny blocking RESP2 client, enough for readiness checks and topology setup.
+//!
+//! Kept on purpose (issue 13 asked whether `redis-cli` or fred could do
+//! this instead):
+//! - fred needs a tokio runtime, and the topologies start synchronously,
+//!   also from inside `#[tokio::test]`s, where building a second runtime
+//!   panics; blocking a runtime thread on fred would stall the tests' own
+//!   tasks on a 2-worker runtime.
+//! - `redis-cli` prints nested replies flat in a pipe: `SENTINEL REPLICAS`
+//!   (an array of field lists) loses the boundaries between replicas, which
+//!   the sentinel checks in
+//!   `sentinel.rs` reads. It also spawns a process per
+//!   probe, and the failover waits probe every few milliseconds.
+//!
+//! So the setup code speaks RESP2 itself: about 100 lines with no
+//! dependency. Tests that need a command of their own use
+//! [`RedisServer::cli`](crate::RedisServer::cli).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
