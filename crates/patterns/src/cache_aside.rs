@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::envelope::{self, Entry, Stored, Token};
 use crate::error::{Error, Result};
+use crate::notify::{channel, publish_fill, Notifier};
 use crate::policy::{OnRedisError, Policy};
 use crate::scripts::{FILL, LEASE, UNLEASE};
 use crate::stats::{bump, CacheAsideStats, Counters};
@@ -41,6 +42,7 @@ pub struct CacheAside<T> {
 
 struct Inner<T> {
     redis: Redis,
+    notifier: tokio::sync::OnceCell<Option<Notifier>>,
     clock: ServerClock,
     flights: Mutex<HashMap<RedisKey, Flight<T>>>,
     refreshing: Mutex<HashSet<RedisKey>>,
@@ -74,6 +76,7 @@ impl<T: Cacheable> CacheAside<T> {
         redis.register_scripts([&*LEASE, &*FILL, &*UNLEASE]);
         CacheAside {
             inner: Arc::new(Inner {
+                notifier: tokio::sync::OnceCell::new(),
                 clock: ServerClock::new(redis.clone()),
                 redis,
                 flights: Mutex::new(HashMap::new()),
@@ -295,6 +298,12 @@ impl<T: Cacheable> CacheAside<T> {
                         };
                     }
                     Some(Stored::Lease(_)) => {
+                        if let Some(wait) = policy.settings().lease_wait {
+                            if let Some(value) = self.wait_for_fill(key, wait).await? {
+                                bump(&self.inner.counters.lease_waited);
+                                return Ok(value);
+                            }
+                        }
                         bump(&self.inner.counters.lease_contended);
                         false
                     }
@@ -394,9 +403,68 @@ impl<T: Cacheable> CacheAside<T> {
         }
         .await;
         match stored {
-            Ok(true) => {}
+            Ok(true) => {
+                if settings.lease_wait.is_some() {
+                    publish_fill(&self.inner.redis, key).await;
+                }
+            }
             Ok(false) => bump(&self.inner.counters.fills_refused),
             Err(e) => tracing::warn!(key = %key, error = %e, "could not store a loaded value"),
+        }
+    }
+
+    /// Waits up to `wait` for another process to fill `key`: `Some(value)`
+    /// when an entry appears (the outer `Option` is whether one did).
+    async fn wait_for_fill(
+        &self,
+        key: &RedisKey,
+        wait: std::time::Duration,
+    ) -> Result<Option<Option<T>>> {
+        let notifier = self
+            .inner
+            .notifier
+            .get_or_init(|| async {
+                match Notifier::connect(&self.inner.redis).await {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no fill notifications: loading instead of waiting");
+                        None
+                    }
+                }
+            })
+            .await;
+        let Some(notifier) = notifier else {
+            return Ok(None);
+        };
+        let channel = channel(key);
+        let woken = match notifier.wait_on(&channel).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "cannot wait for a fill; loading");
+                return Ok(None);
+            }
+        };
+        // the value may have landed before the subscription: look once
+        let found = match self.entry_now(key).await? {
+            Some(value) => Some(value),
+            None => match tokio::time::timeout(wait, woken).await {
+                Ok(_) => self.entry_now(key).await?,
+                Err(_) => None,
+            },
+        };
+        notifier.release(&channel).await;
+        Ok(found)
+    }
+
+    /// The entry at `key` now, if there is one (not a lease).
+    async fn entry_now(&self, key: &RedisKey) -> Result<Option<Option<T>>> {
+        let bytes: Option<Bytes> = self.inner.redis.client().get(key).await?;
+        match bytes.as_ref().and_then(envelope::decode) {
+            Some(Stored::Entry(e)) => Ok(Some(match e.value {
+                None => None,
+                Some(v) => Some(self.inner.redis.codec().decode(key.as_str(), &v)?),
+            })),
+            _ => Ok(None),
         }
     }
 

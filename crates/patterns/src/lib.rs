@@ -42,6 +42,7 @@ pub use aeturnis_redis_core::{Classify, ErrorClass, Redis, RedisConfig, RedisKey
 pub mod cache_aside;
 mod envelope;
 mod error;
+mod notify;
 pub mod policy;
 mod scripts;
 mod stats;

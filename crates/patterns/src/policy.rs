@@ -55,6 +55,11 @@ pub struct LoadPolicy {
     /// How long a loader's lease holds a missing key; a loader that dies
     /// frees the key at this TTL. Default: 10 s.
     pub lease_ttl: Duration,
+    /// Fleet-wide single flight: a reader that finds another process's
+    /// lease waits this long for that process's value (woken by sharded
+    /// pub/sub, never polling) before loading by itself. Default: none (it
+    /// loads at once, without storing).
+    pub lease_wait: Option<Duration>,
 }
 
 impl LoadPolicy {
@@ -69,6 +74,7 @@ impl LoadPolicy {
             stale_if_error: true,
             on_redis_error: OnRedisError::Bypass,
             lease_ttl: Duration::from_secs(10),
+            lease_wait: None,
         }
     }
 
@@ -107,6 +113,14 @@ impl LoadPolicy {
         self
     }
 
+    /// Waits up to `wait` for another process's load instead of loading
+    /// (see [`lease_wait`](Self::lease_wait)).
+    #[must_use]
+    pub fn with_lease_wait(mut self, wait: Duration) -> Self {
+        self.lease_wait = Some(wait);
+        self
+    }
+
     /// Sets the lease TTL.
     #[must_use]
     pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
@@ -136,6 +150,9 @@ impl LoadPolicy {
         }
         if let Some(negative) = self.negative_ttl {
             bounded("negative_ttl", negative)?;
+        }
+        if let Some(wait) = self.lease_wait {
+            bounded("lease_wait", wait)?;
         }
         if !self.beta.is_finite() || self.beta < 0.0 {
             return Err(ConfigError::invalid("beta", "must be a finite number >= 0").into());
@@ -177,6 +194,7 @@ mod tests {
             ("beta", ok.clone().with_beta(f64::NAN)),
             ("beta", ok.clone().with_beta(-1.0)),
             ("lease_ttl", ok.clone().with_lease_ttl(Duration::ZERO)),
+            ("lease_wait", ok.clone().with_lease_wait(Duration::ZERO)),
         ];
         for (name, policy) in cases {
             match policy.build() {

@@ -31,8 +31,11 @@ pub struct CacheAsideStats {
     /// Loaded values not stored because the key changed meanwhile (an
     /// invalidation or a newer write): the race this crate prevents.
     pub fills_refused: u64,
-    /// Reads that found another process's lease and loaded without caching.
+    /// Reads that found another process's lease and loaded without caching
+    /// (no lease wait, or the wait ran out).
     pub lease_contended: u64,
+    /// Reads that found another process's lease and were served its value.
+    pub lease_waited: u64,
     /// Reads that Redis failed and that loaded from the source uncached
     /// ([`OnRedisError::Bypass`](crate::OnRedisError::Bypass)).
     pub bypassed: u64,
@@ -51,6 +54,7 @@ pub(crate) struct Counters {
     pub(crate) stale_on_error: AtomicU64,
     pub(crate) fills_refused: AtomicU64,
     pub(crate) lease_contended: AtomicU64,
+    pub(crate) lease_waited: AtomicU64,
     pub(crate) bypassed: AtomicU64,
 }
 
@@ -74,6 +78,7 @@ impl Counters {
             stale_on_error: get(&self.stale_on_error),
             fills_refused: get(&self.fills_refused),
             lease_contended: get(&self.lease_contended),
+            lease_waited: get(&self.lease_waited),
             bypassed: get(&self.bypassed),
         }
     }
