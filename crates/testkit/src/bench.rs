@@ -33,6 +33,36 @@ pub struct Sample {
     pub p99_us: f64,
 }
 
+impl Sample {
+    /// A sample from its three figures.
+    #[must_use]
+    pub fn new(ops_per_sec: f64, p50_us: f64, p99_us: f64) -> Sample {
+        Sample {
+            ops_per_sec,
+            p50_us,
+            p99_us,
+        }
+    }
+
+    /// A sample from the latencies of calls that together took `elapsed`
+    /// (for runs [`measure`] does not fit, such as one burst of calls that
+    /// must all start at once).
+    #[must_use]
+    pub fn from_latencies(
+        mut latencies: Vec<std::time::Duration>,
+        elapsed: std::time::Duration,
+    ) -> Sample {
+        latencies.sort();
+        let us = |i: usize| latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6);
+        let n = latencies.len();
+        Sample {
+            ops_per_sec: n as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+            p50_us: us(n / 2),
+            p99_us: us(n * 99 / 100),
+        }
+    }
+}
+
 /// Runs `total_ops` calls of `op(i)` (i = 0..total_ops) spread over `concurrency`
 /// tasks on the current runtime, after a warm-up of `total_ops / 10` calls (at least
 /// `concurrency`), and reports throughput and per-call latency.
