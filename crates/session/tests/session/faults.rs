@@ -326,3 +326,98 @@ async fn should_stay_capped_and_revoked_when_connections_drop_under_a_read_storm
     );
     Ok(())
 }
+
+/// `extend` is sent without replay: a connection killed while the extend
+/// is held in flight gives an unavailable error, and fred does not send it
+/// again after the reconnect (the expiry has not moved at all). The next
+/// extend moves it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_not_resend_an_extend_whose_connection_drops() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let m = manager(&server.url(), SessionConfig::default()).await?;
+    m.redis().load_scripts().await?;
+    let s = m
+        .create(&UserId::new("stretch")?, SessionMetadata::new())
+        .await?;
+    let key = {
+        let t = s.id.as_str();
+        format!("faults:s:{{{}}}:{}", &t[..4], &t[5..])
+    };
+    let c = m.redis().client().clone();
+    let before: i64 = c.pexpire_time(&key).await?;
+    let by = Duration::from_secs(600);
+
+    pause_writes(&server)?;
+    let extend = tokio::spawn({
+        let (m, id) = (m.clone(), s.id.clone());
+        async move { m.extend(&id, by).await }
+    });
+    assert_eq!(kill_blocked(&server, &["evalsha"]).await?, "evalsha");
+    let err = extend.await?.unwrap_err();
+    assert_unavailable(&err);
+    eventually("the connection is back", DEADLINE, || async {
+        m.redis().server_time().await.map_err(|e| format!("{e:?}"))
+    })
+    .await?;
+    let after: i64 = c.pexpire_time(&key).await?;
+    assert_eq!(after, before, "the dropped extend was sent again");
+
+    let got = m.extend(&s.id, by).await?.unwrap();
+    let moved: i64 = c.pexpire_time(&key).await?;
+    let by_ms = i64::try_from(by.as_millis())?;
+    assert!(
+        (moved - before - by_ms).abs() <= 10,
+        "moved by {} ms, not once by {by_ms}",
+        moved - before
+    );
+    assert!(got.expires_at > s.expires_at);
+    Ok(())
+}
+
+/// The stats flush is sent without replay: a flush whose connection is
+/// killed while it is held in flight fails with an unavailable error, and
+/// its deltas are lost, not applied after the reconnect (where an applied
+/// copy plus a re-sent one would count them twice). Later deltas are
+/// written exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_not_count_stats_twice_when_a_flush_loses_its_connection() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let m = manager(&server.url(), SessionConfig::default()).await?;
+    m.redis().load_scripts().await?;
+    for i in 0..5 {
+        m.create(&UserId::new(format!("lost-{i}"))?, SessionMetadata::new())
+            .await?;
+    }
+    // the five creates' deltas are pending (the background task writes
+    // first one interval after the first create)
+    pause_writes(&server)?;
+    let flush = tokio::spawn({
+        let m = m.clone();
+        async move { m.flush_stats().await }
+    });
+    assert_eq!(kill_blocked(&server, &["evalsha"]).await?, "evalsha");
+    let err = flush.await?.unwrap_err();
+    assert_unavailable(&err);
+    let stats = eventually("stats after the reconnect", DEADLINE, || async {
+        m.stats().await.map_err(|e| format!("{e:?}"))
+    })
+    .await?;
+    assert_eq!(
+        (stats.created, stats.active, stats.unique_users),
+        (0, 0, 0),
+        "the dropped flush was applied: {stats:?}"
+    );
+    for i in 0..2 {
+        m.create(&UserId::new(format!("kept-{i}"))?, SessionMetadata::new())
+            .await?;
+    }
+    m.flush_stats().await?;
+    m.flush_stats().await?; // nothing pending: writes nothing
+    let stats = m.stats().await?;
+    assert_eq!(
+        (stats.created, stats.active, stats.unique_users),
+        (2, 2, 2),
+        "{stats:?}"
+    );
+    Ok(())
+}
