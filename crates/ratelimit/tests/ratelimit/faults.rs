@@ -268,8 +268,6 @@ async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Res
     const PER_ROUND: u32 = 300;
     let server = RedisServer::start_standalone()?;
     let redis = connect_url(&server.url(), "kill:", Duration::from_secs(2)).await?;
-    // the held command is the check itself, not a NOSCRIPT answer
-    redis.load_scripts().await?;
     // a window so long that nothing refills during the test
     let window = Duration::from_secs(300 * 24 * 3600);
     let key = LimitKey::user("k")?;
@@ -285,6 +283,9 @@ async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Res
             redis.clone(),
             config(&format!("{name}-{limit}"), algorithm, limit, window)?,
         )?;
+        // loaded once registered: the held command is the check itself,
+        // not a NOSCRIPT answer
+        redis.load_scripts().await?;
         let (mut ok, mut failed, mut held, mut closed) = (0_u32, 0_u32, 0_u32, 0_u32);
         let spawn = || -> Vec<_> {
             (0..PER_ROUND)
