@@ -419,5 +419,39 @@ async fn should_not_count_stats_twice_when_a_flush_loses_its_connection() -> any
         (2, 2, 2),
         "{stats:?}"
     );
+    // free running: a flush and a kill at once, where the kill may land
+    // after the flush ran and before its reply arrived. Every delta is
+    // recorded by a create that answered, and applied at most once.
+    let (mut created, mut closed) = (0_u64, 0);
+    for i in 0..30 {
+        let user = UserId::new(format!("race-{i}"))?;
+        let made = eventually("a create between the kills", DEADLINE, || async {
+            m.create(&user, SessionMetadata::new())
+                .await
+                .map_err(|e| format!("{e:?}"))
+        })
+        .await;
+        created += u64::from(made.is_ok());
+        let (flushed, killed) = tokio::join!(m.flush_stats(), async { kill_all(&server) });
+        if let Err(e) = flushed {
+            assert_unavailable(&e);
+        }
+        closed += killed?;
+    }
+    let stats = eventually("stats after the kills", DEADLINE, || async {
+        m.stats().await.map_err(|e| format!("{e:?}"))
+    })
+    .await?;
+    assert!(
+        stats.created <= 2 + created,
+        "{} counted for {} answered creates: a flush was applied twice",
+        stats.created,
+        2 + created
+    );
+    println!(
+        "{} of {} creates counted, {closed} connections closed",
+        stats.created,
+        2 + created
+    );
     Ok(())
 }
