@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 /// let by_user = LimitKey::user("42")?;
 /// let both = LimitKey::hybrid("42", "10.1.2.3".parse().unwrap())?;
 /// assert_eq!(both.as_str(), "u:42|ip:10.1.2.3");
-/// assert!(LimitKey::user("").is_err());
+/// assert!(matches!(LimitKey::user(""), Err(aeturnis_ratelimit::Error::EmptyKey)));
 /// # let _ = by_user;
 /// # Ok::<(), aeturnis_ratelimit::Error>(())
 /// ```

@@ -195,6 +195,32 @@ mod tests {
         Ok(())
     }
 
+    /// The table's algorithm, block and failure policy columns, preset by
+    /// preset (GCRA's burst is the limit: `burst: None`).
+    #[test]
+    fn should_use_the_documented_algorithm_block_and_policy() -> Result<()> {
+        use crate::policy::FailurePolicy;
+        let window = |p: Preset| Some(p.defaults().window());
+        let expect = [
+            (Preset::Auth, Algorithm::SlidingLog, window(Preset::Auth)),
+            (Preset::Chat, Algorithm::SlidingLog, None),
+            (Preset::Combat, Algorithm::Gcra { burst: None }, None),
+            (Preset::Movement, Algorithm::Gcra { burst: None }, None),
+            (Preset::Api, Algorithm::SlidingWindow, None),
+        ];
+        for (preset, algorithm, block) in expect {
+            let c = preset.config_from_lookup(none)?;
+            assert_eq!(c.algorithm, algorithm, "{preset:?}");
+            assert_eq!(c.block_duration, block, "{preset:?}");
+            assert_eq!(c.failure_policy, FailurePolicy::LocalFallback, "{preset:?}");
+        }
+        // the block follows a configured window
+        let auth = Preset::Auth
+            .config_from_lookup(|n| (n == "RATE_LIMIT_AUTH_WINDOW").then(|| "60000".to_owned()))?;
+        assert_eq!(auth.block_duration, Some(Duration::from_secs(60)));
+        Ok(())
+    }
+
     #[test]
     fn should_name_the_variable_of_a_bad_value() {
         for (variable, value) in [

@@ -51,8 +51,9 @@ impl UserId {
     /// ```
     /// use aeturnis_session::UserId;
     /// assert!(UserId::new("player-42").is_ok());
-    /// assert!(UserId::new("").is_err());
-    /// assert!(UserId::new("a\nb").is_err());
+    /// use aeturnis_session::Error;
+    /// assert!(matches!(UserId::new(""), Err(Error::InvalidId { .. })));
+    /// assert!(matches!(UserId::new("a\nb"), Err(Error::InvalidId { .. })));
     /// ```
     pub fn new(id: impl Into<String>) -> Result<Self, Error> {
         let id = id.into();
@@ -132,7 +133,10 @@ fn tag_of(bytes: &[u8]) -> String {
 /// let id = SessionId::generate(&user);
 /// assert_eq!(id.as_str().len(), 27);
 /// assert_eq!(SessionId::parse(id.as_str())?, id);
-/// assert!(SessionId::parse("not-a-token").is_err());
+/// assert!(matches!(
+///     SessionId::parse("not-a-token"),
+///     Err(aeturnis_session::TokenError::Length { len: 11, expected: 27 })
+/// ));
 /// # Ok::<(), aeturnis_session::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -353,12 +357,31 @@ mod tests {
 
     #[test]
     fn should_validate_user_and_character_ids() {
-        assert!(UserId::new("").is_err());
-        assert!(UserId::new("x".repeat(MAX_USER_ID_LEN + 1)).is_err());
+        let refused = |r: Result<(), Error>, what: &str, why: &str| {
+            assert!(
+                matches!(&r, Err(Error::InvalidId { what: w, reason }) if *w == what && reason.contains(why)),
+                "{what}: {r:?}"
+            );
+        };
+        refused(UserId::new("").map(drop), "user id", "empty");
+        refused(
+            UserId::new("x".repeat(MAX_USER_ID_LEN + 1)).map(drop),
+            "user id",
+            "129 bytes long, the limit is 128",
+        );
         assert!(UserId::new("x".repeat(MAX_USER_ID_LEN)).is_ok());
-        assert!(UserId::new("a\u{7}").is_err());
+        refused(
+            UserId::new("a\u{7}").map(drop),
+            "user id",
+            "control character",
+        );
         assert!(UserId::new("a:b{c}%").is_ok());
-        assert!(CharacterId::new("").is_err());
+        refused(CharacterId::new("").map(drop), "character id", "empty");
+        refused(
+            CharacterId::new("c".repeat(MAX_CHARACTER_ID_LEN + 1)).map(drop),
+            "character id",
+            "129 bytes long",
+        );
         assert!(CharacterId::new("hero-1").is_ok());
     }
 }

@@ -111,6 +111,10 @@ mod tests {
             })
         ));
         let bad = SessionMetadata::new().with_device("d".repeat(MAX_DEVICE_LEN + 1));
-        assert!(bad.validate().is_err());
+        assert!(matches!(
+            bad.validate(),
+            Err(Error::MetadataTooLong { field: "device", len, max })
+                if len == MAX_DEVICE_LEN + 1 && max == MAX_DEVICE_LEN
+        ));
     }
 }

@@ -13,7 +13,7 @@ use aeturnis_ratelimit::{
 use aeturnis_testkit::{eventually, topology_tests, RedisServer, TestCtx};
 use anyhow::ensure;
 
-use crate::support::{connect_url, nz, ALGORITHMS, HOUR};
+use crate::support::{connect_url, kill_all, kill_blocked, nz, pause_writes, ALGORITHMS, HOUR};
 
 /// `limit` per `window`, errors returned, no deny cache (every check
 /// reaches Redis).
@@ -258,9 +258,14 @@ async fn should_follow_each_failure_policy_with_redis_killed() -> anyhow::Result
 
 /// Connections killed while checks are in flight: each check is counted at
 /// most once (counters are sent with replay disabled; the sliding log's
-/// replays are recognised by request id).
+/// replays are recognised by request id). Each round holds the writes
+/// (`CLIENT PAUSE WRITE`), so the connection it kills provably has checks
+/// in flight, then keeps killing while the re-sent checks run (where a
+/// check may run and lose its reply).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Result<()> {
+    const ROUNDS: u32 = 3;
+    const PER_ROUND: u32 = 300;
     let server = RedisServer::start_standalone()?;
     let redis = connect_url(&server.url(), "kill:", Duration::from_secs(2)).await?;
     // a window so long that nothing refills during the test
@@ -273,46 +278,89 @@ async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Res
         .map(|a| (*a, 1_000_000_u32))
         .chain([(Algorithm::gcra(), 1_000_003)]);
     for (algorithm, limit) in cases {
+        let name = algorithm.name();
         let limiter = RateLimiter::new(
             redis.clone(),
-            config(
-                &format!("{}-{limit}", algorithm.name()),
-                algorithm,
-                limit,
-                window,
-            )?,
+            config(&format!("{name}-{limit}"), algorithm, limit, window)?,
         )?;
-        let (mut ok, mut failed) = (0_u32, 0_u32);
-        for _round in 0..20 {
-            let batch: Vec<_> = (0..300)
+        // loaded once registered: the held command is the check itself,
+        // not a NOSCRIPT answer
+        redis.load_scripts().await?;
+        let (mut ok, mut failed, mut held, mut closed) = (0_u32, 0_u32, 0_u32, 0_u32);
+        let spawn = || -> Vec<_> {
+            (0..PER_ROUND)
                 .map(|_| {
                     let (l, k) = (limiter.clone(), key.clone());
                     tokio::spawn(async move { l.check(&k).await })
                 })
-                .collect();
-            tokio::task::yield_now().await;
-            let _ = server.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+                .collect()
+        };
+        for round in 0..2 * ROUNDS {
+            let batch = if round % 2 == 0 {
+                // free running: killed as soon as the checks are sent
+                let batch = spawn();
+                tokio::task::yield_now().await;
+                batch
+            } else {
+                // held: the killed connection has every check in flight
+                pause_writes(&server)?;
+                let batch = spawn();
+                kill_blocked(&server).await?;
+                held += 1;
+                batch
+            };
+            // kill while the (re-sent) checks run: at most twice with
+            // effect, for at most 200 ms
+            let mut landed = 0;
+            for _ in 0..40 {
+                if landed == 2 || batch.iter().all(tokio::task::JoinHandle::is_finished) {
+                    break;
+                }
+                let n = kill_all(&server)?;
+                closed += n;
+                landed += u32::from(n > 0);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             for t in batch {
                 match t.await? {
                     Ok(d) => {
-                        ensure!(d.allowed);
+                        ensure!(d.allowed && d.source == DecisionSource::Redis, "{d:?}");
                         ok += 1;
                     }
                     Err(e) => {
-                        ensure!(e.is_retryable(), "{e}");
+                        ensure!(
+                            e.is_retryable()
+                                && e.is_unavailable()
+                                && matches!(&e, aeturnis_ratelimit::Error::Redis(r)
+                                    if r.is_timeout() || r.is_connection()),
+                            "{name}: {e:?}"
+                        );
                         failed += 1;
                     }
                 }
             }
-            if failed > 0 || algorithm.is_replay_safe() && ok > 1000 {
-                break;
-            }
         }
+        // after the faults (once a PING answers), every check counts again
+        eventually(
+            "a reconnect (PING answers)",
+            Duration::from_secs(10),
+            || redis.client().ping::<String>(None),
+        )
+        .await?;
+        for _ in 0..100 {
+            ensure!(limiter.check(&key).await?.allowed);
+            ok += 1;
+        }
+        ensure!(held == ROUNDS, "{name}: {held} held kills");
+        ensure!(
+            ok + failed == 2 * ROUNDS * PER_ROUND + 100,
+            "{name}: every check answered ({ok} ok, {failed} failed)"
+        );
         if !algorithm.is_replay_safe() {
+            // the held checks are not re-sent: they fail
             ensure!(
                 failed > 0,
-                "{}: no check was in flight when connections were killed",
-                algorithm.name()
+                "{name}: no check failed although connections holding checks were killed"
             );
         }
         let peek = eventually("a peek after the kills", Duration::from_secs(10), || {
@@ -322,9 +370,9 @@ async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Res
         let counted = limit - peek.remaining;
         ensure!(
             counted >= ok && counted <= ok + failed,
-            "{}: counted {counted}, {ok} admitted, {failed} failed",
-            algorithm.name()
+            "{name}: counted {counted}, {ok} admitted, {failed} failed"
         );
+        println!("{name}-{limit}: {ok} admitted, {failed} failed, {counted} counted, {held} held kills, {closed} more connections closed");
     }
     drop(server);
     Ok(())

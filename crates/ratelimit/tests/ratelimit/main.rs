@@ -13,6 +13,7 @@
 
 mod algorithms;
 mod blocks;
+mod composed;
 mod faults;
 mod input;
 mod policies;

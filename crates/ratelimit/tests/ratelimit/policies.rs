@@ -146,9 +146,48 @@ async fn should_record_but_never_reject_in_shadow_mode(ctx: TestCtx) -> anyhow::
     Ok(())
 }
 
+/// Shadow mode never answers from the deny cache (it would skip the
+/// script, and so the record of what would have been denied): every check
+/// of a shadowed limiter reaches Redis, where an enforcing twin with the
+/// same deny cache setting answers repeats locally.
+async fn should_bypass_the_deny_cache_in_shadow_mode(ctx: TestCtx) -> anyhow::Result<()> {
+    let redis = connect(&ctx).await?;
+    let shadow = RateLimiter::new(
+        redis.clone(),
+        config("shadow-dc", Algorithm::gcra(), 2, HOUR)?.with_shadow(true),
+    )?;
+    let enforcing = RateLimiter::new(
+        redis.clone(),
+        config("enforce-dc", Algorithm::gcra(), 2, HOUR)?,
+    )?;
+    ensure!(shadow.config().deny_cache && enforcing.config().deny_cache);
+    let key = LimitKey::user("cached")?;
+    for i in 0..5 {
+        let e = enforcing.check(&key).await?;
+        let expected = match i {
+            0..=2 => DecisionSource::Redis,
+            _ => DecisionSource::DenyCache,
+        };
+        ensure!(e.allowed == (i < 2) && e.source == expected, "{i}: {e:?}");
+        let s = shadow.check(&key).await?;
+        ensure!(
+            s.allowed && s.shadowed == (i >= 2) && s.source == DecisionSource::Redis,
+            "{i}: {s:?}"
+        );
+    }
+    let stats = shadow.stats();
+    ensure!(
+        stats.deny_cache_hits == 0 && stats.shadow_violations == 3,
+        "{stats:?}"
+    );
+    ensure!(enforcing.stats().deny_cache_hits == 2);
+    Ok(())
+}
+
 topology_tests!(
     should_skip_whitelisted_users_and_ranges,
     should_share_one_limit_despite_skewed_clocks,
     should_not_consume_other_limits_when_one_denies,
     should_record_but_never_reject_in_shadow_mode,
+    should_bypass_the_deny_cache_in_shadow_mode,
 );

@@ -1,6 +1,8 @@
 //! What every module shares: connections, configurations, the algorithms,
-//! and the waits (all through `aeturnis_testkit::eventually`).
+//! the waits (all through `aeturnis_testkit::eventually`), connections
+//! killed with a script provably in flight, and command counts.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
@@ -8,7 +10,7 @@ use aeturnis_ratelimit::core::prelude::*;
 use aeturnis_ratelimit::{
     Algorithm, FailurePolicy, LimitKey, Quota, RateLimitConfig, RateLimiter, Redis, RedisConfig,
 };
-use aeturnis_testkit::{eventually, TestCtx};
+use aeturnis_testkit::{eventually, RedisServer, TestCtx};
 use anyhow::ensure;
 
 /// Every algorithm, GCRA with its default burst.
@@ -105,4 +107,107 @@ pub(crate) async fn assert_all_keys_expire(redis: &Redis) -> anyhow::Result<usiz
         ensure!(ttl > 0, "key {key:?} has no TTL ({ttl})");
     }
     Ok(keys.len())
+}
+
+/// Holds every write on `server` (`CLIENT PAUSE .. WRITE`: scripts wait
+/// unexecuted, with the connection open) until [`resume`] or
+/// [`kill_blocked`] lifts it.
+pub(crate) fn pause_writes(server: &RedisServer) -> anyhow::Result<()> {
+    let out = server.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
+    ensure!(out.trim() == "OK", "CLIENT PAUSE answered {out:?}");
+    Ok(())
+}
+
+/// Lifts [`pause_writes`].
+pub(crate) fn resume(server: &RedisServer) -> anyhow::Result<()> {
+    let out = server.cli(&["CLIENT", "UNPAUSE"])?;
+    ensure!(out.trim() == "OK", "CLIENT UNPAUSE answered {out:?}");
+    Ok(())
+}
+
+/// A client held by the pause (`CLIENT LIST`: flag `b`).
+pub(crate) struct Held {
+    /// Its `CLIENT LIST` id.
+    pub(crate) id: String,
+    /// Bytes it sent after the held command (`qbuf`): commands queued
+    /// behind it on the same connection.
+    pub(crate) queued: u64,
+}
+
+/// Waits until a client of `server` is held by the pause with an
+/// `EVALSHA` in flight and `accept` takes it.
+pub(crate) async fn held(
+    server: &RedisServer,
+    accept: impl Fn(&Held) -> bool,
+) -> anyhow::Result<Held> {
+    eventually(
+        "a script held by the pause",
+        Duration::from_secs(10),
+        || async {
+            let list = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
+            list.lines()
+                .find_map(|line| {
+                    let field = |name: &str| {
+                        line.split(' ')
+                            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    };
+                    let (flags, cmd) = (field("flags")?, field("cmd")?);
+                    if !flags.contains('b') || cmd != "evalsha" {
+                        return None;
+                    }
+                    let held = Held {
+                        id: field("id")?.to_owned(),
+                        queued: field("qbuf")?.parse().ok()?,
+                    };
+                    accept(&held).then_some(held)
+                })
+                .ok_or_else(|| format!("no client held as asked: {list}"))
+        },
+    )
+    .await
+}
+
+/// Waits until a client of `server` is held by the pause with an
+/// `EVALSHA` in flight, kills exactly that client (`CLIENT KILL ID`, which
+/// must close one connection) and lifts the pause.
+pub(crate) async fn kill_blocked(server: &RedisServer) -> anyhow::Result<()> {
+    let found = held(server, |_| true).await;
+    let killed = match &found {
+        Ok(h) => server.cli(&["CLIENT", "KILL", "ID", &h.id]),
+        Err(_) => Ok(String::new()),
+    };
+    let resumed = resume(server);
+    found?;
+    let killed = killed?;
+    ensure!(killed.trim() == "1", "CLIENT KILL ID closed {killed:?}");
+    resumed
+}
+
+/// Closes every normal client connection of `server` (the test's fred
+/// clients; `redis-cli`'s own is skipped) and returns how many it closed.
+pub(crate) fn kill_all(server: &RedisServer) -> anyhow::Result<u32> {
+    let out = server.cli(&["CLIENT", "KILL", "TYPE", "normal"])?;
+    Ok(out.trim().parse()?)
+}
+
+/// Calls per command since the last `CONFIG RESETSTAT` (`INFO
+/// commandstats`), e.g. `"evalsha"`.
+pub(crate) fn calls(server: &RedisServer) -> anyhow::Result<HashMap<String, u64>> {
+    let info = server.cli(&["INFO", "commandstats"])?;
+    let mut out = HashMap::new();
+    for line in info.lines() {
+        let Some((name, stats)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|r| r.split_once(':'))
+        else {
+            continue;
+        };
+        let n = stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        out.insert(name.to_owned(), n);
+    }
+    Ok(out)
 }

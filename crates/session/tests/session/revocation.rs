@@ -34,6 +34,49 @@ async fn should_rotate_to_a_new_id_and_kill_the_old_one(ctx: TestCtx) -> anyhow:
     Ok(())
 }
 
+/// Rotation moves the session (`RENAME`, which keeps the TTL) and its
+/// index entry keeps the old score: the expiry is the same to the
+/// millisecond, and the rotated session is evicted in the old one's turn.
+async fn should_keep_the_expiry_and_lru_place_when_rotating(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager().with_max_per_user(NonZeroU32::new(3).unwrap())).await?;
+    let u = user("rotor");
+    let index = index_key(&ctx, &u);
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(m.create(&u, meta()).await?);
+        next_ms(&m).await?; // distinct LRU scores: oldest first
+    }
+    let (a, b, c) = (
+        sessions[0].id.clone(),
+        sessions[1].id.clone(),
+        sessions[2].id.clone(),
+    );
+    let expiry = pexpire_time(&m, &session_key(&ctx, &b)).await;
+    let score = index_score(&m, &index, &b).await.unwrap();
+    let r = m.rotate(&b).await?.unwrap();
+    assert_eq!(pexpire_time(&m, &session_key(&ctx, &r.id)).await, expiry);
+    assert_eq!(r.absolute_expires_at, sessions[1].absolute_expires_at);
+    assert_eq!(r.created_at, sessions[1].created_at);
+    assert_eq!(index_score(&m, &index, &r.id).await, Some(score));
+    assert_eq!(index_score(&m, &index, &b).await, None);
+    // LRU order is a, r (b's place), c: the next creates evict a, then r
+    next_ms(&m).await?;
+    m.create(&u, meta()).await?;
+    assert!(!exists(&m, &session_key(&ctx, &a)).await, "a is the oldest");
+    assert!(exists(&m, &session_key(&ctx, &r.id)).await);
+    next_ms(&m).await?;
+    m.create(&u, meta()).await?;
+    assert!(
+        !exists(&m, &session_key(&ctx, &r.id)).await,
+        "the rotated session is evicted in b's turn"
+    );
+    assert!(
+        exists(&m, &session_key(&ctx, &c)).await,
+        "c is newer than b"
+    );
+    Ok(())
+}
+
 async fn should_revoke_one_all_and_others(ctx: TestCtx) -> anyhow::Result<()> {
     let m = manager(&ctx, eager()).await?;
     let u = user("mallory");
@@ -129,6 +172,7 @@ async fn should_never_resurrect_a_revoked_session_on_the_fast_path(
 
 aeturnis_testkit::topology_tests!(
     should_rotate_to_a_new_id_and_kill_the_old_one,
+    should_keep_the_expiry_and_lru_place_when_rotating,
     should_revoke_one_all_and_others,
     should_never_resurrect_a_revoked_session,
     should_never_resurrect_a_revoked_session_on_the_fast_path,

@@ -1,10 +1,11 @@
 //! Statistics, the recount and key TTLs.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::prelude::*;
-use aeturnis_session::CharacterId;
+use aeturnis_session::{CharacterId, STATS_FLUSH_INTERVAL};
 use aeturnis_testkit::{eventually, TestCtx};
 
 use crate::support::*;
@@ -79,6 +80,32 @@ async fn should_count_sessions_without_scanning(ctx: TestCtx) -> anyhow::Result<
     Ok(())
 }
 
+/// `flush_stats` writes the pending deltas at once: within one flush
+/// interval of the first create (before the background task's first
+/// write), the counters hold exactly what was created; a second flush has
+/// nothing to add.
+async fn should_write_pending_stats_on_flush(ctx: TestCtx) -> anyhow::Result<()> {
+    let m = manager(&ctx, eager()).await?;
+    let counters = format!("{}session-stats:{{all}}:counters", ctx.prefix);
+    let started = std::time::Instant::now();
+    for i in 0..3 {
+        m.create(&user(&format!("flusher-{i}")), meta()).await?;
+    }
+    m.flush_stats().await?;
+    assert!(
+        started.elapsed() < STATS_FLUSH_INTERVAL,
+        "too slow to tell the flush from the background task's"
+    );
+    let read = || async {
+        let raw: HashMap<String, i64> = m.redis().client().hgetall(&counters).await.unwrap();
+        (raw.get("created").copied(), raw.get("active").copied())
+    };
+    assert_eq!(read().await, (Some(3), Some(3)));
+    m.flush_stats().await?;
+    assert_eq!(read().await, (Some(3), Some(3)), "written once");
+    Ok(())
+}
+
 /// `recount` finds every live session and user index exactly once, over
 /// several `SCAN` pages on every primary: 1,600 creates by 400 users with a
 /// limit of 3 (400 evicted), one revoke for every fourth user and a
@@ -130,5 +157,6 @@ async fn should_recount_sessions_and_users_exactly(ctx: TestCtx) -> anyhow::Resu
 aeturnis_testkit::topology_tests!(
     should_give_every_key_a_ttl,
     should_count_sessions_without_scanning,
+    should_write_pending_stats_on_flush,
     should_recount_sessions_and_users_exactly,
 );
