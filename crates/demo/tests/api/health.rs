@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use aeturnis_demo::DemoConfig;
-use aeturnis_redis_core::{Redis, RedisConfig};
+use aeturnis_redis_core::{ReconnectConfig, Redis, RedisConfig};
 use aeturnis_testkit::{eventually, RedisServer};
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -86,7 +86,10 @@ async fn should_answer_503_with_retry_after_while_redis_is_down_and_recover() ->
     let redis = Redis::connect(
         RedisConfig::from_url(&server.url())?
             .with_key_prefix("demo-down:")
-            .with_command_timeout(Duration::from_millis(500)),
+            .with_command_timeout(Duration::from_millis(250))
+            // a short backoff ceiling: the default (30 s) grows with the
+            // outage and could push the reconnect past the recovery deadline
+            .with_reconnect(ReconnectConfig::default().with_max_delay(Duration::from_millis(200))),
     )
     .await?;
     let api = Api::on(redis, DemoConfig::defaults()?)?;
