@@ -9,8 +9,8 @@ use crate::state::AppState;
 
 /// The demo's router. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the rate limits
-/// key on the peer address (tests add
-/// [`MockConnectInfo`](axum::extract::connect_info::MockConnectInfo)).
+/// key on the peer address (in-process tests insert a
+/// [`ConnectInfo`](axum::extract::ConnectInfo) into each request).
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(routes::health::health))
