@@ -86,7 +86,8 @@ use std::time::Duration;
 use aeturnis_cache::Cache;
 use aeturnis_redis_core::duration::ceil_millis;
 use aeturnis_redis_core::fred::bytes::Bytes;
-use aeturnis_redis_core::fred::interfaces::{KeysInterface, LuaInterface, StreamsInterface};
+use aeturnis_redis_core::fred::interfaces::{ClientLike, KeysInterface, StreamsInterface};
+use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand};
 use aeturnis_redis_core::fred::types::{Expiration, Value};
 use aeturnis_redis_core::{LuaScript, Redis, RedisKey, ServerClock};
 use tokio::sync::{watch, Notify};
@@ -252,26 +253,32 @@ impl<W: Writer> WriteBehind<W> {
         ));
         let stream = self.stream_of(key);
         let id: String = if !redis.is_cluster() || key.slot() == stream.slot() {
-            let args: Vec<Value> = vec![
-                Value::Bytes(cached),
+            let frame: Vec<Value> = vec![
+                Value::from(WRITE.sha1()),
+                Value::Integer(2),
+                Value::from(key.as_str()),
+                Value::from(stream.as_str()),
+                Value::Bytes(cached.clone()),
                 Value::Integer(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
                 Value::from(key.as_str()),
-                Value::Bytes(encoded),
+                Value::Bytes(encoded.clone()),
             ];
-            // EVALSHA straight through fred: the core's script helper
-            // refuses two slots, which a standalone server does not mind
-            let keys = vec![key.as_str(), stream.as_str()];
-            let sent = redis
-                .no_replay()
-                .evalsha::<String, _, _, _>(WRITE.sha1(), keys.clone(), args.clone())
-                .await;
-            match sent {
+            // EVALSHA as a custom command: fred applies the no-replay
+            // option to it (not to `LuaInterface` calls), and the core's
+            // script helper refuses two slots, which a standalone server
+            // does not mind
+            let client = redis.no_replay();
+            let evalsha = || {
+                client.custom::<String, Value>(
+                    CustomCommand::new_static("EVALSHA", ClusterHash::FirstKey, false),
+                    frame.clone(),
+                )
+            };
+            match evalsha().await {
+                // NOSCRIPT: the script did not run, sending it again is safe
                 Err(e) if e.details().starts_with("NOSCRIPT") => {
                     WRITE.load(redis.client()).await?;
-                    redis
-                        .no_replay()
-                        .evalsha(WRITE.sha1(), keys, args)
-                        .await?
+                    evalsha().await?
                 }
                 other => other?,
             }
