@@ -445,7 +445,10 @@ async fn should_lose_no_acknowledged_write_when_a_worker_is_killed_mid_batch() -
     }
     let total = written.load(Ordering::SeqCst);
     assert!(total >= WRITES, "{total} writes");
-    tokio::time::timeout(Duration::from_secs(60), wb.flush()).await??;
+    if tokio::time::timeout(Duration::from_secs(30), wb.flush()).await.is_err() {
+        let groups: Value = s.redis.client().xinfo_groups(&wb.stream_keys()[0]).await?;
+        panic!("flush timed out: {:?} {groups:?}", wb.stats().await?);
+    }
     let sink: HashMap<String, String> = s
         .redis
         .client()

@@ -44,7 +44,8 @@
 //!    `<prefix>wb:<name>:{<name>-<i>}:dead` (same slot; fields `k`, `v`,
 //!    `id` (the original id), `error` (the writer's error text)). An entry
 //!    whose value does not decode goes there at once;
-//! 5. `XACK`s and `XDEL`s the batch: a stream holds only what is not yet
+//! 5. `XDEL`s and `XACK`s the batch (in that order, so a crash between
+//!    the two leaves nothing behind): a stream holds only what is not yet
 //!    written, so its length is the lag.
 //!
 //! # Delivery: at least once

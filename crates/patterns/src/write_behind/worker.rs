@@ -230,16 +230,17 @@ async fn handle<W: Writer>(
     if ids.is_empty() {
         return;
     }
-    let acked = client
-        .xack::<u64, _, _, _>(stream, group, ids.clone())
-        .await;
-    match acked {
+    // XDEL first: a worker that dies between the two leaves its entries
+    // pending but deleted, and the next XAUTOCLAIM drops them from the
+    // pending list; the other order would leave acknowledged entries in
+    // the stream that nobody reads again
+    match client.xdel::<u64, _, _>(stream, ids.clone()).await {
         Ok(_) => {
-            if let Err(e) = client.xdel::<u64, _, _>(stream, ids).await {
-                tracing::warn!(stream = %stream, error = %e, "write-behind XDEL failed");
+            if let Err(e) = client.xack::<u64, _, _, _>(stream, group, ids).await {
+                tracing::warn!(stream = %stream, error = %e, "write-behind XACK failed; XAUTOCLAIM will drop the entries");
             }
         }
-        Err(e) => tracing::warn!(stream = %stream, error = %e, "write-behind XACK failed; the batch will be claimed again"),
+        Err(e) => tracing::warn!(stream = %stream, error = %e, "write-behind XDEL failed; the batch will be claimed again"),
     }
     inner.progress.notify_waiters();
 }
