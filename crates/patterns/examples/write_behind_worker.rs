@@ -17,7 +17,9 @@ use std::time::Duration;
 use aeturnis_patterns::cache::{Cache, CacheConfig};
 use aeturnis_patterns::core::fred::types::Value;
 use aeturnis_patterns::core::LuaScript;
-use aeturnis_patterns::{Pending, Redis, RedisConfig, RedisKey, WriteBehind, WriteBehindConfig, Writer};
+use aeturnis_patterns::{
+    Pending, Redis, RedisConfig, RedisKey, WriteBehind, WriteBehindConfig, Writer,
+};
 
 /// Sets each field only over an older stream id.
 const SINK: &str = r"
@@ -86,7 +88,9 @@ fn var(name: &str) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let redis = Redis::connect(RedisConfig::from_url(&var("WB_URL")?)?.with_key_prefix(&var("WB_PREFIX")?)).await?;
+    let redis =
+        Redis::connect(RedisConfig::from_url(&var("WB_URL")?)?.with_key_prefix(&var("WB_PREFIX")?))
+            .await?;
     let cache = Cache::new(redis.clone(), CacheConfig::default())?;
     let sink = HashSink {
         sink: redis.keys().key("sink").build()?,

@@ -49,8 +49,8 @@ mod scripts;
 mod stats;
 pub mod tags;
 pub mod warm;
-pub mod write_through;
 pub mod write_behind;
+pub mod write_through;
 
 /// How the patterns work, what they guarantee, and their limits.
 #[doc = include_str!("../docs/guide.md")]
@@ -62,5 +62,7 @@ pub use policy::{LoadPolicy, OnRedisError, Policy};
 pub use stats::CacheAsideStats;
 pub use tags::TagIndex;
 pub use warm::WarmProgress;
+pub use write_behind::{
+    Pending, StreamId, WriteBehind, WriteBehindConfig, WriteBehindStats, Writer,
+};
 pub use write_through::{WriteMode, WriteOutcome};
-pub use write_behind::{Pending, StreamId, WriteBehind, WriteBehindConfig, WriteBehindStats, Writer};

@@ -2,7 +2,12 @@
 //! lease wait for its value (woken by sharded pub/sub) instead of loading.
 //! Each "process" is a `CacheAside` on a connection of its own, sharing
 //! nothing but Redis. Standalone and cluster.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)] // test code: a panic is a failure; figures are printed
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)] // test code: a panic is a failure; figures are printed
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -22,11 +22,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 #[error("sink failed: {0}")]
 struct SinkError(&'static str);
 
+/// The `(key, value)` pairs of one batch.
+type Batch = Vec<(String, String)>;
+
 /// An in-memory sink: the rows, every batch, and scripted failures.
 #[derive(Clone, Default)]
 struct MemSink {
     rows: Arc<Mutex<HashMap<String, (StreamId, String)>>>,
-    batches: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    batches: Arc<Mutex<Vec<Batch>>>,
     fail_next: Arc<AtomicU32>,
     always_fail: bool,
 }
@@ -48,7 +51,7 @@ impl Writer for MemSink {
         }
         let mut rows = self.rows.lock().unwrap();
         for p in batch {
-            let newer = rows.get(&p.key).is_none_or(|(id, _)| *id < p.id);
+            let newer = rows.get(&p.key).map_or(true, |(id, _)| *id < p.id);
             if newer {
                 rows.insert(p.key.clone(), (p.id, p.value.clone()));
             }
@@ -125,8 +128,16 @@ async fn should_coalesce_writes_of_one_key_within_a_batch(ctx: TestCtx) -> anyho
         "one batch, the last write of each key, in stream order"
     );
     let stats = wb.stats().await?;
-    assert_eq!((stats.writes, stats.coalesced, stats.written), (4, 2, 2), "{stats:?}");
-    assert_eq!((stats.lag, stats.pending), (0, 0), "written entries leave the stream");
+    assert_eq!(
+        (stats.writes, stats.coalesced, stats.written),
+        (4, 2, 2),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.lag, stats.pending),
+        (0, 0),
+        "written entries leave the stream"
+    );
     wb.shutdown().await;
     s.redis.shutdown().await?;
     Ok(())
@@ -143,7 +154,11 @@ async fn should_retry_a_failing_batch_then_write_it(ctx: TestCtx) -> anyhow::Res
     flush(&wb).await;
     assert_eq!(sink.value(&k).as_deref(), Some("v"));
     let stats = wb.stats().await?;
-    assert_eq!((stats.retries, stats.dead_letters, stats.batches), (2, 0, 1), "{stats:?}");
+    assert_eq!(
+        (stats.retries, stats.dead_letters, stats.batches),
+        (2, 0, 1),
+        "{stats:?}"
+    );
     wb.shutdown().await;
     s.redis.shutdown().await?;
     Ok(())
@@ -161,7 +176,11 @@ async fn should_dead_letter_a_batch_after_max_attempts(ctx: TestCtx) -> anyhow::
     wb.start().await?;
     flush(&wb).await;
     let stats = wb.stats().await?;
-    assert_eq!((stats.retries, stats.dead_letters, stats.lag), (2, 1, 0), "{stats:?}");
+    assert_eq!(
+        (stats.retries, stats.dead_letters, stats.lag),
+        (2, 1, 0),
+        "{stats:?}"
+    );
     let dead: Vec<(String, HashMap<String, Value>)> = s
         .redis
         .client()
@@ -202,7 +221,11 @@ async fn should_claim_entries_left_pending_by_a_dead_consumer(ctx: TestCtx) -> a
         assert_eq!(sink.value(k), Some(format!("{k}!")));
     }
     let stats = wb.stats().await?;
-    assert_eq!((stats.claimed, stats.pending, stats.lag), (5, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.claimed, stats.pending, stats.lag),
+        (5, 0, 0),
+        "{stats:?}"
+    );
     wb.shutdown().await;
     s.redis.shutdown().await?;
     Ok(())
@@ -305,14 +328,21 @@ async fn should_fail_a_dropped_write_instead_of_resending_it() -> anyhow::Result
         let (wb, k) = (wb.clone(), k.clone());
         tokio::spawn(async move { wb.write(&k, &"v2".to_owned()).await })
     };
-    let held = eventually("the write to reach Redis", Duration::from_secs(5), || async {
-        let clients = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
-        if clients.lines().any(|l| l.contains("cmd=evalsha") || l.contains("cmd=eval")) {
-            Ok(())
-        } else {
-            Err(format!("not held yet: {clients}"))
-        }
-    })
+    let held = eventually(
+        "the write to reach Redis",
+        Duration::from_secs(5),
+        || async {
+            let clients = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
+            if clients
+                .lines()
+                .any(|l| l.contains("cmd=evalsha") || l.contains("cmd=eval"))
+            {
+                Ok(())
+            } else {
+                Err(format!("not held yet: {clients}"))
+            }
+        },
+    )
     .await;
     server.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])?;
     server.cli(&["CLIENT", "UNPAUSE"])?;
@@ -328,7 +358,11 @@ async fn should_fail_a_dropped_write_instead_of_resending_it() -> anyhow::Result
         .client()
         .xrange_values(&wb.stream_keys()[0], "-", "+", None)
         .await?;
-    assert_eq!(entries.len(), 2, "v1 and v3 only, v2 was not re-sent: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        2,
+        "v1 and v3 only, v2 was not re-sent: {entries:?}"
+    );
     assert_eq!(entries[1].0, v3.to_string());
     redis.shutdown().await?;
     Ok(())
@@ -353,7 +387,10 @@ fn worker_binary() -> std::path::PathBuf {
         .and_then(|deps| deps.parent())
         .unwrap()
         .join("examples")
-        .join(format!("write_behind_worker{}", std::env::consts::EXE_SUFFIX));
+        .join(format!(
+            "write_behind_worker{}",
+            std::env::consts::EXE_SUFFIX
+        ));
     assert!(
         path.exists(),
         "{} is missing: run `cargo test -p aeturnis-patterns` (it builds the examples)",
@@ -399,7 +436,11 @@ async fn should_lose_no_acknowledged_write_when_a_worker_is_killed_mid_batch() -
     const KILLS: u32 = 20;
     let ctx = TestCtx::standalone("wb_crash").await;
     let s = setup(&ctx).await?;
-    let wb = WriteBehind::new(&s.cache, WriteBehindConfig::new("crash").with_streams(4), NoWrites)?;
+    let wb = WriteBehind::new(
+        &s.cache,
+        WriteBehindConfig::new("crash").with_streams(4),
+        NoWrites,
+    )?;
     let keys: Vec<RedisKey> = (0..KEYS).map(|i| key(&s, &format!("k{i}"))).collect();
     let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let written = Arc::new(AtomicU64::new(0));
@@ -417,7 +458,8 @@ async fn should_lose_no_acknowledged_write_when_a_worker_is_killed_mid_batch() -
             );
             tokio::spawn(async move {
                 let mut version = 0u64;
-                while written.load(Ordering::SeqCst) < WRITES || !kills_done.load(Ordering::SeqCst) {
+                while written.load(Ordering::SeqCst) < WRITES || !kills_done.load(Ordering::SeqCst)
+                {
                     version += 1;
                     for k in &chunk {
                         let v = format!("{k}@{version}");
@@ -445,7 +487,10 @@ async fn should_lose_no_acknowledged_write_when_a_worker_is_killed_mid_batch() -
     }
     let total = written.load(Ordering::SeqCst);
     assert!(total >= WRITES, "{total} writes");
-    if tokio::time::timeout(Duration::from_secs(30), wb.flush()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), wb.flush())
+        .await
+        .is_err()
+    {
         let groups: Value = s.redis.client().xinfo_groups(&wb.stream_keys()[0]).await?;
         panic!("flush timed out: {:?} {groups:?}", wb.stats().await?);
     }
@@ -464,7 +509,13 @@ async fn should_lose_no_acknowledged_write_when_a_worker_is_killed_mid_batch() -
             (value != Some(v.as_str())).then_some((k, v, stored))
         })
         .collect();
-    assert_eq!(lost.len(), 0, "{} of {total} acknowledged writes lost: {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert_eq!(
+        lost.len(),
+        0,
+        "{} of {total} acknowledged writes lost: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
     drop(last.stdin.take()); // graceful stop
     tokio::time::timeout(Duration::from_secs(20), last.wait()).await??;
     s.redis.shutdown().await?;

@@ -152,8 +152,12 @@ mod tests {
 
     #[test]
     fn should_order_ids_as_redis_does() {
-        let a: StreamId = "1700000000000-9".parse().unwrap_or_else(|e| unreachable!("{e}"));
-        let b: StreamId = "1700000000001-0".parse().unwrap_or_else(|e| unreachable!("{e}"));
+        let a: StreamId = "1700000000000-9"
+            .parse()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let b: StreamId = "1700000000001-0"
+            .parse()
+            .unwrap_or_else(|e| unreachable!("{e}"));
         assert!(a < b);
         assert!(a.as_u128() < b.as_u128());
         assert_eq!(a.to_string(), "1700000000000-9");

@@ -297,7 +297,10 @@ impl<W: Writer> WriteBehind<W> {
                 false,
                 None,
                 "*",
-                vec![(KEY_FIELD, Value::from(key.as_str())), (VALUE_FIELD, Value::Bytes(encoded))],
+                vec![
+                    (KEY_FIELD, Value::from(key.as_str())),
+                    (VALUE_FIELD, Value::Bytes(encoded)),
+                ],
             );
             tokio::try_join!(set, xadd)?.1
         };
@@ -380,7 +383,8 @@ impl<W: Writer> WriteBehind<W> {
     /// for them.
     pub async fn shutdown(&self) {
         self.inner.stop.send_replace(true);
-        let workers = std::mem::take(&mut *self.inner.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        let workers =
+            std::mem::take(&mut *self.inner.workers.lock().unwrap_or_else(|e| e.into_inner()));
         for w in workers {
             let _ = w.await;
         }

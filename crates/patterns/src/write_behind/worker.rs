@@ -116,11 +116,7 @@ fn read_entries(value: Value) -> Vec<Result<Raw, String>> {
                 _ => Vec::new(),
             })
             .collect(),
-        Value::Map(m) => m
-            .inner()
-            .into_iter()
-            .flat_map(|(_, v)| parse_entries(v))
-            .collect(),
+        Value::Map(m) => m.inner().into_values().flat_map(parse_entries).collect(),
         _ => Vec::new(),
     }
 }
@@ -240,7 +236,9 @@ async fn handle<W: Writer>(
                 tracing::warn!(stream = %stream, error = %e, "write-behind XACK failed; XAUTOCLAIM will drop the entries");
             }
         }
-        Err(e) => tracing::warn!(stream = %stream, error = %e, "write-behind XDEL failed; the batch will be claimed again"),
+        Err(e) => {
+            tracing::warn!(stream = %stream, error = %e, "write-behind XDEL failed; the batch will be claimed again")
+        }
     }
     inner.progress.notify_waiters();
 }
