@@ -90,7 +90,7 @@ pub(crate) const KEY_FIELD: &str = "k";
 pub(crate) const VALUE_FIELD: &str = "v";
 
 /// Parses `[id, [field, value, ...]]` entries (as `XREADGROUP`,
-/// `XAUTOCLAIM` and `XRANGE` answer); skips nil (deleted) entries and
+/// `XAUTOCLAIM` and `XRANGE` answer); skips nil and deleted entries and
 /// entries that lack a field (`Err` with the id text, for a dead letter).
 pub(crate) fn parse_entries(value: Value) -> Vec<Result<Raw, String>> {
     let Value::Array(items) = value else {
@@ -112,6 +112,8 @@ fn parse_entry(item: Value) -> Option<Result<Raw, String>> {
         return Some(Err(id_text));
     };
     let pairs = match fields {
+        // an entry deleted while pending (already written): nothing to do
+        Value::Null => return None,
         Value::Array(v) => v,
         Value::Map(m) => m
             .inner()

@@ -43,28 +43,32 @@ pub(super) async fn run<W: Writer>(inner: Arc<Inner<W>>, i: usize, client: Clien
     let block_ms = ceil_millis(inner.config.block);
     let count = Some(inner.config.batch as u64);
     let mut failures = 0u32;
+    let mut drained_own = false;
     loop {
         let stopping = *stop.borrow();
         if last_claim.map_or(true, |t| t.elapsed() >= claim_every) {
             last_claim = Some(Instant::now());
-            let claimed: Result<Value, _> = client
-                .xautoclaim(
-                    &stream,
+            claim(&inner, &client, i, &group, &consumer).await;
+        }
+        if stopping && !drained_own {
+            // entries this consumer was handed by a read that shutdown
+            // cancelled: its own pending list (id `0`)
+            drained_own = true;
+            let own = client
+                .xreadgroup::<Value, _, _, _, _>(
                     group.as_str(),
                     consumer.as_str(),
-                    ceil_millis(inner.config.claim_idle),
-                    "0-0",
-                    count,
+                    None,
+                    None,
                     false,
+                    &stream,
+                    "0",
                 )
                 .await;
-            if let Ok(Value::Array(mut parts)) = claimed {
-                if parts.len() >= 2 {
-                    let entries = parse_entries(parts.swap_remove(1));
-                    if !entries.is_empty() {
-                        add(&inner.counters.claimed, entries.len() as u64);
-                        handle(&inner, &client, i, &group, entries).await;
-                    }
+            if let Ok(value) = own {
+                let entries = read_entries(value);
+                if !entries.is_empty() {
+                    handle(&inner, &client, i, &group, entries).await;
                 }
             }
         }
@@ -104,6 +108,47 @@ pub(super) async fn run<W: Writer>(inner: Arc<Inner<W>>, i: usize, client: Clien
         }
     }
     let _ = client.quit().await;
+}
+
+/// Takes over entries idle longer than `claim_idle` with any consumer,
+/// page by page, and handles them.
+async fn claim<W: Writer>(
+    inner: &Inner<W>,
+    client: &Client,
+    i: usize,
+    group: &str,
+    consumer: &str,
+) {
+    let mut cursor = "0-0".to_owned();
+    loop {
+        let claimed: Result<Value, _> = client
+            .xautoclaim(
+                &inner.streams[i],
+                group,
+                consumer,
+                ceil_millis(inner.config.claim_idle),
+                cursor.as_str(),
+                Some(inner.config.batch as u64),
+                false,
+            )
+            .await;
+        let Ok(Value::Array(mut parts)) = claimed else {
+            return;
+        };
+        if parts.len() < 2 {
+            return;
+        }
+        let entries = parse_entries(parts.swap_remove(1));
+        let next = parts.swap_remove(0).as_string().unwrap_or_default();
+        if !entries.is_empty() {
+            add(&inner.counters.claimed, entries.len() as u64);
+            handle(inner, client, i, group, entries).await;
+        }
+        if next.is_empty() || next == "0-0" {
+            return;
+        }
+        cursor = next;
+    }
 }
 
 /// The entries of an `XREADGROUP` answer (RESP2 array or RESP3 map).
