@@ -74,7 +74,8 @@
 //! # Flush and shutdown
 //! [`WriteBehind::flush`] notes the last entry of every stream and waits
 //! until each of them and everything before it has left its stream
-//! (written or dead-lettered), by this process's workers or any other
+//! (written or dead-lettered) and been acknowledged, by this process's
+//! workers or any other
 //! process's: with no worker running anywhere it waits forever (wrap it in
 //! a timeout). [`WriteBehind::shutdown`] stops the workers after they have
 //! drained what their streams hold, without blocking.
@@ -341,6 +342,7 @@ impl<W: Writer> WriteBehind<W> {
     /// A Redis error.
     pub async fn flush(&self) -> Result<()> {
         let client = self.inner.redis.client();
+        let group = self.inner.config.name.as_str();
         for stream in &self.inner.streams {
             let last: Value = client.xrevrange(stream, "+", "-", Some(1)).await?;
             let Some(last) = first_id(last) else {
@@ -350,7 +352,13 @@ impl<W: Writer> WriteBehind<W> {
                 let progress = self.inner.progress.notified();
                 let left: Value = client.xrange(stream, "-", last.as_str(), Some(1)).await?;
                 if first_id(left).is_none() {
-                    break;
+                    // deleted; now acknowledged too (XDEL comes first)
+                    let unacked: Value = client
+                        .xpending(stream, group, ("-", last.as_str(), 1))
+                        .await?;
+                    if matches!(&unacked, Value::Array(a) if a.is_empty()) {
+                        break;
+                    }
                 }
                 // woken by a local worker, or look again for remote ones
                 let _ = tokio::time::timeout(Duration::from_millis(20), progress).await;
