@@ -71,6 +71,17 @@
 //! count maps keys to other streams, whose ids are not ordered with the
 //! old ones (drain with [`flush`](WriteBehind::flush) first).
 //!
+//! # Limits
+//! - A failing batch is dead-lettered whole: one bad entry takes the
+//!   others of its batch with it (they are not bisected); re-add them from
+//!   the dead-letter stream.
+//! - The attempt count lives in the worker: an entry whose write crashes
+//!   the worker process is claimed and tried again without end (the
+//!   stream's delivery count is not consulted).
+//! - `write` on a cluster, when key and stream are on two slots, is not
+//!   atomic (see above); its replay safety rests on the same no-replay
+//!   option, tested on a standalone server.
+//!
 //! # Flush and shutdown
 //! [`WriteBehind::flush`] notes the last entry of every stream and waits
 //! until each of them and everything before it has left its stream
