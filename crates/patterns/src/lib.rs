@@ -31,6 +31,7 @@
 //! | [`cache_aside`] | [`CacheAside::get_or_load`], [`CacheAside::invalidate`] |
 //! | [`write_through`] | [`CacheAside::write_through`]: the source first, then the cache |
 //! | [`warm`] | [`CacheAside::warm`]: many keys, bounded concurrency, progress |
+//! | [`write_behind`] | [`WriteBehind`]: cache now, write the source later through Redis Streams |
 //! | [`tags`] | [`TagIndex`]: `set_tagged`, `invalidate_tag`, bounded tag sets |
 //! | [`policy`] | [`LoadPolicy`] → [`Policy`]: TTLs, soft TTL, negative TTL, β, fallbacks |
 //! | [`guide`] | how leases, tokens and early refresh work, and their limits |
@@ -48,6 +49,7 @@ mod scripts;
 mod stats;
 pub mod tags;
 pub mod warm;
+pub mod write_behind;
 pub mod write_through;
 
 /// How the patterns work, what they guarantee, and their limits.
@@ -60,4 +62,7 @@ pub use policy::{LoadPolicy, OnRedisError, Policy};
 pub use stats::CacheAsideStats;
 pub use tags::TagIndex;
 pub use warm::WarmProgress;
+pub use write_behind::{
+    Pending, StreamId, WriteBehind, WriteBehindConfig, WriteBehindStats, Writer,
+};
 pub use write_through::{WriteMode, WriteOutcome};

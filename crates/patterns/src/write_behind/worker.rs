@@ -1,0 +1,289 @@
+//! One worker: claim, read, coalesce, write, acknowledge (see the
+//! [module docs](super#the-workers)).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aeturnis_redis_core::duration::ceil_millis;
+use aeturnis_redis_core::fred::clients::Client;
+use aeturnis_redis_core::fred::interfaces::{ClientLike, StreamsInterface};
+use aeturnis_redis_core::fred::types::Value;
+use aeturnis_redis_core::{Redis, RedisKey};
+
+use super::entry::{parse_entries, Pending, Raw, KEY_FIELD, VALUE_FIELD};
+use super::stats::add;
+use super::{Inner, Writer};
+
+/// Creates the group at the stream's start (and the stream), unless it
+/// exists.
+pub(super) async fn ensure_group(
+    redis: &Redis,
+    stream: &RedisKey,
+    group: &str,
+) -> crate::Result<()> {
+    match redis
+        .client()
+        .xgroup_create::<Value, _, _, _>(stream, group, "0", true)
+        .await
+    {
+        Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
+        other => other.map(drop).map_err(Into::into),
+    }
+}
+
+/// Runs worker `i` on `client` until shutdown, then drains its stream.
+pub(super) async fn run<W: Writer>(inner: Arc<Inner<W>>, i: usize, client: Client) {
+    let stream = inner.streams[i].clone();
+    let consumer = format!("{}-{i}", inner.consumer);
+    let group = inner.config.name.clone();
+    let mut stop = inner.stop.subscribe();
+    let claim_every = inner.config.claim_idle / 2;
+    let mut last_claim: Option<Instant> = None;
+    let block_ms = ceil_millis(inner.config.block);
+    let count = Some(inner.config.batch as u64);
+    let mut failures = 0u32;
+    let mut drained_own = false;
+    loop {
+        let stopping = *stop.borrow();
+        if last_claim.map_or(true, |t| t.elapsed() >= claim_every) {
+            last_claim = Some(Instant::now());
+            claim(&inner, &client, i, &group, &consumer).await;
+        }
+        if stopping && !drained_own {
+            // entries this consumer was handed by a read that shutdown
+            // cancelled: its own pending list (id `0`)
+            drained_own = true;
+            let own = client
+                .xreadgroup::<Value, _, _, _, _>(
+                    group.as_str(),
+                    consumer.as_str(),
+                    None,
+                    None,
+                    false,
+                    &stream,
+                    "0",
+                )
+                .await;
+            if let Ok(value) = own {
+                let entries = read_entries(value);
+                if !entries.is_empty() {
+                    handle(&inner, &client, i, &group, entries).await;
+                }
+            }
+        }
+        let read = client.xreadgroup::<Value, _, _, _, _>(
+            group.as_str(),
+            consumer.as_str(),
+            count,
+            if stopping { None } else { Some(block_ms) },
+            false,
+            &stream,
+            ">",
+        );
+        let answer = tokio::select! {
+            r = read => r,
+            _ = stop.changed(), if !stopping => continue,
+        };
+        match answer {
+            Ok(value) => {
+                failures = 0;
+                let entries = read_entries(value);
+                if entries.is_empty() {
+                    if stopping {
+                        break;
+                    }
+                    continue;
+                }
+                handle(&inner, &client, i, &group, entries).await;
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(stream = %stream, error = %e, "write-behind read failed");
+                if stopping && failures > inner.config.max_attempts {
+                    break;
+                }
+                tokio::time::sleep(backoff(&inner.config, failures)).await;
+            }
+        }
+    }
+    let _ = client.quit().await;
+}
+
+/// Takes over entries idle longer than `claim_idle` with any consumer,
+/// page by page, and handles them.
+async fn claim<W: Writer>(
+    inner: &Inner<W>,
+    client: &Client,
+    i: usize,
+    group: &str,
+    consumer: &str,
+) {
+    let mut cursor = "0-0".to_owned();
+    loop {
+        let claimed: Result<Value, _> = client
+            .xautoclaim(
+                &inner.streams[i],
+                group,
+                consumer,
+                ceil_millis(inner.config.claim_idle),
+                cursor.as_str(),
+                Some(inner.config.batch as u64),
+                false,
+            )
+            .await;
+        let Ok(Value::Array(mut parts)) = claimed else {
+            return;
+        };
+        if parts.len() < 2 {
+            return;
+        }
+        let entries = parse_entries(parts.swap_remove(1));
+        let next = parts.swap_remove(0).as_string().unwrap_or_default();
+        if !entries.is_empty() {
+            add(&inner.counters.claimed, entries.len() as u64);
+            handle(inner, client, i, group, entries).await;
+        }
+        if next.is_empty() || next == "0-0" {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+/// The entries of an `XREADGROUP` answer (RESP2 array or RESP3 map).
+fn read_entries(value: Value) -> Vec<Result<Raw, String>> {
+    match value {
+        Value::Array(streams) => streams
+            .into_iter()
+            .flat_map(|s| match s {
+                Value::Array(mut pair) if pair.len() == 2 => parse_entries(pair.swap_remove(1)),
+                _ => Vec::new(),
+            })
+            .collect(),
+        Value::Map(m) => m.inner().into_values().flat_map(parse_entries).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn backoff(config: &super::WriteBehindConfig, attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(16);
+    (config.first_backoff * factor).min(config.max_backoff)
+}
+
+/// Coalesces, writes (with retries), dead-letters, acknowledges.
+async fn handle<W: Writer>(
+    inner: &Inner<W>,
+    client: &Client,
+    i: usize,
+    group: &str,
+    entries: Vec<Result<Raw, String>>,
+) {
+    let stream = &inner.streams[i];
+    let codec = inner.redis.codec();
+    let mut ids: Vec<String> = Vec::with_capacity(entries.len());
+    let mut dead: Vec<(String, Option<Raw>, String)> = Vec::new();
+    let mut latest: HashMap<String, usize> = HashMap::new();
+    let mut batch: Vec<Pending<W::Value>> = Vec::new();
+    let mut raws: Vec<Raw> = Vec::new();
+    for entry in entries {
+        match entry {
+            Err(id) => dead.push((id.clone(), None, "malformed entry".to_owned())),
+            Ok(raw) => match codec.decode::<W::Value>(&raw.key, &raw.value) {
+                Err(e) => dead.push((raw.id.to_string(), Some(raw), e.to_string())),
+                Ok(value) => {
+                    ids.push(raw.id.to_string());
+                    let pending = Pending {
+                        id: raw.id,
+                        key: raw.key.clone(),
+                        value,
+                    };
+                    if let Some(&at) = latest.get(&raw.key) {
+                        add(&inner.counters.coalesced, 1);
+                        batch[at] = pending;
+                        raws[at] = raw;
+                    } else {
+                        latest.insert(raw.key.clone(), batch.len());
+                        batch.push(pending);
+                        raws.push(raw);
+                    }
+                }
+            },
+        }
+    }
+    // the batch keeps stream order of each key's last write
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&j| batch[j].id);
+    let (batch, raws): (Vec<_>, Vec<_>) = order
+        .into_iter()
+        .map(|j| (batch[j].clone(), raws[j].clone()))
+        .unzip();
+    if !batch.is_empty() {
+        let mut attempt = 1;
+        loop {
+            match inner.writer.write_batch(&batch).await {
+                Ok(()) => {
+                    add(&inner.counters.batches, 1);
+                    add(&inner.counters.written, batch.len() as u64);
+                    break;
+                }
+                Err(e) if attempt >= inner.config.max_attempts => {
+                    tracing::warn!(stream = %stream, error = %e, "write-behind batch failed; dead-lettering it");
+                    let text = e.to_string();
+                    // the superseded writes of the same keys are acknowledged
+                    // with their winners
+                    for raw in raws {
+                        dead.push((raw.id.to_string(), Some(raw), text.clone()));
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(stream = %stream, error = %e, attempt, "write-behind batch failed; retrying");
+                    add(&inner.counters.retries, 1);
+                    tokio::time::sleep(backoff(&inner.config, attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+    for (id, raw, error) in &dead {
+        let mut fields: Vec<(&str, Value)> = vec![
+            ("id", Value::from(id.as_str())),
+            ("error", Value::from(error.as_str())),
+        ];
+        if let Some(raw) = raw {
+            fields.push((KEY_FIELD, Value::from(raw.key.as_str())));
+            fields.push((VALUE_FIELD, Value::Bytes(raw.value.clone())));
+        }
+        if let Err(e) = client
+            .xadd::<Value, _, _, _, _>(&inner.dead[i], false, None, "*", fields)
+            .await
+        {
+            // left pending: claimed and tried again later
+            tracing::warn!(stream = %stream, error = %e, "could not dead-letter an entry");
+            return;
+        }
+        add(&inner.counters.dead_letters, 1);
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    if ids.is_empty() {
+        return;
+    }
+    // XDEL first: a worker that dies between the two leaves its entries
+    // pending but deleted, and the next XAUTOCLAIM drops them from the
+    // pending list; the other order would leave acknowledged entries in
+    // the stream that nobody reads again
+    match client.xdel::<u64, _, _>(stream, ids.clone()).await {
+        Ok(_) => {
+            if let Err(e) = client.xack::<u64, _, _, _>(stream, group, ids).await {
+                tracing::warn!(stream = %stream, error = %e, "write-behind XACK failed; XAUTOCLAIM will drop the entries");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(stream = %stream, error = %e, "write-behind XDEL failed; the batch will be claimed again")
+        }
+    }
+    inner.progress.notify_waiters();
+}

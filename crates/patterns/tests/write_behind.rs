@@ -1,0 +1,523 @@
+//! `WriteBehind` against real Redis: coalescing, retries, dead letters,
+//! claiming a dead consumer's entries, flush, typed config errors, no
+//! replay of a dropped write, and a worker process killed mid-batch 20
+//! times without losing an acknowledged write.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aeturnis_patterns::cache::{Cache, CacheConfig};
+use aeturnis_patterns::core::fred::interfaces::{HashesInterface, KeysInterface, StreamsInterface};
+use aeturnis_patterns::core::fred::types::Value;
+use aeturnis_patterns::{Error, Pending, Redis, RedisConfig, RedisKey, StreamId};
+use aeturnis_patterns::{WriteBehind, WriteBehindConfig, Writer};
+use aeturnis_testkit::{eventually, RedisServer, TestCtx};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Debug, thiserror::Error)]
+#[error("sink failed: {0}")]
+struct SinkError(&'static str);
+
+/// The `(key, value)` pairs of one batch.
+type Batch = Vec<(String, String)>;
+
+/// An in-memory sink: the rows, every batch, and scripted failures.
+#[derive(Clone, Default)]
+struct MemSink {
+    rows: Arc<Mutex<HashMap<String, (StreamId, String)>>>,
+    batches: Arc<Mutex<Vec<Batch>>>,
+    fail_next: Arc<AtomicU32>,
+    always_fail: bool,
+}
+
+impl Writer for MemSink {
+    type Value = String;
+    type Error = SinkError;
+
+    async fn write_batch(&self, batch: &[Pending<String>]) -> Result<(), SinkError> {
+        if self.always_fail {
+            return Err(SinkError("db down"));
+        }
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(SinkError("transient"));
+        }
+        let mut rows = self.rows.lock().unwrap();
+        for p in batch {
+            let newer = rows.get(&p.key).map_or(true, |(id, _)| *id < p.id);
+            if newer {
+                rows.insert(p.key.clone(), (p.id, p.value.clone()));
+            }
+        }
+        self.batches.lock().unwrap().push(
+            batch
+                .iter()
+                .map(|p| (p.key.clone(), p.value.clone()))
+                .collect(),
+        );
+        Ok(())
+    }
+}
+
+impl MemSink {
+    fn value(&self, key: &RedisKey) -> Option<String> {
+        self.rows
+            .lock()
+            .unwrap()
+            .get(key.as_str())
+            .map(|(_, v)| v.clone())
+    }
+}
+
+struct Setup {
+    redis: Redis,
+    cache: Cache,
+}
+
+async fn setup(ctx: &TestCtx) -> anyhow::Result<Setup> {
+    let redis =
+        Redis::connect(RedisConfig::from_url(&ctx.url)?.with_key_prefix(&ctx.prefix)).await?;
+    let cache = Cache::new(redis.clone(), CacheConfig::default())?;
+    Ok(Setup { redis, cache })
+}
+
+fn config(streams: u16) -> WriteBehindConfig {
+    WriteBehindConfig::new("t")
+        .with_streams(streams)
+        .with_block(Duration::from_millis(100))
+        .with_first_backoff(Duration::from_millis(1))
+        .with_max_backoff(Duration::from_millis(4))
+}
+
+fn key(s: &Setup, id: &str) -> RedisKey {
+    s.cache.key("player").id(id).build().unwrap()
+}
+
+async fn flush<W: Writer>(wb: &WriteBehind<W>) {
+    tokio::time::timeout(Duration::from_secs(10), wb.flush())
+        .await
+        .expect("flush within 10 s")
+        .unwrap();
+}
+
+async fn should_coalesce_writes_of_one_key_within_a_batch(ctx: TestCtx) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = MemSink::default();
+    let wb = WriteBehind::new(&s.cache, config(1), sink.clone())?;
+    let (a, b) = (key(&s, "a"), key(&s, "b"));
+    for v in ["a1", "a2", "a3"] {
+        wb.write(&a, &v.to_owned()).await?;
+    }
+    wb.write(&b, &"b1".to_owned()).await?;
+    wb.start().await?;
+    flush(&wb).await;
+    let batches = sink.batches.lock().unwrap().clone();
+    assert_eq!(
+        batches,
+        vec![vec![
+            (a.to_string(), "a3".to_owned()),
+            (b.to_string(), "b1".to_owned())
+        ]],
+        "one batch, the last write of each key, in stream order"
+    );
+    let stats = wb.stats().await?;
+    assert_eq!(
+        (stats.writes, stats.coalesced, stats.written),
+        (4, 2, 2),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.lag, stats.pending),
+        (0, 0),
+        "written entries leave the stream"
+    );
+    wb.shutdown().await;
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
+async fn should_retry_a_failing_batch_then_write_it(ctx: TestCtx) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = MemSink::default();
+    sink.fail_next.store(2, Ordering::SeqCst);
+    let wb = WriteBehind::new(&s.cache, config(2), sink.clone())?;
+    let k = key(&s, "r");
+    wb.write(&k, &"v".to_owned()).await?;
+    wb.start().await?;
+    flush(&wb).await;
+    assert_eq!(sink.value(&k).as_deref(), Some("v"));
+    let stats = wb.stats().await?;
+    assert_eq!(
+        (stats.retries, stats.dead_letters, stats.batches),
+        (2, 0, 1),
+        "{stats:?}"
+    );
+    wb.shutdown().await;
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
+async fn should_dead_letter_a_batch_after_max_attempts(ctx: TestCtx) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = MemSink {
+        always_fail: true,
+        ..MemSink::default()
+    };
+    let wb = WriteBehind::new(&s.cache, config(1).with_max_attempts(3), sink.clone())?;
+    let k = key(&s, "d");
+    let id = wb.write(&k, &"lost?".to_owned()).await?;
+    wb.start().await?;
+    flush(&wb).await;
+    let stats = wb.stats().await?;
+    assert_eq!(
+        (stats.retries, stats.dead_letters, stats.lag),
+        (2, 1, 0),
+        "{stats:?}"
+    );
+    let dead: Vec<(String, HashMap<String, Value>)> = s
+        .redis
+        .client()
+        .xrange_values(&wb.dead_letter_keys()[0], "-", "+", None)
+        .await?;
+    assert_eq!(dead.len(), 1);
+    let fields = &dead[0].1;
+    let text = |f: &str| fields[f].as_string().unwrap();
+    assert_eq!(text("id"), id.to_string());
+    assert_eq!(text("k"), k.to_string());
+    assert_eq!(text("error"), "sink failed: db down");
+    wb.shutdown().await;
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
+async fn should_claim_entries_left_pending_by_a_dead_consumer(ctx: TestCtx) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = MemSink::default();
+    let cfg = config(1).with_claim_idle(Duration::from_millis(100));
+    let wb = WriteBehind::new(&s.cache, cfg, sink.clone())?;
+    let stream = wb.stream_keys()[0].clone();
+    let client = s.redis.client();
+    let _: Value = client.xgroup_create(&stream, "t", "0", true).await?;
+    let keys: Vec<RedisKey> = (0..5).map(|i| key(&s, &format!("c{i}"))).collect();
+    for k in &keys {
+        wb.write(k, &format!("{k}!")).await?;
+    }
+    // a consumer takes the entries and dies without acknowledging them
+    let taken: Value = client
+        .xreadgroup("t", "crashed", None, None, false, &stream, ">")
+        .await?;
+    assert!(!matches!(taken, Value::Null));
+    assert_eq!(wb.stats().await?.pending, 5);
+    wb.start().await?;
+    flush(&wb).await;
+    for k in &keys {
+        assert_eq!(sink.value(k), Some(format!("{k}!")));
+    }
+    let stats = wb.stats().await?;
+    assert_eq!(
+        (stats.claimed, stats.pending, stats.lag),
+        (5, 0, 0),
+        "{stats:?}"
+    );
+    wb.shutdown().await;
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
+/// A sink slow enough that `flush` has something to wait for.
+#[derive(Clone, Default)]
+struct SlowSink(MemSink);
+
+impl Writer for SlowSink {
+    type Value = String;
+    type Error = SinkError;
+    async fn write_batch(&self, batch: &[Pending<String>]) -> Result<(), SinkError> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.0.write_batch(batch).await
+    }
+}
+
+async fn should_wait_in_flush_for_every_earlier_write(ctx: TestCtx) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = SlowSink::default();
+    let wb = WriteBehind::new(&s.cache, config(3).with_batch(8), sink.clone())?;
+    wb.start().await?;
+    let keys: Vec<RedisKey> = (0..200).map(|i| key(&s, &format!("f{i}"))).collect();
+    for k in &keys {
+        wb.write(k, &format!("{k}=1")).await?;
+    }
+    flush(&wb).await;
+    // no waiting here: flush returned, so every write is in the sink
+    for k in &keys {
+        assert_eq!(sink.0.value(k), Some(format!("{k}=1")), "{k}");
+    }
+    assert_eq!(wb.stats().await?.lag, 0);
+    wb.shutdown().await;
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
+async fn should_drain_on_shutdown(ctx: TestCtx) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = MemSink::default();
+    let wb = WriteBehind::new(&s.cache, config(2), sink.clone())?;
+    let keys: Vec<RedisKey> = (0..50).map(|i| key(&s, &format!("s{i}"))).collect();
+    for k in &keys {
+        wb.write(k, &"x".to_owned()).await?;
+    }
+    wb.start().await?;
+    tokio::time::timeout(Duration::from_secs(10), wb.shutdown()).await?;
+    for k in &keys {
+        assert_eq!(sink.value(k).as_deref(), Some("x"), "{k}");
+    }
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
+aeturnis_testkit::topology_tests!(
+    should_coalesce_writes_of_one_key_within_a_batch,
+    should_retry_a_failing_batch_then_write_it,
+    should_dead_letter_a_batch_after_max_attempts,
+    should_claim_entries_left_pending_by_a_dead_consumer,
+    should_wait_in_flush_for_every_earlier_write,
+    should_drain_on_shutdown,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_refuse_zero_settings_naming_them() -> anyhow::Result<()> {
+    let ctx = TestCtx::standalone("wb_config").await;
+    let s = setup(&ctx).await?;
+    let cases = [
+        ("streams", config(0)),
+        ("batch", config(1).with_batch(0)),
+        ("max_attempts", config(1).with_max_attempts(0)),
+        ("block", config(1).with_block(Duration::ZERO)),
+        ("claim_idle", config(1).with_claim_idle(Duration::ZERO)),
+        ("cache_ttl", config(1).with_cache_ttl(Duration::ZERO)),
+    ];
+    for (name, cfg) in cases {
+        match WriteBehind::new(&s.cache, cfg, MemSink::default()) {
+            Err(Error::Config(c)) => assert_eq!(c.variable(), name),
+            other => panic!("{name}: expected a config error, got {other:?}"),
+        }
+    }
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_fail_a_dropped_write_instead_of_resending_it() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let redis = Redis::connect(RedisConfig::from_url(&server.url())?).await?;
+    let cache = Cache::new(redis.clone(), CacheConfig::default())?;
+    let wb = WriteBehind::new(&cache, config(1), MemSink::default())?;
+    let k = cache.key("player").id("replay").build()?;
+    wb.write(&k, &"v1".to_owned()).await?;
+    // make `exists` the connection's last command, so `cmd=evalsha` below
+    // can only be the held write
+    let _: u64 = redis.client().exists(&k).await?;
+    server.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
+    let task = {
+        let (wb, k) = (wb.clone(), k.clone());
+        tokio::spawn(async move { wb.write(&k, &"v2".to_owned()).await })
+    };
+    let held = eventually(
+        "the write to reach Redis",
+        Duration::from_secs(5),
+        || async {
+            let clients = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
+            if clients
+                .lines()
+                .any(|l| l.contains("cmd=evalsha") || l.contains("cmd=eval"))
+            {
+                Ok(())
+            } else {
+                Err(format!("not held yet: {clients}"))
+            }
+        },
+    )
+    .await;
+    server.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])?;
+    server.cli(&["CLIENT", "UNPAUSE"])?;
+    held?;
+    let dropped = tokio::time::timeout(Duration::from_secs(10), task).await??;
+    match dropped {
+        Err(Error::Redis(e)) => assert!(e.is_connection() || e.is_timeout(), "{e}"),
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+    // a later write goes out after anything fred would have re-sent
+    let v3 = wb.write(&k, &"v3".to_owned()).await?;
+    let entries: Vec<(String, HashMap<String, Value>)> = redis
+        .client()
+        .xrange_values(&wb.stream_keys()[0], "-", "+", None)
+        .await?;
+    assert_eq!(
+        entries.len(),
+        2,
+        "v1 and v3 only, v2 was not re-sent: {entries:?}"
+    );
+    assert_eq!(entries[1].0, v3.to_string());
+    redis.shutdown().await?;
+    Ok(())
+}
+
+/// The test process only writes: its writer is never called.
+struct NoWrites;
+
+impl Writer for NoWrites {
+    type Value = String;
+    type Error = SinkError;
+    async fn write_batch(&self, _: &[Pending<String>]) -> Result<(), SinkError> {
+        Err(SinkError("the writing process has no workers"))
+    }
+}
+
+fn worker_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/write_behind-<hash> -> target/<profile>/examples/
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples")
+        .join(format!(
+            "write_behind_worker{}",
+            std::env::consts::EXE_SUFFIX
+        ));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test -p aeturnis-patterns` (it builds the examples)",
+        path.display()
+    );
+    path
+}
+
+fn spawn_worker(ctx: &TestCtx) -> anyhow::Result<tokio::process::Child> {
+    Ok(tokio::process::Command::new(worker_binary())
+        .env("WB_URL", &ctx.url)
+        .env("WB_PREFIX", &ctx.prefix)
+        .env("WB_NAME", "crash")
+        .env("WB_STREAMS", "4")
+        .env("WB_CLAIM_MS", "300")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?)
+}
+
+/// Waits for `line` on the worker's stdout.
+async fn wait_for(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    line: &str,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(l) = lines.next_line().await? {
+            if l == line {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the worker exited before printing {line}")
+    })
+    .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_lose_no_acknowledged_write_when_a_worker_is_killed_mid_batch() -> anyhow::Result<()>
+{
+    const KEYS: usize = 500;
+    const WRITES: u64 = 10_000;
+    const KILLS: u32 = 20;
+    let ctx = TestCtx::standalone("wb_crash").await;
+    let s = setup(&ctx).await?;
+    let wb = WriteBehind::new(
+        &s.cache,
+        WriteBehindConfig::new("crash").with_streams(4),
+        NoWrites,
+    )?;
+    let keys: Vec<RedisKey> = (0..KEYS).map(|i| key(&s, &format!("k{i}"))).collect();
+    let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let written = Arc::new(AtomicU64::new(0));
+    let kills_done = Arc::new(AtomicBool::new(false));
+    // 50 writers, 10 keys each, writing each key's versions in order
+    let writers: Vec<_> = keys
+        .chunks(KEYS / 50)
+        .map(|chunk| {
+            let (wb, chunk, acked, written, kills_done) = (
+                wb.clone(),
+                chunk.to_vec(),
+                acked.clone(),
+                written.clone(),
+                kills_done.clone(),
+            );
+            tokio::spawn(async move {
+                let mut version = 0u64;
+                while written.load(Ordering::SeqCst) < WRITES || !kills_done.load(Ordering::SeqCst)
+                {
+                    version += 1;
+                    for k in &chunk {
+                        let v = format!("{k}@{version}");
+                        wb.write(k, &v).await?;
+                        acked.lock().unwrap().insert(k.to_string(), v);
+                        written.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for _ in 0..KILLS {
+        let mut child = spawn_worker(&ctx)?;
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        wait_for(&mut lines, "batch").await?;
+        child.kill().await?; // SIGKILL, half-way through a batch
+    }
+    kills_done.store(true, Ordering::SeqCst);
+    let mut last = spawn_worker(&ctx)?;
+    let mut lines = BufReader::new(last.stdout.take().unwrap()).lines();
+    wait_for(&mut lines, "ready").await?;
+    for w in writers {
+        w.await??;
+    }
+    let total = written.load(Ordering::SeqCst);
+    assert!(total >= WRITES, "{total} writes");
+    if tokio::time::timeout(Duration::from_secs(30), wb.flush())
+        .await
+        .is_err()
+    {
+        let groups: Value = s.redis.client().xinfo_groups(&wb.stream_keys()[0]).await?;
+        panic!("flush timed out: {:?} {groups:?}", wb.stats().await?);
+    }
+    let sink: HashMap<String, String> = s
+        .redis
+        .client()
+        .hgetall(s.redis.keys().key("sink").build()?)
+        .await?;
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), KEYS);
+    let lost: Vec<(&String, &String, Option<&String>)> = acked
+        .iter()
+        .filter_map(|(k, v)| {
+            let stored = sink.get(k);
+            let value = stored.and_then(|s| s.split_once('|')).map(|(_, v)| v);
+            (value != Some(v.as_str())).then_some((k, v, stored))
+        })
+        .collect();
+    assert_eq!(
+        lost.len(),
+        0,
+        "{} of {total} acknowledged writes lost: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    drop(last.stdin.take()); // graceful stop
+    tokio::time::timeout(Duration::from_secs(20), last.wait()).await??;
+    s.redis.shutdown().await?;
+    Ok(())
+}
