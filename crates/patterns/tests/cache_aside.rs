@@ -321,12 +321,12 @@ async fn should_serve_stale_and_refresh_once_in_the_background(ctx: TestCtx) -> 
         }
     })
     .await?;
+    // once it landed, the new entry goes stale 100 ms later and may be
+    // refreshed again on a slow machine: only the count while the first
+    // refresh was held (above) is exact
     let stats = s.aside.stats();
-    assert_eq!(
-        stats.loads, 2,
-        "one initial load and ONE background refresh: {stats:?}"
-    );
-    assert_eq!(stats.misses, 1);
+    assert!(stats.loads >= 2, "{stats:?}");
+    assert_eq!(stats.misses, 1, "never a synchronous miss: {stats:?}");
     s.redis.shutdown().await?;
     Ok(())
 }
