@@ -243,6 +243,19 @@ impl LockGuard {
         if let Some(w) = self.watchdog.take() {
             w.abort();
         }
+        if self.lost.is_cancelled() {
+            // found lost by `extend` or the watchdog (and counted then): the
+            // work was not exclusive, whatever the lease says. The lease may
+            // still look valid, and a release that finds no lock then answers
+            // "released" (a replay looks the same), so it must not decide
+            // here; it only clears any copy still holding our token.
+            if let Err(e) = self.backend.release(&self.lease).await {
+                tracing::debug!(resource = %self.lease.keys.resource, error = %e, "lock: clearing a lost lock failed");
+            }
+            return Err(Error::LockLost {
+                resource: self.lease.keys.resource.clone(),
+            });
+        }
         release(&self.backend, &self.lease, self.acquired_at).await
     }
 
