@@ -207,24 +207,40 @@ async fn should_fail_a_dropped_list_push_or_pop_instead_of_repeating_it() -> Res
         .await?;
     let c = cache.clone();
     let l = list.clone();
-    assert_fails_unreplayed(&server, &cache, "evalsha", "push_back", async move {
-        c.list_push_back(&l, &[9u32], Ttl::Default).await
-    })
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "evalsha",
+        "push_back",
+        Box::pin(async move { c.list_push_back(&l, &[9u32], Ttl::Default).await }),
+    )
     .await?;
     let (c, l) = (cache.clone(), list.clone());
-    assert_fails_unreplayed(&server, &cache, "evalsha", "push_front", async move {
-        c.list_push_front(&l, &[9u32], Ttl::Default).await
-    })
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "evalsha",
+        "push_front",
+        Box::pin(async move { c.list_push_front(&l, &[9u32], Ttl::Default).await }),
+    )
     .await?;
     let (c, l) = (cache.clone(), list.clone());
-    assert_fails_unreplayed(&server, &cache, "lpop", "pop_front", async move {
-        c.list_pop_front::<u32>(&l).await
-    })
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "lpop",
+        "pop_front",
+        Box::pin(async move { c.list_pop_front::<u32>(&l).await }),
+    )
     .await?;
     let (c, l) = (cache.clone(), list.clone());
-    assert_fails_unreplayed(&server, &cache, "rpop", "pop_back", async move {
-        c.list_pop_back::<u32>(&l).await
-    })
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "rpop",
+        "pop_back",
+        Box::pin(async move { c.list_pop_back::<u32>(&l).await }),
+    )
     .await?;
     // nothing was pushed or popped, not even once
     assert_eq!(cache.list_range::<u32>(&list, 0, -1).await?, [1, 2, 3, 4]);
@@ -241,14 +257,22 @@ async fn should_fail_a_dropped_score_increment_instead_of_adding_twice() -> Resu
         10.0
     );
     let (c, b) = (cache.clone(), board.clone());
-    assert_fails_unreplayed(&server, &cache, "evalsha", "zset_incr", async move {
-        c.zset_incr(&b, "ada", 5.0, Ttl::Default).await
-    })
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "evalsha",
+        "zset_incr",
+        Box::pin(async move { c.zset_incr(&b, "ada", 5.0, Ttl::Default).await }),
+    )
     .await?;
     let (c, b) = (cache.clone(), board.clone());
-    assert_fails_unreplayed(&server, &cache, "evalsha", "leaderboard_incr", async move {
-        c.leaderboard_incr(&b, "ada", 5.0, Ttl::Default).await
-    })
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "evalsha",
+        "leaderboard_incr",
+        Box::pin(async move { c.leaderboard_incr(&b, "ada", 5.0, Ttl::Default).await }),
+    )
     .await?;
     assert_eq!(cache.zset_score(&board, "ada").await?, Some(10.0));
     Ok(())
@@ -260,9 +284,13 @@ async fn should_fail_a_dropped_set_if_absent_instead_of_reporting_its_own_write(
     let cache = cache_on(&server).await?;
     let key = cache.key("claim").build()?;
     let (c, k) = (cache.clone(), key.clone());
-    assert_fails_unreplayed(&server, &cache, "set", "set_if_absent", async move {
-        c.set_if_absent(&k, "mine", Ttl::Default).await
-    })
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "set",
+        "set_if_absent",
+        Box::pin(async move { c.set_if_absent(&k, "mine", Ttl::Default).await }),
+    )
     .await?;
     // the held write never ran: the key is still free
     assert!(!cache.exists(&key).await?);
