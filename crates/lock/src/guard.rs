@@ -235,9 +235,10 @@ impl LockGuard {
     /// is no longer ours).
     ///
     /// # Errors
-    /// [`Error::LockLost`] when the lock was no longer ours, so the work
-    /// done under it was not exclusive; a Redis error leaves the lock to
-    /// expire after its TTL.
+    /// [`Error::LockLost`] when the lock was no longer ours, or had already
+    /// been found lost ([`lost`](Self::lost) fired), so the work done under
+    /// it was not exclusive; a Redis error leaves the lock to expire after
+    /// its TTL.
     pub async fn release(mut self) -> Result<()> {
         self.released = true;
         if let Some(w) = self.watchdog.take() {
