@@ -91,7 +91,10 @@ impl CacheConfig {
     ///     _ => None,
     /// })?;
     /// assert_eq!(config.default_ttl, Duration::from_secs(60));
-    /// assert!(CacheConfig::from_lookup(|_| Some("0".to_owned())).is_err());
+    /// assert!(matches!(
+    ///     CacheConfig::from_lookup(|_| Some("0".to_owned())),
+    ///     Err(aeturnis_cache::Error::Config(_))
+    /// ));
     /// # Ok::<(), aeturnis_cache::Error>(())
     /// ```
     ///

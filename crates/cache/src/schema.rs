@@ -28,7 +28,7 @@
 //! assert_eq!(schema.leaderboard("pvp")?.as_str(), "game:leaderboard:{pvp}");
 //! // hostile ids stay inside their segment
 //! assert_eq!(schema.user_profile("1}:x")?.as_str(), "game:user:{1%7D%3Ax}:profile");
-//! assert!(schema.user_profile("").is_err());
+//! assert!(matches!(schema.user_profile(""), Err(aeturnis_redis_core::KeyError::Empty)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -85,5 +85,54 @@ impl Schema {
     /// `leaderboard:{type}`.
     pub fn leaderboard(&self, board: impl AsRef<str>) -> Result<RedisKey, KeyError> {
         self.keys.key("leaderboard").tag(board).build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_build_every_schema_key_in_its_documented_format() {
+        let schema = Schema::new(KeySpace::new("game:").unwrap());
+        let keys = [
+            (schema.user_profile("42"), "game:user:{42}:profile"),
+            (schema.user_settings("42"), "game:user:{42}:settings"),
+            (schema.user_friends("42"), "game:user:{42}:friends"),
+            (schema.char_data("7"), "game:char:{7}:data"),
+            (schema.char_inventory("7"), "game:char:{7}:inventory"),
+            (schema.guild_data("g1"), "game:guild:{g1}:data"),
+            (schema.zone_data("z9"), "game:zone:{z9}:data"),
+            (schema.leaderboard("pvp"), "game:leaderboard:{pvp}"),
+        ];
+        for (key, expected) in keys {
+            assert_eq!(key.unwrap().as_str(), expected);
+        }
+    }
+
+    #[test]
+    fn should_keep_one_ids_keys_in_one_slot_and_hostile_ids_in_their_segment() {
+        let schema = Schema::new(KeySpace::new("game:").unwrap());
+        let user = [
+            schema.user_profile("42").unwrap(),
+            schema.user_settings("42").unwrap(),
+            schema.user_friends("42").unwrap(),
+        ];
+        assert!(user.iter().all(|k| k.slot() == user[0].slot()), "{user:?}");
+        let character = [
+            schema.char_data("42").unwrap(),
+            schema.char_inventory("42").unwrap(),
+        ];
+        assert_eq!(character[0].slot(), character[1].slot());
+        // `:`, `{` and `}` in an id are encoded, so it cannot reach another key
+        assert_eq!(
+            schema.user_settings("1}:x{").unwrap().as_str(),
+            "game:user:{1%7D%3Ax%7B}:settings"
+        );
+        assert_eq!(schema.char_data(""), Err(KeyError::Empty));
+        assert_eq!(
+            schema.leaderboard("a\nb"),
+            Err(KeyError::ControlCharacter('\n'))
+        );
     }
 }

@@ -353,9 +353,24 @@ mod tests {
             ttl_millis(Duration::ZERO, Duration::ZERO),
             Err(Error::InvalidTtl { .. })
         ));
-        assert!(ttl_millis(Duration::from_millis(2), Duration::ZERO).is_err());
-        assert!(ttl_millis(MAX_TTL + Duration::from_secs(1), Duration::ZERO).is_err());
-        assert!(ttl_millis(Duration::from_millis(40), Duration::from_millis(50)).is_err());
+        let refused = |ttl: Duration, overhead: Duration, why: &str| {
+            let result = ttl_millis(ttl, overhead);
+            assert!(
+                matches!(&result, Err(Error::InvalidTtl { ttl: t, reason }) if *t == ttl && reason.contains(why)),
+                "{ttl:?} + {overhead:?}: {result:?}"
+            );
+        };
+        refused(Duration::from_millis(2), Duration::ZERO, "no validity");
+        refused(
+            MAX_TTL + Duration::from_secs(1),
+            Duration::ZERO,
+            "at most 30 days",
+        );
+        refused(
+            Duration::from_millis(40),
+            Duration::from_millis(50),
+            "no validity",
+        );
         assert_eq!(
             ttl_millis(Duration::from_millis(3), Duration::ZERO).ok(),
             Some(3)

@@ -235,13 +235,27 @@ impl LockGuard {
     /// is no longer ours).
     ///
     /// # Errors
-    /// [`Error::LockLost`] when the lock was no longer ours, so the work
-    /// done under it was not exclusive; a Redis error leaves the lock to
-    /// expire after its TTL.
+    /// [`Error::LockLost`] when the lock was no longer ours, or had already
+    /// been found lost ([`lost`](Self::lost) fired), so the work done under
+    /// it was not exclusive; a Redis error leaves the lock to expire after
+    /// its TTL.
     pub async fn release(mut self) -> Result<()> {
         self.released = true;
         if let Some(w) = self.watchdog.take() {
             w.abort();
+        }
+        if self.lost.is_cancelled() {
+            // found lost by `extend` or the watchdog (and counted then): the
+            // work was not exclusive, whatever the lease says. The lease may
+            // still look valid, and a release that finds no lock then answers
+            // "released" (a replay looks the same), so it must not decide
+            // here; it only clears any copy still holding our token.
+            if let Err(e) = self.backend.release(&self.lease).await {
+                tracing::debug!(resource = %self.lease.keys.resource, error = %e, "lock: clearing a lost lock failed");
+            }
+            return Err(Error::LockLost {
+                resource: self.lease.keys.resource.clone(),
+            });
         }
         release(&self.backend, &self.lease, self.acquired_at).await
     }

@@ -101,10 +101,12 @@ async fn should_give_typed_errors_while_redis_is_down_and_recover_after_restart(
 }
 
 /// Holds the next write command of the cache's connection on the server
-/// (`CLIENT PAUSE WRITE`), kills that connection while the command is in
-/// flight, and lets the server go.
+/// (`CLIENT PAUSE WRITE`), waits until `CLIENT LIST` shows it held there
+/// (`cmd=<command>`, lower case), kills that connection while the command is
+/// in flight, and lets the server go.
 async fn drop_connection_mid_call<T: Send + 'static>(
     server: &RedisServer,
+    command: &str,
     call: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T> {
     server.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
@@ -114,10 +116,8 @@ async fn drop_connection_mid_call<T: Send + 'static>(
         Duration::from_secs(5),
         || async {
             let clients = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
-            if clients
-                .lines()
-                .any(|l| l.contains("cmd=evalsha") || l.contains("cmd=set"))
-            {
+            let held = format!("cmd={command} ");
+            if clients.lines().any(|l| l.contains(&held)) {
                 Ok(())
             } else {
                 Err(format!("not held yet: {clients}"))
@@ -147,7 +147,7 @@ async fn should_fail_a_dropped_counter_call_instead_of_counting_twice() -> Resul
         let (cache, counter) = (cache.clone(), counter.clone());
         async move { cache.incr(&counter, 1, Ttl::Default).await }
     };
-    let result: Result<i64, Error> = drop_connection_mid_call(&server, call).await?;
+    let result: Result<i64, Error> = drop_connection_mid_call(&server, "evalsha", call).await?;
     match result {
         Err(e) => ensure!(is_connection_or_timeout(&e) || e.is_retryable(), "{e:?}"),
         Ok(v) => bail!("the dropped increment was replayed and returned {v}"),
@@ -165,7 +165,135 @@ async fn should_fail_a_dropped_counter_call_instead_of_counting_twice() -> Resul
         let (cache, key) = (cache.clone(), key.clone());
         async move { cache.set(&key, &5u32, Ttl::Default).await }
     };
-    drop_connection_mid_call(&server, call).await??;
+    drop_connection_mid_call(&server, "set", call).await??;
     assert_eq!(cache.get::<u32>(&key).await?, Some(5));
+    Ok(())
+}
+
+/// Drops the connection while `call` is held on the server (see
+/// [`drop_connection_mid_call`]) and requires the call to fail: a call
+/// sent with replay enabled is re-sent after the reconnect and succeeds
+/// (as the `set` above does), so an `Ok` here means it was replayed.
+/// Returns once the cache answers again.
+async fn assert_fails_unreplayed<T: std::fmt::Debug + Send + 'static>(
+    server: &RedisServer,
+    cache: &Cache,
+    command: &str,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<()> {
+    // the connection's last command becomes `exists`, so `cmd=<command>`
+    // in `CLIENT LIST` can only be the held call
+    let probe = cache.key("probe").build()?;
+    cache.exists(&probe).await?;
+    match drop_connection_mid_call(server, command, call).await? {
+        Err(e) => ensure!(is_connection_or_timeout(&e), "{what}: {e:?}"),
+        Ok(v) => bail!("the dropped {what} was replayed and returned {v:?}"),
+    }
+    eventually("the reconnect", Duration::from_secs(10), || async {
+        cache.exists(&probe).await
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_fail_a_dropped_list_push_or_pop_instead_of_repeating_it() -> Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let cache = cache_on(&server).await?;
+    let list = cache.key("queue").build()?;
+    cache
+        .list_push_back(&list, &[1u32, 2, 3, 4], Ttl::Default)
+        .await?;
+    let c = cache.clone();
+    let l = list.clone();
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "evalsha",
+        "push_back",
+        Box::pin(async move { c.list_push_back(&l, &[9u32], Ttl::Default).await }),
+    )
+    .await?;
+    let (c, l) = (cache.clone(), list.clone());
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "evalsha",
+        "push_front",
+        Box::pin(async move { c.list_push_front(&l, &[9u32], Ttl::Default).await }),
+    )
+    .await?;
+    let (c, l) = (cache.clone(), list.clone());
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "lpop",
+        "pop_front",
+        Box::pin(async move { c.list_pop_front::<u32>(&l).await }),
+    )
+    .await?;
+    let (c, l) = (cache.clone(), list.clone());
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "rpop",
+        "pop_back",
+        Box::pin(async move { c.list_pop_back::<u32>(&l).await }),
+    )
+    .await?;
+    // nothing was pushed or popped, not even once
+    assert_eq!(cache.list_range::<u32>(&list, 0, -1).await?, [1, 2, 3, 4]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_fail_a_dropped_score_increment_instead_of_adding_twice() -> Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let cache = cache_on(&server).await?;
+    let board = cache.schema().leaderboard("pvp")?;
+    assert_eq!(
+        cache.zset_incr(&board, "ada", 10.0, Ttl::Default).await?,
+        10.0
+    );
+    let (c, b) = (cache.clone(), board.clone());
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "evalsha",
+        "zset_incr",
+        Box::pin(async move { c.zset_incr(&b, "ada", 5.0, Ttl::Default).await }),
+    )
+    .await?;
+    let (c, b) = (cache.clone(), board.clone());
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "evalsha",
+        "leaderboard_incr",
+        Box::pin(async move { c.leaderboard_incr(&b, "ada", 5.0, Ttl::Default).await }),
+    )
+    .await?;
+    assert_eq!(cache.zset_score(&board, "ada").await?, Some(10.0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_fail_a_dropped_set_if_absent_instead_of_reporting_its_own_write() -> Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let cache = cache_on(&server).await?;
+    let key = cache.key("claim").build()?;
+    let (c, k) = (cache.clone(), key.clone());
+    assert_fails_unreplayed(
+        &server,
+        &cache,
+        "set",
+        "set_if_absent",
+        Box::pin(async move { c.set_if_absent(&k, "mine", Ttl::Default).await }),
+    )
+    .await?;
+    // the held write never ran: the key is still free
+    assert!(!cache.exists(&key).await?);
+    assert!(cache.set_if_absent(&key, "mine", Ttl::Default).await?);
     Ok(())
 }

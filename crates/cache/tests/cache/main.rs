@@ -12,6 +12,7 @@
 
 mod bulk;
 mod collections;
+mod commands;
 mod counters;
 mod faults;
 mod leaderboards;

@@ -4,7 +4,7 @@ use std::num::NonZeroU32;
 
 use aeturnis_cache::core::prelude::*;
 use aeturnis_cache::core::CodecKind;
-use aeturnis_cache::{Cache, CacheConfig, DeleteProgress, MatchPattern, RedisKey, Ttl};
+use aeturnis_cache::{Cache, CacheConfig, DeleteProgress, Error, MatchPattern, RedisKey, Ttl};
 use aeturnis_testkit::{TestCtx, Topology};
 use anyhow::{ensure, Result};
 
@@ -77,7 +77,11 @@ async fn should_delete_matching_keys_without_widening_globs(ctx: TestCtx) -> Res
         300
     );
     assert_eq!(cache.count_matching(MatchPattern::all()).await?, 100);
-    assert!(cache.delete_matching(MatchPattern::raw("")).await.is_err());
+    let err = cache.delete_matching(MatchPattern::raw("")).await.err();
+    assert!(
+        matches!(err, Some(Error::InvalidArgument { reason, .. }) if reason.contains("empty")),
+        "{err:?}"
+    );
     Ok(())
 }
 

@@ -27,7 +27,11 @@ async fn should_count_stats_correctly_under_concurrency(ctx: TestCtx) -> Result<
                     let _: Option<u8> = cache.get(&keys[(t + i) % 10]).await?;
                 }
                 // one failing read per task
-                assert!(cache.get::<u8>(&wrong).await.is_err());
+                let err = cache.get::<u8>(&wrong).await.err();
+                assert!(
+                    matches!(&err, Some(Error::WrongType { key }) if key == wrong.as_str()),
+                    "{err:?}"
+                );
                 Ok::<_, Error>(())
             })
         })

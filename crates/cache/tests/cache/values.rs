@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aeturnis_cache::core::duration::MAX_DURATION;
 use aeturnis_cache::core::prelude::*;
-use aeturnis_cache::core::CodecKind;
+use aeturnis_cache::core::{CodecKind, KeyError};
 use aeturnis_cache::{CacheConfig, Classify, Error, KeyTtl, RedisKey, Ttl};
 use aeturnis_testkit::TestCtx;
 use anyhow::{ensure, Result};
@@ -166,7 +166,7 @@ async fn should_refuse_bad_input_with_typed_errors(ctx: TestCtx) -> Result<()> {
     assert!(!cache.exists(&key).await?);
 
     let empty = cache.key("bad").id("").build();
-    assert!(empty.is_err());
+    assert!(matches!(empty, Err(KeyError::Empty)), "{empty:?}");
     let err = Error::from(empty.err().ok_or_else(|| anyhow::anyhow!("no error"))?);
     assert!(matches!(err, Error::Key(_)), "{err:?}");
     assert!(err.is_invalid_input());

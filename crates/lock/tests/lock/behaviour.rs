@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use aeturnis_lock::core::fred::interfaces::KeysInterface;
 use aeturnis_lock::core::KeyError;
 use aeturnis_lock::{Classify, Error, LockConfig, Redlock, RedlockConfig, StaleFence};
 use aeturnis_testkit::TestCtx;
@@ -142,6 +143,20 @@ async fn should_keep_a_watched_lock_alive(ctx: TestCtx) -> anyhow::Result<()> {
     let stats = locks.stats();
     assert!(stats.losses >= 1, "{stats:?}");
     assert_eq!(other.stats().forced, 1);
+
+    // the key vanishes with no forced-release marker (data loss): the
+    // lease still looks valid, yet a release after the watchdog found the
+    // lock lost answers LockLost
+    let guard = locks
+        .try_acquire("gone", Duration::from_millis(1_500))
+        .await?;
+    let redis = connect(&ctx).await?;
+    let key = redis.keys().key("lock").tag("gone").build()?;
+    let deleted: i64 = redis.client().del(&key).await?;
+    assert_eq!(deleted, 1, "{key}");
+    tokio::time::timeout(Duration::from_secs(3), guard.lost()).await?;
+    let e = guard.release().await.unwrap_err();
+    assert!(e.is_lock_lost(), "{e:?}");
     Ok(())
 }
 

@@ -15,3 +15,4 @@ mod local;
 mod redlock;
 mod scripts;
 mod support;
+mod ttls;

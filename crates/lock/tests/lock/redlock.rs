@@ -6,7 +6,7 @@ use aeturnis_lock::{Classify, Error, LockConfig, LockGuard, Redlock, RedlockConf
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::InfoKind;
 use aeturnis_redis_core::Redis;
-use aeturnis_testkit::Masters;
+use aeturnis_testkit::{eventually, Masters};
 
 use crate::exclusion::PER_TASK;
 use crate::support::{config, exact_increments};
@@ -177,6 +177,305 @@ async fn should_hold_redlock_only_with_quorum_and_validity() -> anyhow::Result<(
     assert!(holding >= a.quorum(), "{holding} masters hold it");
     excludes_then_frees(g, &b, &masters, &prefix).await?;
     let g = b.try_acquire("res", Duration::from_secs(5)).await?;
+    g.release().await?;
+    Ok(())
+}
+
+/// The Redlock lock key of `resource` under `prefix`.
+fn lock_key(prefix: &str, resource: &str) -> String {
+    format!("{prefix}lock:{{{resource}}}")
+}
+
+/// How many masters hold `resource` for `guard`'s token.
+async fn holders(masters: &[Redis], prefix: &str, guard: &LockGuard) -> anyhow::Result<usize> {
+    let mut holding = 0;
+    for m in masters {
+        let v: Option<String> = m.client().get(lock_key(prefix, "res")).await?;
+        holding += usize::from(v.is_some_and(|v| v.starts_with(guard.token().as_str())));
+    }
+    Ok(holding)
+}
+
+/// No master holds `resource` any more.
+async fn free_everywhere(masters: &[Redis], prefix: &str) -> anyhow::Result<()> {
+    for m in masters {
+        let v: Option<String> = m.client().get(lock_key(prefix, "res")).await?;
+        anyhow::ensure!(v.is_none(), "a master still holds it: {v:?}");
+    }
+    Ok(())
+}
+
+/// A critical section's own error type.
+#[derive(Debug)]
+enum SectionError {
+    Lock(Error),
+    Boom,
+}
+
+impl From<Error> for SectionError {
+    fn from(e: Error) -> Self {
+        SectionError::Lock(e)
+    }
+}
+
+/// `Redlock::with_lock`: the section runs holding a quorum (another client
+/// is refused inside it) and returns its value; the lock is released on
+/// every master after success and after the section's own error; a lock
+/// error comes back through `E: From<Error>` without running the section;
+/// a section that outlives its lease is answered `LockLost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_run_a_section_with_lock_over_redlock() -> anyhow::Result<()> {
+    let urls = aeturnis_testkit::redlock_urls().await;
+    let prefix = format!("t:redlock-with:{}:", std::process::id());
+    let short_wait = RedlockConfig::default()
+        .with_lock(LockConfig::default().with_wait_timeout(Duration::from_millis(200)));
+    let (red, masters) = redlock_with(&urls, &prefix, short_wait).await?;
+    let (other, _) = redlock(&urls, &prefix).await?;
+    let ttl = Duration::from_secs(5);
+
+    let inside = {
+        let (other, masters, prefix) = (other.clone(), masters.clone(), prefix.clone());
+        red.with_lock("res", ttl, |ctx| async move {
+            let e = other.try_acquire("res", ttl).await.unwrap_err();
+            assert!(e.is_contended(), "{e:?}");
+            let mut holding = 0;
+            for m in &masters {
+                let v: Option<String> = m
+                    .client()
+                    .get(lock_key(&prefix, "res"))
+                    .await
+                    .map_err(aeturnis_redis_core::Error::from)?;
+                let fence = format!(":{}", ctx.fence().get());
+                holding += usize::from(v.is_some_and(|v| v.ends_with(&fence)));
+            }
+            Ok::<_, Error>((ctx.fence(), holding))
+        })
+        .await?
+    };
+    let (fence, holding) = inside;
+    assert!(fence.get() > 0, "a fenced Redlock section has a fence");
+    assert!(holding >= red.quorum(), "{holding} masters held it inside");
+    free_everywhere(&masters, &prefix).await?;
+
+    // the section's own error: typed, and the lock is released
+    let out: Result<(), SectionError> = red
+        .with_lock("res", ttl, |_ctx| async { Err(SectionError::Boom) })
+        .await;
+    assert!(matches!(out, Err(SectionError::Boom)), "{out:?}");
+    free_everywhere(&masters, &prefix).await?;
+
+    // a lock error: the section never runs
+    let held = other.try_acquire("res", ttl).await?;
+    let ran = std::sync::atomic::AtomicBool::new(false);
+    let out: Result<(), SectionError> = red
+        .with_lock("res", ttl, |_ctx| async {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        })
+        .await;
+    assert!(
+        matches!(out, Err(SectionError::Lock(Error::Timeout { .. }))),
+        "{out:?}"
+    );
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    held.release().await?;
+    let out: Result<(), SectionError> = red
+        .with_lock("res", Duration::ZERO, |_ctx| async { Ok(()) })
+        .await;
+    assert!(
+        matches!(out, Err(SectionError::Lock(Error::InvalidTtl { .. }))),
+        "{out:?}"
+    );
+
+    // a section that outlives its lease: its output is discarded
+    let out: Result<u32, SectionError> = red
+        .with_lock("res", Duration::from_millis(200), |_ctx| {
+            let (masters, prefix) = (masters.clone(), prefix.clone());
+            async move {
+                eventually("the lease to run out", Duration::from_secs(3), || async {
+                    free_everywhere(&masters, &prefix)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|_| SectionError::Boom)?;
+                Ok(7)
+            }
+        })
+        .await;
+    assert!(
+        matches!(out, Err(SectionError::Lock(ref e)) if e.is_lock_lost()),
+        "{out:?}"
+    );
+    Ok(())
+}
+
+/// The watchdog on Redlock: it extends a quorum every `ttl / 3` while the
+/// guard lives, so long work keeps the lock; when the lock is taken away
+/// it fires the lost signal, which a task holding only
+/// `LockGuard::lost_token` sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_keep_a_watched_redlock_alive_and_signal_its_loss() -> anyhow::Result<()> {
+    let urls = aeturnis_testkit::redlock_urls().await;
+    let prefix = format!("t:redlock-watch:{}:", std::process::id());
+    let watched = RedlockConfig::default().with_lock(LockConfig::default().with_watchdog(true));
+    let (red, masters) = redlock_with(&urls, &prefix, watched).await?;
+    let (other, _) = redlock(&urls, &prefix).await?;
+    let ttl = Duration::from_millis(300);
+    let guard = red.try_acquire("res", ttl).await?;
+    let token = guard.lost_token();
+    let watcher = tokio::spawn(async move {
+        token.cancelled().await;
+    });
+
+    // long work: well past the 300 ms lease
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let e = other.try_acquire("res", ttl).await.unwrap_err();
+    assert!(e.is_contended(), "{e:?}");
+    assert!(holders(&masters, &prefix, &guard).await? >= red.quorum());
+    assert!(!guard.is_lost() && !watcher.is_finished());
+    let stats = red.stats();
+    assert!(stats.extends >= 2, "{stats:?}");
+
+    // an admin deletes it on every master: the watchdog finds a majority
+    // saying "not yours" and fires the signal the other task waits on
+    for m in &masters {
+        let _: i64 = m.client().del(lock_key(&prefix, "res")).await?;
+    }
+    tokio::time::timeout(Duration::from_secs(2), watcher)
+        .await
+        .map_err(|_| anyhow::anyhow!("the lost token never fired"))??;
+    assert!(guard.is_lost());
+    let e = guard.release().await.unwrap_err();
+    assert!(e.is_lock_lost(), "{e:?}");
+    assert!(red.stats().losses >= 1, "{:?}", red.stats());
+
+    // the same inside `with_lock`: a section that sees `lost()` fire is
+    // answered `LockLost`, its output discarded, though its lease had
+    // time left
+    let out: Result<u32, Error> = red
+        .with_lock("res", Duration::from_secs(3), |ctx| {
+            let (masters, prefix) = (masters.clone(), prefix.clone());
+            async move {
+                for m in &masters {
+                    let _: i64 = m
+                        .client()
+                        .del(lock_key(&prefix, "res"))
+                        .await
+                        .map_err(aeturnis_redis_core::Error::from)?;
+                }
+                tokio::time::timeout(Duration::from_secs(3), ctx.lost())
+                    .await
+                    .expect("the watchdog never found the lock lost");
+                Ok(7)
+            }
+        })
+        .await;
+    assert!(matches!(&out, Err(e) if e.is_lock_lost()), "{out:?}");
+    Ok(())
+}
+
+/// A master that stops answering (SIGSTOP: its socket stays open, unlike a
+/// killed one) costs at most the master timeout (500 ms here), never the
+/// client's 5 s command timeout: acquire, extend and release go on with the
+/// other two and still exclude; with two paused the acquisition fails
+/// typed within its bound; once they resume, every command they had queued
+/// runs and the lock is consistent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_work_past_a_paused_master_and_fail_typed_with_two() -> anyhow::Result<()> {
+    const MASTER_TIMEOUT: Duration = Duration::from_millis(500);
+    // what waiting on the paused master would cost: far above any bound below
+    const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+    let masters = Masters::start(3)?;
+    let prefix = "paused:";
+    let connect = || async {
+        let mut handles = Vec::new();
+        for url in masters.urls() {
+            let redis = config(&url, prefix)?.with_command_timeout(COMMAND_TIMEOUT);
+            handles.push(Redis::connect(redis).await?);
+        }
+        let config = RedlockConfig::default().with_master_timeout(MASTER_TIMEOUT);
+        anyhow::Ok((Redlock::new(handles.clone(), config)?, handles))
+    };
+    let (red, handles) = connect().await?;
+    let (other, _) = connect().await?;
+    let ttl = Duration::from_secs(2);
+    // scripts loaded on every master before any pause
+    red.acquire("res", ttl).await?.release().await?;
+    other.acquire("res", ttl).await?.release().await?;
+
+    masters.servers[2].pause()?;
+    let bound = MASTER_TIMEOUT * 3;
+    let timed = |what: &'static str, started: Instant| {
+        let took = started.elapsed();
+        assert!(took < bound, "{what} took {took:?}");
+    };
+    let mut fences = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let g = red.acquire("res", ttl).await?;
+        timed("acquire", started);
+        let e = other.try_acquire("res", ttl).await.unwrap_err();
+        assert!(e.is_contended(), "{e:?}");
+        let started = Instant::now();
+        g.extend(ttl).await?;
+        timed("extend", started);
+        fences.push(g.fence());
+        let started = Instant::now();
+        g.release().await?;
+        timed("release", started);
+    }
+    assert!(fences.windows(2).all(|w| w[0] < w[1]), "{fences:?}");
+
+    masters.servers[1].pause()?;
+    let timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let err = red.acquire_within("res", ttl, timeout).await.unwrap_err();
+    let took = started.elapsed();
+    masters.servers[1].resume()?;
+    masters.servers[2].resume()?;
+    assert!(
+        matches!(
+            err,
+            Error::Quorum {
+                needed: 2,
+                masters: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_unavailable());
+    assert!(took < timeout + bound, "took {took:?}");
+
+    // the queued acquires and releases run on resume; the lock settles
+    // free, and a new holder gets every master
+    eventually(
+        "every master free again",
+        Duration::from_secs(5),
+        || async {
+            free_everywhere(&handles, prefix)
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await?;
+    let g = eventually("a lock on all three", Duration::from_secs(5), || async {
+        let g = other
+            .try_acquire("res", ttl)
+            .await
+            .map_err(|e| e.to_string())?;
+        match holders(&handles, prefix, &g).await {
+            Ok(3) => Ok(g),
+            held => {
+                g.release().await.map_err(|e| e.to_string())?;
+                Err(format!("held on {held:?} masters"))
+            }
+        }
+    })
+    .await?;
+    let e = red.try_acquire("res", ttl).await.unwrap_err();
+    assert!(e.is_contended(), "{e:?}");
     g.release().await?;
     Ok(())
 }
