@@ -200,18 +200,25 @@ pub(crate) struct Switched {
 pub(crate) async fn inject(mut set: Sentinel, fault: Fault) -> anyhow::Result<Switched> {
     let new_port = set.replica().port();
     let at = Instant::now();
-    let set = tokio::task::spawn_blocking(move || -> anyhow::Result<Sentinel> {
-        match fault {
-            Fault::Planned => set.failover_paused()?,
-            Fault::Killed => {
-                let promoted = set.kill_primary()?;
+    let (set, done) = tokio::task::spawn_blocking(move || {
+        let done = match fault {
+            Fault::Planned => set.failover_paused(),
+            Fault::Killed => set.kill_primary().and_then(|promoted| {
                 anyhow::ensure!(promoted == new_port, "promoted {promoted}, want {new_port}");
-                set.rejoin()?;
-            }
-        }
-        Ok(set)
+                set.rejoin()
+            }),
+        };
+        (set, done)
     })
-    .await??;
+    .await?;
+    if let Err(error) = done {
+        // the sentinels' own account (elections, TILT) is what tells why
+        let logs: Vec<String> = set.sentinels().iter().map(|s| s.log()).collect();
+        anyhow::bail!(
+            "{fault:?} failover: {error:#}\nsentinel logs:\n{}",
+            logs.join("\n---\n")
+        );
+    }
     Ok(Switched {
         _set: set,
         new_port,
