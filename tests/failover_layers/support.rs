@@ -12,6 +12,7 @@ use aeturnis_redis_core::fred::interfaces::ClientLike;
 use aeturnis_redis_core::{ReconnectConfig, Redis, RedisConfig};
 use aeturnis_testkit::{eventually, Sentinel};
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 
 /// Steps acknowledged before the fault, and again after it, so the worker
 /// is steady on both sides of the switch.
@@ -29,6 +30,12 @@ pub(crate) const PLANNED_OUTAGE: Duration = Duration::from_secs(3);
 /// new primary refuses writes (`min-replicas-to-write 1`) until the killed
 /// one rejoins as its replica, then one reconnect step (measured 2.0-3.1 s).
 pub(crate) const KILLED_OUTAGE: Duration = Duration::from_secs(8);
+/// At most one step per this long. A worker flat out keeps a core busy
+/// (itself and its redis-server); on a loaded 2-core machine that starves
+/// the sentinels into spurious `+sdown` of the new primary (a second
+/// failover, onto the restarted empty server) and TILT, so the workers are
+/// paced: steady, not saturating.
+const PACE: Duration = Duration::from_millis(1);
 /// How long to wait for the worker's steps after the fault.
 const PROGRESS: Duration = Duration::from_secs(20);
 
@@ -120,9 +127,10 @@ impl<T> Log<T> {
     }
 }
 
-/// A sequential worker calling `step(1)`, `step(2)`, ... until stopped; a
-/// failed step is counted and the next one follows 1 ms later (refusals such
-/// as `NOREPLICAS` come back at once: do not spin).
+/// A sequential worker calling `step(1)`, `step(2)`, ... until stopped, at
+/// most one step per [`PACE`]; a failed step is counted and the next one
+/// follows 1 ms later (refusals such as `NOREPLICAS` come back at once: do
+/// not spin).
 pub(crate) struct Worker<T> {
     stop: Arc<AtomicBool>,
     acks: Arc<AtomicU64>,
@@ -144,7 +152,10 @@ impl<T: Send + 'static> Worker<T> {
                 last_error: None,
             };
             let mut i = 0_u64;
+            let mut pace = tokio::time::interval(PACE);
+            pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
             while !s.load(Ordering::Relaxed) {
+                pace.tick().await;
                 i += 1;
                 match step(i).await {
                     Ok(done) => {
