@@ -52,11 +52,13 @@ async fn sets_survive(fault: Fault) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_keep_every_acknowledged_set_across_a_planned_failover() -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     sets_survive(Fault::Planned).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_lose_only_sets_inside_the_replication_lag_when_the_primary_is_killed(
 ) -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     sets_survive(Fault::Killed).await
 }

@@ -140,12 +140,14 @@ async fn grants_survive(fault: Fault) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_keep_grants_and_increasing_fences_across_a_planned_failover() -> anyhow::Result<()>
 {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     grants_survive(Fault::Planned).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_repeat_only_fences_inside_the_replication_lag_when_the_primary_is_killed(
 ) -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     grants_survive(Fault::Killed).await
 }
 
@@ -180,6 +182,7 @@ async fn should_repeat_only_fences_inside_the_replication_lag_when_the_primary_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_refuse_the_writes_of_a_lock_granted_by_the_old_primary_after_the_switch(
 ) -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let set = Arc::new(sentinel_set().await?);
     let (old, new) = (set.primary().port(), set.replica().port());
     let redis = connect(&set).await?;

@@ -109,11 +109,13 @@ async fn quota_holds(fault: Fault) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_never_admit_more_than_the_quota_across_a_planned_failover() -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     quota_holds(Fault::Planned).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_exceed_the_quota_only_by_admissions_inside_the_replication_lag_when_the_primary_is_killed(
 ) -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     quota_holds(Fault::Killed).await
 }

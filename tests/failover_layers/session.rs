@@ -97,11 +97,13 @@ async fn sessions_survive(fault: Fault) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_keep_created_sessions_and_revocations_across_a_planned_failover(
 ) -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     sessions_survive(Fault::Planned).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_lose_only_session_writes_inside_the_replication_lag_when_the_primary_is_killed(
 ) -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     sessions_survive(Fault::Killed).await
 }

@@ -49,7 +49,7 @@ mod shared;
 pub use cluster::Cluster;
 pub use lifetime::{set_lifetime, Lifetime, ServerRecord};
 pub use masters::Masters;
-pub use poll::{eventually, POLL_EVERY};
+pub use poll::{eventually, one_failover_at_a_time, POLL_EVERY};
 pub use sentinel::Sentinel;
 pub use server::RedisServer;
 pub use shared::{redlock_urls, TestCtx, TestOutcome, Topology};

@@ -46,3 +46,13 @@ where
         }
     }
 }
+
+/// Serialises the tests of one test binary that start a topology of their
+/// own and fail it over: hold the guard for the whole test. Sentinel
+/// failovers judge liveness by timeouts (`down-after-milliseconds`), and
+/// several sets failing over at once on two cores starve each other into
+/// spurious failovers and TILT mode.
+pub async fn one_failover_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    GATE.lock().await
+}

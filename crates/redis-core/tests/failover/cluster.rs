@@ -80,6 +80,7 @@ fn report(calls: &[Call], from: Instant) -> ShardReport {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_cluster_primary_every_shard_serves_again_within_a_step_of_the_promotion(
 ) -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let mut cluster = tokio::task::spawn_blocking(Cluster::start).await??;
     let redis = Redis::connect(
         RedisConfig::from_url(&cluster.url())?

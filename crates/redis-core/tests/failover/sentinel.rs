@@ -67,6 +67,7 @@ async fn planned_failover(paused: bool) -> anyhow::Result<Planned> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_sentinel_failover_loses_no_acknowledged_write_and_follows_in_bound(
 ) -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let run = planned_failover(true).await?;
     assert!(
         run.lost.is_empty(),
@@ -83,6 +84,7 @@ async fn paused_sentinel_failover_loses_no_acknowledged_write_and_follows_in_bou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_sentinel_failover_loses_at_most_the_writes_at_the_promotion() -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let run = planned_failover(false).await?;
     assert!(
         run.lost.len() <= PLAIN_FAILOVER_LOSS,
@@ -99,6 +101,7 @@ async fn plain_sentinel_failover_loses_at_most_the_writes_at_the_promotion() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_the_switch_while_the_old_primary_still_answers_as_master() -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let set = Arc::new(tokio::task::spawn_blocking(Sentinel::start).await??);
     let (old_port, new_port) = (set.primary().port(), set.replica().port());
     let redis = Redis::connect(sentinel_config(&set)?).await?;
@@ -151,6 +154,7 @@ async fn follows_the_switch_while_the_old_primary_still_answers_as_master() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_sentinel_primary_the_writer_follows_and_the_loss_is_reported() -> anyhow::Result<()>
 {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let mut set = tokio::task::spawn_blocking(Sentinel::start).await??;
     let new_port = set.replica().port();
     let redis = Redis::connect(sentinel_config(&set)?).await?;

@@ -25,6 +25,7 @@ fn pubsub_clients(set: &Sentinel) -> anyhow::Result<Vec<usize>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_subscribes_on_every_sentinel_and_shutdown_closes_it() -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let set = Arc::new(tokio::task::spawn_blocking(Sentinel::start).await??);
     let redis = Redis::connect(sentinel_config(&set)?).await?;
     let probe = |want: usize| {
@@ -65,6 +66,7 @@ async fn the_watcher_subscribes_on_every_sentinel_and_shutdown_closes_it() -> an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_sentinel_neither_blocks_connect_nor_shutdown() -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let mut set = tokio::task::spawn_blocking(Sentinel::start).await??;
     set.sentinel_mut(0).kill()?;
     let redis = Redis::connect(sentinel_config(&set)?).await?;
@@ -81,6 +83,7 @@ async fn a_dead_sentinel_neither_blocks_connect_nor_shutdown() -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_readonly_reply_drops_the_connection_and_reconnects() -> anyhow::Result<()> {
+    let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let (a, b) = tokio::task::spawn_blocking(|| {
         anyhow::Ok((
             RedisServer::start_standalone()?,
