@@ -222,3 +222,66 @@ async fn should_not_replay_commands_sent_with_replay_disabled() -> anyhow::Resul
     redis.shutdown().await?;
     Ok(())
 }
+
+/// With `fail_fast_commands`, a script call made while the client knows its
+/// connection is down fails at once with `Error::Disconnected` (naming the
+/// state), classed unavailable, instead of waiting out the command timeout;
+/// after the restart the same handle serves again. Without it, the same
+/// call queues and fails only at the command timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_fail_script_calls_at_once_while_down_with_fail_fast_commands() -> anyhow::Result<()>
+{
+    let mut server = RedisServer::start_standalone()?;
+    let script = LuaScript::new("ff_get", "return redis.call('GET', KEYS[1])");
+    let slow = fast_config(&server.url())?.with_command_timeout(Duration::from_secs(2));
+    let fast = Redis::connect(slow.clone().with_fail_fast_commands(true)).await?;
+    let queued = Redis::connect(slow).await?;
+    let key = fast.keys().key("ff").build()?;
+    let _: Option<String> = fast
+        .script(&script, vec![key.as_str()], Vec::<String>::new())
+        .await?;
+
+    server.kill()?;
+    eventually("the client sees the connection down", || async {
+        match fast.state() {
+            ConnectionState::Connected => Err(Error::UnexpectedReply("still connected".into())),
+            _ => Ok(()),
+        }
+    })
+    .await?;
+    let started = Instant::now();
+    let err = fast
+        .script::<Option<String>, _, _>(&script, vec![key.as_str()], Vec::<String>::new())
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, Error::Disconnected { .. }), "{err:?}");
+    assert!(err.is_unavailable() && err.is_connection(), "{err:?}");
+    assert!(took < Duration::from_millis(100), "failed fast in {took:?}");
+    assert!(matches!(
+        fast.ensure_connected(),
+        Err(Error::Disconnected { .. })
+    ));
+    // the default queues until the command timeout
+    let started = Instant::now();
+    let err = queued
+        .script::<Option<String>, _, _>(&script, vec![key.as_str()], Vec::<String>::new())
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    server.restart()?;
+    eventually("the fail-fast handle serves again", || async {
+        fast.script::<Option<String>, _, _>(&script, vec![key.as_str()], Vec::<String>::new())
+            .await
+    })
+    .await?;
+    fast.shutdown().await?;
+    queued.shutdown().await?;
+    Ok(())
+}
