@@ -33,6 +33,9 @@ struct Inner {
     no_replay: Options,
     shut_down: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<fred::prelude::FredResult<()>>>>,
+    /// The connection task fred's `init` starts; it ends when the client
+    /// stops for good (reconnect attempts spent, or shutdown).
+    connection: Mutex<Option<JoinHandle<fred::prelude::FredResult<()>>>>,
     watcher: Option<Watcher>,
     scripts: Mutex<Vec<LuaScript>>,
 }
@@ -110,6 +113,7 @@ impl Redis {
             },
             shut_down: AtomicBool::new(false),
             tasks: Mutex::new(tasks),
+            connection: Mutex::new(None),
             watcher,
             scripts: Mutex::new(Vec::new()),
             config,
@@ -119,10 +123,14 @@ impl Redis {
         };
         let timeout = redis.inner.config.connect_timeout;
         let init = async {
-            match &redis.inner.backend {
-                Backend::Single(c) => c.init().await.map(drop),
-                Backend::Pool(p) => p.init().await.map(drop),
+            let handle = match &redis.inner.backend {
+                Backend::Single(c) => c.init().await,
+                Backend::Pool(p) => p.init().await,
+            }?;
+            if let Ok(mut slot) = redis.inner.connection.lock() {
+                *slot = Some(handle);
             }
+            Ok::<_, fred::error::Error>(())
         };
         let outcome = match tokio::time::timeout(timeout, init).await {
             Ok(Ok(())) => Ok(()),
@@ -193,6 +201,20 @@ impl Redis {
     #[must_use]
     pub fn is_cluster(&self) -> bool {
         matches!(self.inner.config.topology, Topology::Cluster { .. })
+    }
+
+    /// Whether the client has stopped for good: its reconnect attempts
+    /// ([`ReconnectConfig::max_attempts`](crate::ReconnectConfig::max_attempts))
+    /// are spent, or it was shut down. A stopped client does not come back
+    /// when Redis does; every call through it fails. With the default
+    /// `max_attempts = 0` it never stops on its own.
+    #[must_use]
+    pub fn has_stopped(&self) -> bool {
+        self.inner
+            .connection
+            .lock()
+            .map(|slot| slot.as_ref().is_some_and(JoinHandle::is_finished))
+            .unwrap_or(false)
     }
 
     /// The connection state (the first client's, for a pool).
