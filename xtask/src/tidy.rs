@@ -112,22 +112,27 @@ mod tests {
         std::fs::read_to_string(file).map_or(0, |t| t.lines().count())
     }
 
-    #[test]
-    fn no_source_file_outside_tests_is_over_600_lines() {
+    /// The files of `files` longer than `max` lines, each with its length.
+    fn longer_than(files: &[PathBuf], max: usize) -> Vec<String> {
         let root = root();
-        let files = source_files();
-        assert!(!files.is_empty());
-        let long: Vec<String> = files
+        files
             .iter()
             .map(|f| (f, line_count(f)))
-            .filter(|(_, n)| *n > MAX_SOURCE_LINES)
+            .filter(|(_, n)| *n > max)
             .map(|(f, n)| {
                 format!(
                     "{} ({n} lines)",
                     f.strip_prefix(&root).unwrap_or(f).display()
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn no_source_file_outside_tests_is_over_600_lines() {
+        let files = source_files();
+        assert!(!files.is_empty());
+        let long = longer_than(&files, MAX_SOURCE_LINES);
         assert!(
             long.is_empty(),
             "split these files by concept (at most {MAX_SOURCE_LINES} lines):\n  {}",
@@ -137,23 +142,12 @@ mod tests {
 
     #[test]
     fn every_lib_rs_fits_on_one_screen() {
-        let root = root();
         let libs: Vec<PathBuf> = source_files()
             .into_iter()
             .filter(|f| f.file_name().is_some_and(|n| n == "lib.rs"))
             .collect();
         assert!(libs.len() >= 5, "{libs:?}");
-        let long: Vec<String> = libs
-            .iter()
-            .map(|f| (f, line_count(f)))
-            .filter(|(_, n)| *n > MAX_LIB_LINES)
-            .map(|(f, n)| {
-                format!(
-                    "{} ({n} lines)",
-                    f.strip_prefix(&root).unwrap_or(f).display()
-                )
-            })
-            .collect();
+        let long = longer_than(&libs, MAX_LIB_LINES);
         assert!(
             long.is_empty(),
             "lib.rs is a map (at most {MAX_LIB_LINES} lines; essays go to docs/):\n  {}",
