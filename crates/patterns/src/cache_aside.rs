@@ -7,7 +7,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use aeturnis_cache::Cache;
@@ -22,10 +22,12 @@ use serde::Serialize;
 
 use crate::envelope::{self, Entry, Stored, Token};
 use crate::error::{Error, Result};
+use crate::hot::HotKeys;
 use crate::notify::{channel, publish_fill, Notifier};
 use crate::policy::{OnRedisError, Policy};
 use crate::scripts::{FILL, LEASE, UNLEASE};
 use crate::stats::{bump, CacheAsideStats, Counters};
+use crate::xfetch::xfetch_due;
 
 /// The values a [`CacheAside`] can hold.
 pub trait Cacheable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
@@ -46,6 +48,7 @@ struct Inner<T> {
     clock: ServerClock,
     flights: Mutex<HashMap<RedisKey, Flight<T>>>,
     refreshing: Mutex<HashSet<RedisKey>>,
+    hot: RwLock<Option<Arc<HotKeys>>>,
     counters: Counters,
     _value: PhantomData<fn() -> T>,
 }
@@ -81,6 +84,7 @@ impl<T: Cacheable> CacheAside<T> {
                 redis,
                 flights: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashSet::new()),
+                hot: RwLock::new(None),
                 counters: Counters::default(),
                 _value: PhantomData,
             }),
@@ -95,22 +99,6 @@ impl<T: Cacheable> CacheAside<T> {
     /// The server clock estimate.
     pub(crate) fn clock(&self) -> &ServerClock {
         &self.inner.clock
-    }
-
-    /// One load of `key` as a miss does it (lease, loader, conditional
-    /// store), outside the single-flight map: for warming.
-    pub(crate) async fn lead_load<F, Fut, E>(
-        &self,
-        key: &RedisKey,
-        policy: &Policy,
-        loader: Arc<F>,
-    ) -> Loaded<T>
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send + 'static,
-        E: StdError + Send + Sync + 'static,
-    {
-        self.lead(key, policy, loader).await
     }
 
     /// The counters since this reader was built.
@@ -141,6 +129,9 @@ impl<T: Cacheable> CacheAside<T> {
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send + 'static,
         E: StdError + Send + Sync + 'static,
     {
+        if let Some(hot) = &*self.inner.hot.read().unwrap_or_else(|p| p.into_inner()) {
+            hot.record(key);
+        }
         let loader = Arc::new(loader);
         let got = self.inner.redis.client().get::<Option<Bytes>, _>(key).await;
         match got {
@@ -260,7 +251,12 @@ impl<T: Cacheable> CacheAside<T> {
     /// The leader of a load: lease the key (one script call that also
     /// returns whatever appeared meanwhile), load, store if the lease still
     /// holds.
-    async fn lead<F, Fut, E>(&self, key: &RedisKey, policy: &Policy, loader: Arc<F>) -> Loaded<T>
+    pub(crate) async fn lead<F, Fut, E>(
+        &self,
+        key: &RedisKey,
+        policy: &Policy,
+        loader: Arc<F>,
+    ) -> Loaded<T>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send + 'static,
@@ -334,7 +330,11 @@ impl<T: Cacheable> CacheAside<T> {
     }
 
     /// Calls the loader, timing it (δ for early refresh).
-    async fn load<F, Fut, E>(&self, key: &RedisKey, loader: &Arc<F>) -> Result<(Option<T>, u32)>
+    pub(crate) async fn load<F, Fut, E>(
+        &self,
+        key: &RedisKey,
+        loader: &Arc<F>,
+    ) -> Result<(Option<T>, u32)>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send + 'static,
@@ -355,16 +355,16 @@ impl<T: Cacheable> CacheAside<T> {
     }
 
     /// Stores `value` if `key` still holds `expected` (our lease or the
-    /// entry being refreshed). A failure is logged, not returned: the
-    /// caller has its value; the cache just stays empty.
-    async fn fill(
+    /// entry being refreshed); `true` when stored. A failure is logged,
+    /// not returned: the caller has its value; the cache just stays empty.
+    pub(crate) async fn fill(
         &self,
         key: &RedisKey,
         policy: &Policy,
         expected: Token,
         value: Option<&T>,
         took_ms: u32,
-    ) {
+    ) -> bool {
         let settings = policy.settings();
         let (ttl, soft) = match value {
             Some(_) => (settings.ttl, settings.soft_ttl.unwrap_or(settings.ttl)),
@@ -372,7 +372,7 @@ impl<T: Cacheable> CacheAside<T> {
                 Some(n) => (n, n),
                 None => {
                     self.unlease(key, expected).await;
-                    return;
+                    return false;
                 }
             },
         };
@@ -407,10 +407,12 @@ impl<T: Cacheable> CacheAside<T> {
                 if settings.lease_wait.is_some() {
                     publish_fill(&self.inner.redis, key).await;
                 }
+                return true;
             }
             Ok(false) => bump(&self.inner.counters.fills_refused),
             Err(e) => tracing::warn!(key = %key, error = %e, "could not store a loaded value"),
         }
+        false
     }
 
     /// Waits up to `wait` for another process to fill `key`: `Some(value)`
@@ -496,24 +498,17 @@ impl<T: Cacheable> CacheAside<T> {
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send + 'static,
         E: StdError + Send + Sync + 'static,
     {
-        let fresh = self
-            .inner
-            .refreshing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone());
-        if !fresh {
+        if !self.begin_refresh(key) {
             return false;
         }
         let this = self.clone();
         let (key, policy) = (key.clone(), policy.clone());
         tokio::spawn(async move {
-            let _done = Refreshing {
-                set: &this.inner.refreshing,
-                key: &key,
-            };
+            let _done = this.refreshing(&key);
             match this.load(&key, &loader).await {
-                Ok((value, took)) => this.fill(&key, &policy, token, value.as_ref(), took).await,
+                Ok((value, took)) => {
+                    this.fill(&key, &policy, token, value.as_ref(), took).await;
+                }
                 Err(e) if policy.settings().stale_if_error => {
                     bump(&this.inner.counters.stale_on_error);
                     tracing::warn!(key = %key, error = %e, "refresh failed; serving the stale value");
@@ -528,9 +523,35 @@ impl<T: Cacheable> CacheAside<T> {
     }
 }
 
+impl<T> CacheAside<T> {
+    /// Marks `key` as refreshing in this process; `false` when it already
+    /// is (one refresh per key at a time). Pair with [`Self::refreshing`].
+    pub(crate) fn begin_refresh(&self, key: &RedisKey) -> bool {
+        let mut set = self
+            .inner
+            .refreshing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        set.insert(key.clone())
+    }
+
+    /// The guard that unmarks `key` when dropped.
+    pub(crate) fn refreshing<'a>(&'a self, key: &'a RedisKey) -> Refreshing<'a> {
+        Refreshing {
+            set: &self.inner.refreshing,
+            key,
+        }
+    }
+
+    /// The hot-key sampler slot of the warming scheduler.
+    pub(crate) fn hot_slot(&self) -> &RwLock<Option<Arc<HotKeys>>> {
+        &self.inner.hot
+    }
+}
+
 /// Removes a key from the set of refreshing keys when dropped (also when
 /// the refresh task panics).
-struct Refreshing<'a> {
+pub(crate) struct Refreshing<'a> {
     set: &'a Mutex<HashSet<RedisKey>>,
     key: &'a RedisKey,
 }
@@ -541,52 +562,5 @@ impl Drop for Refreshing<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(self.key);
-    }
-}
-
-/// XFetch (Vattani, Chierichetti, Lowenstein, VLDB 2015): refresh early
-/// when `now − δ·β·ln(u) ≥ expiry`, with `u` uniform in (0, 1]: the closer
-/// the soft expiry and the slower the load, the likelier.
-fn xfetch_due(now_ms: u64, entry: &Entry, beta: f64, draw: f64) -> bool {
-    if beta <= 0.0 || entry.delta_ms == 0 {
-        return false;
-    }
-    let u = (1.0 - draw).clamp(f64::MIN_POSITIVE, 1.0);
-    let gap = f64::from(entry.delta_ms) * beta * -u.ln();
-    #[allow(clippy::cast_precision_loss)] // server ms since the epoch: exact below 2^53
-    let due = now_ms as f64 + gap >= entry.soft_at_ms as f64;
-    due
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(soft_at_ms: u64, delta_ms: u32) -> Entry {
-        Entry {
-            token: [0; 8],
-            soft_at_ms,
-            hard_at_ms: soft_at_ms + 1000,
-            delta_ms,
-            value: None,
-        }
-    }
-
-    #[test]
-    fn should_refresh_early_more_often_as_expiry_nears() {
-        let draws: Vec<f64> = (0..1000).map(|i| f64::from(i) / 1000.0).collect();
-        let share = |now: u64| {
-            draws
-                .iter()
-                .filter(|d| xfetch_due(now, &entry(10_000, 100), 1.0, **d))
-                .count()
-        };
-        let (far, near, at) = (share(9_000), share(9_900), share(10_000));
-        assert!(far < near && near < at, "{far} {near} {at}");
-        assert_eq!(at, 1000);
-        // ln-tail: 1000 ms ahead with δ = 100 needs -ln(u) ≥ 10: u ≤ 4.5e-5
-        assert_eq!(far, 0);
-        assert!(!xfetch_due(9_999, &entry(10_000, 100), 0.0, 0.999));
-        assert!(!xfetch_due(9_999, &entry(10_000, 0), 1.0, 0.999));
     }
 }

@@ -3,7 +3,7 @@
 //! Cache patterns on Redis, built on `aeturnis-cache`: cache-aside reads
 //! that survive stampedes and never write back a stale load, with
 //! stale-while-revalidate, early refresh and negative caching; and
-//! write-through.
+//! write-through, write-behind, tags and warming.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -31,6 +31,7 @@
 //! | [`cache_aside`] | [`CacheAside::get_or_load`], [`CacheAside::invalidate`] |
 //! | [`write_through`] | [`CacheAside::write_through`]: the source first, then the cache |
 //! | [`warm`] | [`CacheAside::warm`]: many keys, bounded concurrency, progress |
+//! | [`scheduler`] | [`WarmScheduler`]: keeps the hottest keys warm before they expire |
 //! | [`write_behind`] | [`WriteBehind`]: cache now, write the source later through Redis Streams |
 //! | [`tags`] | [`TagIndex`]: `set_tagged`, `invalidate_tag`, bounded tag sets |
 //! | [`policy`] | [`LoadPolicy`] → [`Policy`]: TTLs, soft TTL, negative TTL, β, fallbacks |
@@ -43,14 +44,17 @@ pub use aeturnis_redis_core::{Classify, ErrorClass, Redis, RedisConfig, RedisKey
 pub mod cache_aside;
 mod envelope;
 mod error;
+mod hot;
 mod notify;
 pub mod policy;
+pub mod scheduler;
 mod scripts;
 mod stats;
 pub mod tags;
 pub mod warm;
 pub mod write_behind;
 pub mod write_through;
+mod xfetch;
 
 /// How the patterns work, what they guarantee, and their limits.
 #[doc = include_str!("../docs/guide.md")]
@@ -59,6 +63,7 @@ pub mod guide {}
 pub use cache_aside::{CacheAside, Cacheable};
 pub use error::{Error, Result};
 pub use policy::{LoadPolicy, OnRedisError, Policy};
+pub use scheduler::{WarmScheduler, WarmSchedulerConfig, WarmSchedulerStats};
 pub use stats::CacheAsideStats;
 pub use tags::TagIndex;
 pub use warm::WarmProgress;

@@ -101,7 +101,7 @@ impl<T: Cacheable> CacheAside<T> {
         }
         let for_loader = key.clone();
         let load = move || loader(for_loader.clone());
-        match self.lead_load(&key, policy, Arc::new(load)).await {
+        match self.lead(&key, policy, Arc::new(load)).await {
             Ok(_) => Outcome::Loaded,
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "warming: the load failed");
