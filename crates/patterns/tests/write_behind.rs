@@ -32,6 +32,8 @@ struct MemSink {
     batches: Arc<Mutex<Vec<Batch>>>,
     fail_next: Arc<AtomicU32>,
     always_fail: bool,
+    /// A value the sink refuses: any batch holding it fails.
+    poison: Option<&'static str>,
 }
 
 impl Writer for MemSink {
@@ -41,6 +43,9 @@ impl Writer for MemSink {
     async fn write_batch(&self, batch: &[Pending<String>]) -> Result<(), SinkError> {
         if self.always_fail {
             return Err(SinkError("db down"));
+        }
+        if batch.iter().any(|p| Some(p.value.as_str()) == self.poison) {
+            return Err(SinkError("poison value"));
         }
         if self
             .fail_next
@@ -197,6 +202,53 @@ async fn should_dead_letter_a_batch_after_max_attempts(ctx: TestCtx) -> anyhow::
     Ok(())
 }
 
+async fn should_dead_letter_only_the_failing_entries_of_a_failing_batch(
+    ctx: TestCtx,
+) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = MemSink {
+        poison: Some("poison"),
+        ..MemSink::default()
+    };
+    let wb = WriteBehind::new(&s.cache, config(1).with_max_attempts(2), sink.clone())?;
+    let (a, b, c) = (key(&s, "a"), key(&s, "b"), key(&s, "c"));
+    // written before the worker starts: one read hands it all three
+    wb.write(&a, &"good a".to_owned()).await?;
+    let bad = wb.write(&b, &"poison".to_owned()).await?;
+    wb.write(&c, &"good c".to_owned()).await?;
+    wb.start().await?;
+    flush(&wb).await;
+    assert_eq!(sink.value(&a).as_deref(), Some("good a"));
+    assert_eq!(sink.value(&c).as_deref(), Some("good c"));
+    assert_eq!(sink.value(&b), None);
+    let stats = wb.stats().await?;
+    assert_eq!(
+        (
+            stats.retries,
+            stats.split_batches,
+            stats.written,
+            stats.dead_letters,
+            stats.lag
+        ),
+        (1, 1, 2, 1, 0),
+        "{stats:?}"
+    );
+    let dead: Vec<(String, HashMap<String, Value>)> = s
+        .redis
+        .client()
+        .xrange_values(&wb.dead_letter_keys()[0], "-", "+", None)
+        .await?;
+    assert_eq!(dead.len(), 1, "only the poison entry: {dead:?}");
+    let fields = &dead[0].1;
+    let text = |f: &str| fields[f].as_string().unwrap();
+    assert_eq!(text("id"), bad.to_string());
+    assert_eq!(text("k"), b.to_string());
+    assert_eq!(text("error"), "sink failed: poison value");
+    wb.shutdown().await;
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
 async fn should_claim_entries_left_pending_by_a_dead_consumer(ctx: TestCtx) -> anyhow::Result<()> {
     let s = setup(&ctx).await?;
     let sink = MemSink::default();
@@ -285,6 +337,7 @@ aeturnis_testkit::topology_tests!(
     should_coalesce_writes_of_one_key_within_a_batch,
     should_retry_a_failing_batch_then_write_it,
     should_dead_letter_a_batch_after_max_attempts,
+    should_dead_letter_only_the_failing_entries_of_a_failing_batch,
     should_claim_entries_left_pending_by_a_dead_consumer,
     should_wait_in_flush_for_every_earlier_write,
     should_drain_on_shutdown,

@@ -40,10 +40,12 @@
 //!    order, wins; the others are acknowledged with it;
 //! 4. calls [`Writer::write_batch`], retrying a failure with backoff
 //!    (`first_backoff` doubling up to `max_backoff`) up to `max_attempts`
-//!    calls; then moves every entry of the batch to the dead-letter stream
+//!    calls; then, to find the failing entries, calls it once more for
+//!    each entry on its own (`split_batches`): the entries that succeed
+//!    are written, and only those that fail move to the dead-letter stream
 //!    `<prefix>wb:<name>:{<name>-<i>}:dead` (same slot; fields `k`, `v`,
-//!    `id` (the original id), `error` (the writer's error text)). An entry
-//!    whose value does not decode goes there at once;
+//!    `id` (the original id), `error` (the writer's error text for that
+//!    entry)). An entry whose value does not decode goes there at once;
 //! 5. `XDEL`s and `XACK`s the batch (in that order, so a crash between
 //!    the two leaves nothing behind): a stream holds only what is not yet
 //!    written, so its length is the lag.
@@ -72,9 +74,12 @@
 //! old ones (drain with [`flush`](WriteBehind::flush) first).
 //!
 //! # Limits
-//! - A failing batch is dead-lettered whole: one bad entry takes the
-//!   others of its batch with it (they are not bisected); re-add them from
-//!   the dead-letter stream.
+//! - The entry-by-entry pass tries each entry once, without backoff: when
+//!   the whole source is down rather than one entry bad, the whole batch
+//!   reaches the dead-letter stream after `max_attempts` batch calls and
+//!   one call per entry (re-add the entries from there). A writer that
+//!   stores part of a failing batch sees those entries again in the pass
+//!   (at least once, as above).
 //! - The attempt count lives in the worker: an entry whose write crashes
 //!   the worker process is claimed and tried again without end (the
 //!   stream's delivery count is not consulted).

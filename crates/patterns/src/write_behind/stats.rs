@@ -21,6 +21,9 @@ pub struct WriteBehindStats {
     pub coalesced: u64,
     /// Failed `write_batch` calls that were retried.
     pub retries: u64,
+    /// Batches that failed `max_attempts` times with more than one entry,
+    /// then written entry by entry to find the failing ones.
+    pub split_batches: u64,
     /// Entries moved to the dead-letter stream.
     pub dead_letters: u64,
     /// Entries taken over from another consumer (`XAUTOCLAIM`).
@@ -40,6 +43,7 @@ pub(crate) struct Counters {
     pub(crate) written: AtomicU64,
     pub(crate) coalesced: AtomicU64,
     pub(crate) retries: AtomicU64,
+    pub(crate) split_batches: AtomicU64,
     pub(crate) dead_letters: AtomicU64,
     pub(crate) claimed: AtomicU64,
 }
@@ -57,6 +61,7 @@ impl Counters {
             written: get(&self.written),
             coalesced: get(&self.coalesced),
             retries: get(&self.retries),
+            split_batches: get(&self.split_batches),
             dead_letters: get(&self.dead_letters),
             claimed: get(&self.claimed),
             lag,

@@ -171,6 +171,28 @@ fn backoff(config: &super::WriteBehindConfig, attempt: u32) -> Duration {
     (config.first_backoff * factor).min(config.max_backoff)
 }
 
+/// Writes each entry of a batch that kept failing on its own, once: the
+/// good ones are written, the failing ones returned for the dead-letter
+/// stream with their own error text.
+async fn split<W: Writer>(
+    inner: &Inner<W>,
+    batch: &[Pending<W::Value>],
+    raws: Vec<Raw>,
+) -> Vec<(String, Option<Raw>, String)> {
+    let mut dead = Vec::new();
+    for (pending, raw) in batch.iter().zip(raws) {
+        match inner
+            .writer
+            .write_batch(std::slice::from_ref(pending))
+            .await
+        {
+            Ok(()) => add(&inner.counters.written, 1),
+            Err(e) => dead.push((raw.id.to_string(), Some(raw), e.to_string())),
+        }
+    }
+    dead
+}
+
 /// Coalesces, writes (with retries), dead-letters, acknowledges.
 async fn handle<W: Writer>(
     inner: &Inner<W>,
@@ -228,12 +250,18 @@ async fn handle<W: Writer>(
                     break;
                 }
                 Err(e) if attempt >= inner.config.max_attempts => {
-                    tracing::warn!(stream = %stream, error = %e, "write-behind batch failed; dead-lettering it");
-                    let text = e.to_string();
                     // the superseded writes of the same keys are acknowledged
                     // with their winners
-                    for raw in raws {
-                        dead.push((raw.id.to_string(), Some(raw), text.clone()));
+                    if batch.len() == 1 {
+                        tracing::warn!(stream = %stream, error = %e, "write-behind entry failed; dead-lettering it");
+                        dead.extend(
+                            raws.into_iter()
+                                .map(|r| (r.id.to_string(), Some(r), e.to_string())),
+                        );
+                    } else {
+                        tracing::warn!(stream = %stream, error = %e, "write-behind batch failed; writing it entry by entry");
+                        add(&inner.counters.split_batches, 1);
+                        dead.extend(split(inner, &batch, raws).await);
                     }
                     break;
                 }
