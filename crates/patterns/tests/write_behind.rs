@@ -1,6 +1,7 @@
 //! `WriteBehind` against real Redis: coalescing, retries, dead letters,
 //! claiming a dead consumer's entries, flush, typed config errors, no
-//! replay of a dropped write, and a worker process killed mid-batch 20
+//! replay of a dropped write (standalone, and the two-command path on a
+//! cluster), per-entry dead letters, and a worker process killed mid-batch 20
 //! times without losing an acknowledged write.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
 
@@ -15,7 +16,7 @@ use aeturnis_patterns::core::fred::interfaces::{HashesInterface, KeysInterface, 
 use aeturnis_patterns::core::fred::types::Value;
 use aeturnis_patterns::{Error, Pending, Redis, RedisConfig, RedisKey, StreamId};
 use aeturnis_patterns::{WriteBehind, WriteBehindConfig, Writer};
-use aeturnis_testkit::{eventually, RedisServer, TestCtx};
+use aeturnis_testkit::{eventually, Cluster, RedisServer, TestCtx};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(Debug, thiserror::Error)]
@@ -410,6 +411,99 @@ async fn should_fail_a_dropped_write_instead_of_resending_it() -> anyhow::Result
     let entries: Vec<(String, HashMap<String, Value>)> = redis
         .client()
         .xrange_values(&wb.stream_keys()[0], "-", "+", None)
+        .await?;
+    assert_eq!(
+        entries.len(),
+        2,
+        "v1 and v3 only, v2 was not re-sent: {entries:?}"
+    );
+    assert_eq!(entries[1].0, v3.to_string());
+    redis.shutdown().await?;
+    Ok(())
+}
+
+/// The primary that owns `slot`, by its own `CLUSTER NODES` line.
+fn owner(cluster: &Cluster, slot: u16) -> &RedisServer {
+    cluster
+        .nodes()
+        .iter()
+        .find(|node| {
+            let view = node.cli(&["CLUSTER", "NODES"]).unwrap();
+            view.lines()
+                .find(|l| l.contains("myself"))
+                .is_some_and(|me| {
+                    me.contains("master")
+                        && me.split_whitespace().skip(8).any(|range| {
+                            let mut ends = range.split('-').map(|n| n.parse::<u16>());
+                            match (ends.next(), ends.next()) {
+                                (Some(Ok(a)), Some(Ok(b))) => (a..=b).contains(&slot),
+                                (Some(Ok(a)), None) => a == slot,
+                                _ => false,
+                            }
+                        })
+                })
+        })
+        .expect("a primary owns every slot")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_fail_a_dropped_cluster_write_on_two_slots_instead_of_resending_it(
+) -> anyhow::Result<()> {
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await??;
+    let redis = Redis::connect(RedisConfig::from_url(&cluster.url())?).await?;
+    assert!(redis.is_cluster());
+    let cache = Cache::new(redis.clone(), CacheConfig::default())?;
+    let wb = WriteBehind::new(&cache, config(1), MemSink::default())?;
+    let stream = wb.stream_keys()[0].clone();
+    let stream_node = owner(&cluster, stream.slot());
+    // a key on another primary than its stream: the two-command path
+    let k = (0..)
+        .map(|i| {
+            cache
+                .key("player")
+                .id(format!("replay-{i}"))
+                .build()
+                .unwrap()
+        })
+        .find(|k| owner(&cluster, k.slot()).port() != stream_node.port())
+        .unwrap();
+    wb.write(&k, &"v1".to_owned()).await?;
+    // make `xlen` the stream node's connection's last command, so
+    // `cmd=xadd` below can only be the held write
+    let _: u64 = redis.client().xlen(&stream).await?;
+    stream_node.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
+    let task = {
+        let (wb, k) = (wb.clone(), k.clone());
+        tokio::spawn(async move { wb.write(&k, &"v2".to_owned()).await })
+    };
+    let held = eventually(
+        "the XADD to reach the stream's node",
+        Duration::from_secs(5),
+        || async {
+            let clients = stream_node
+                .cli(&["CLIENT", "LIST"])
+                .map_err(|e| e.to_string())?;
+            if clients.lines().any(|l| l.contains("cmd=xadd")) {
+                Ok(())
+            } else {
+                Err(format!("not held yet: {clients}"))
+            }
+        },
+    )
+    .await;
+    stream_node.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])?;
+    stream_node.cli(&["CLIENT", "UNPAUSE"])?;
+    held?;
+    let dropped = tokio::time::timeout(Duration::from_secs(10), task).await??;
+    match dropped {
+        Err(Error::Redis(e)) => assert!(e.is_connection() || e.is_timeout(), "{e}"),
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+    // a later write goes out after anything fred would have re-sent
+    let v3 = wb.write(&k, &"v3".to_owned()).await?;
+    let entries: Vec<(String, HashMap<String, Value>)> = redis
+        .client()
+        .xrange_values(&stream, "-", "+", None)
         .await?;
     assert_eq!(
         entries.len(),

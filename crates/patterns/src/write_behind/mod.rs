@@ -84,8 +84,10 @@
 //!   the worker process is claimed and tried again without end (the
 //!   stream's delivery count is not consulted).
 //! - `write` on a cluster, when key and stream are on two slots, is not
-//!   atomic (see above); its replay safety rests on the same no-replay
-//!   option, tested on a standalone server.
+//!   atomic (see above). It is replay-safe by the same no-replay option,
+//!   tested on both paths: a held `EVALSHA` on a standalone server, and a
+//!   held `XADD` on a 6-node cluster whose stream lives on another
+//!   primary than the key (the dropped write fails; nothing is re-sent).
 //!
 //! # Flush and shutdown
 //! [`WriteBehind::flush`] notes the last entry of every stream and waits
