@@ -56,6 +56,11 @@ pub mod write_behind;
 pub mod write_through;
 mod xfetch;
 
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// How the patterns work, what they guarantee, and their limits.
 #[doc = include_str!("../docs/guide.md")]
 pub mod guide {}
