@@ -13,6 +13,9 @@ pub(crate) static FILL: LazyLock<LuaScript> =
 /// Remove a key only while it holds the expected token.
 pub(crate) static UNLEASE: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new("patterns_unlease", include_str!("lua/unlease.lua")));
+/// Write-behind: `XDEL` and `XACK` written entries in one atomic call.
+pub(crate) static ACK: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new("patterns_wb_ack", include_str!("lua/ack.lua")));
 
 #[cfg(test)]
 mod tests {
@@ -20,7 +23,7 @@ mod tests {
     //! script, run twice with the same arguments, leaves the same state and
     //! gives an answer the caller reads the same way.
     use aeturnis_redis_core::fred::bytes::Bytes;
-    use aeturnis_redis_core::fred::interfaces::KeysInterface;
+    use aeturnis_redis_core::fred::interfaces::{KeysInterface, StreamsInterface};
     use aeturnis_redis_core::fred::types::Value;
     use aeturnis_redis_core::{Redis, RedisConfig};
     use aeturnis_testkit::RedisServer;
@@ -77,6 +80,34 @@ mod tests {
         );
         let exists: u64 = redis.client().exists(&key).await?;
         assert_eq!(exists, 0);
+
+        let stream = redis.keys().key("replay-stream").build()?;
+        let client = redis.client();
+        let mut ids = Vec::new();
+        for v in ["a", "b"] {
+            let id: String = client.xadd(&stream, false, None, "*", ("k", v)).await?;
+            ids.push(id);
+        }
+        let _: Value = client.xgroup_create(&stream, "g", "0", false).await?;
+        let _: Value = client
+            .xreadgroup("g", "c", None, None, false, &stream, ">")
+            .await?;
+        let run_ack = || {
+            let ids = ids.clone();
+            redis.script_on::<i64, _>(&ACK, &stream, move |a| {
+                a.push(Value::from("g"));
+                a.extend(ids.iter().map(|id| Value::from(id.as_str())));
+            })
+        };
+        assert_eq!(run_ack().await?, 2);
+        assert_eq!(run_ack().await?, 0, "a replay acknowledges nothing more");
+        let len: u64 = client.xlen(&stream).await?;
+        let pending: Value = client.xpending(&stream, "g", ()).await?;
+        assert_eq!(len, 0);
+        assert_eq!(
+            pending.into_array().first().and_then(Value::as_u64),
+            Some(0)
+        );
         redis.shutdown().await?;
         Ok(())
     }

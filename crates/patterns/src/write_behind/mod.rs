@@ -46,8 +46,8 @@
 //!    `<prefix>wb:<name>:{<name>-<i>}:dead` (same slot; fields `k`, `v`,
 //!    `id` (the original id), `error` (the writer's error text for that
 //!    entry)). An entry whose value does not decode goes there at once;
-//! 5. `XDEL`s and `XACK`s the batch (in that order, so a crash between
-//!    the two leaves nothing behind): a stream holds only what is not yet
+//! 5. `XDEL`s and `XACK`s the batch in one script (atomic, one round
+//!    trip; safe to run twice): a stream holds only what is not yet
 //!    written, so its length is the lag.
 //!
 //! # Delivery: at least once
@@ -196,7 +196,7 @@ impl<W: Writer> WriteBehind<W> {
     pub fn new(cache: &Cache, config: WriteBehindConfig, writer: W) -> Result<Self> {
         config.check()?;
         let redis = cache.redis().clone();
-        redis.register_script(&WRITE);
+        redis.register_scripts([&*WRITE, &*crate::scripts::ACK]);
         let mut streams = Vec::with_capacity(usize::from(config.streams));
         let mut dead = Vec::with_capacity(usize::from(config.streams));
         for i in 0..config.streams {
@@ -370,7 +370,8 @@ impl<W: Writer> WriteBehind<W> {
                 let progress = self.inner.progress.notified();
                 let left: Value = client.xrange(stream, "-", last.as_str(), Some(1)).await?;
                 if first_id(left).is_none() {
-                    // deleted; now acknowledged too (XDEL comes first)
+                    // deleted, so acknowledged by the same script; look anyway:
+                    // an id deleted by other means can stay pending
                     let unacked: Value = client
                         .xpending(stream, group, ("-", last.as_str(), 1))
                         .await?;

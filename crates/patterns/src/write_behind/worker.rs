@@ -11,6 +11,8 @@ use aeturnis_redis_core::fred::interfaces::{ClientLike, StreamsInterface};
 use aeturnis_redis_core::fred::types::Value;
 use aeturnis_redis_core::{Redis, RedisKey};
 
+use crate::scripts::ACK;
+
 use super::entry::{parse_entries, Pending, Raw, KEY_FIELD, VALUE_FIELD};
 use super::stats::add;
 use super::{Inner, Writer};
@@ -299,19 +301,18 @@ async fn handle<W: Writer>(
     if ids.is_empty() {
         return;
     }
-    // XDEL first: a worker that dies between the two leaves its entries
-    // pending but deleted, and the next XAUTOCLAIM drops them from the
-    // pending list; the other order would leave acknowledged entries in
-    // the stream that nobody reads again
-    match client.xdel::<u64, _, _>(stream, ids.clone()).await {
-        Ok(_) => {
-            if let Err(e) = client.xack::<u64, _, _, _>(stream, group, ids).await {
-                tracing::warn!(stream = %stream, error = %e, "write-behind XACK failed; XAUTOCLAIM will drop the entries");
-            }
-        }
-        Err(e) => {
-            tracing::warn!(stream = %stream, error = %e, "write-behind XDEL failed; the batch will be claimed again")
-        }
+    // XDEL and XACK in one script: a worker that dies leaves its entries
+    // either pending and in the stream (claimed again) or gone; never
+    // acknowledged but left in the stream, where nobody reads them again
+    let acked: Result<i64, _> = inner
+        .redis
+        .script_on(&ACK, stream, |args| {
+            args.push(Value::from(group));
+            args.extend(ids.iter().map(|id| Value::from(id.as_str())));
+        })
+        .await;
+    if let Err(e) = acked {
+        tracing::warn!(stream = %stream, error = %e, "write-behind XDEL+XACK failed; the batch will be claimed again");
     }
     inner.progress.notify_waiters();
 }
