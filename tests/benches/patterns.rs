@@ -11,20 +11,32 @@
 //!   expiries with a 10 ms loader: synchronous misses and early refreshes,
 //!   against the same reads without early refresh or soft TTL (a plain TTL);
 //! * tag invalidation of 10,000 keys against deleting them by pattern
-//!   (`Cache::delete_matching`, SCAN + UNLINK).
+//!   (`Cache::delete_matching`, SCAN + UNLINK);
+//! * `WriteBehind::write` (cache entry + `XADD`, one script) against
+//!   `Cache::set` of the same value, and against the same script sent raw
+//!   (c=50), interleaved rounds;
+//! * write-behind drain: 100,000 entries over 4 streams written by 4
+//!   workers to an in-memory writer, against raw `XREADGROUP` + `XACK` of
+//!   the same entries by 4 tasks on dedicated connections (median of 3).
 //!
 //! Run it with `cargo xtask bench patterns`.
 
 #![allow(clippy::print_stdout)]
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aeturnis_cache::{Cache, CacheConfig};
-use aeturnis_patterns::{CacheAside, LoadPolicy, Policy, TagIndex};
+use aeturnis_patterns::{CacheAside, LoadPolicy, Pending, Policy, TagIndex};
+use aeturnis_patterns::{WriteBehind, WriteBehindConfig, Writer};
 use aeturnis_redis_core::{Redis, RedisConfig, RedisKey};
-use aeturnis_testkit::bench::{append_records, interleaved_medians, measure, BenchRecord, Sample};
+use aeturnis_testkit::bench::{
+    append_records, interleaved_medians, interleaved_rounds, measure, median_pair, side,
+    BenchRecord, Sample,
+};
 use aeturnis_tests::{bench_redis_url, current_thread_runtime, multi_thread_runtime};
 
 const LAYER: &str = "patterns";
@@ -49,6 +61,8 @@ fn main() -> anyhow::Result<()> {
     records.extend(runtime.block_on(stampede(&url))?);
     records.push(runtime.block_on(early_refresh(&url))?);
     records.push(runtime.block_on(tag_invalidation(&url))?);
+    records.extend(runtime.block_on(write_behind_write(&url))?);
+    records.push(runtime.block_on(write_behind_drain(&url))?);
     for r in &records {
         println!(
             "{LAYER} {:<70} c={:<4} {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs | {} {:>9.0} | ratio {:.2}",
@@ -340,5 +354,338 @@ async fn tag_invalidation(url: &str) -> anyhow::Result<BenchRecord> {
         ours,
         "Cache::delete_matching (SCAN + UNLINK)",
         base.ops_per_sec,
+    ))
+}
+
+/// The in-memory writer of the write-behind rows: one map insert per entry.
+#[derive(Default)]
+struct MemWriter {
+    rows: Mutex<HashMap<String, String>>,
+}
+
+impl Writer for MemWriter {
+    type Value = String;
+    type Error = Never;
+
+    async fn write_batch(&self, batch: &[Pending<String>]) -> Result<(), Never> {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        for p in batch {
+            rows.insert(p.key.clone(), p.value.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Removes a write-behind's streams (no group, no entries).
+async fn drop_streams<W: Writer>(redis: &Redis, wb: &WriteBehind<W>) -> anyhow::Result<()> {
+    use fred::interfaces::KeysInterface;
+    for stream in wb.stream_keys() {
+        let _: u64 = redis.client().del(stream).await?;
+    }
+    Ok(())
+}
+
+async fn write_behind_write(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
+    use fred::interfaces::{ClientLike, LuaInterface};
+    use fred::types::{ClusterHash, CustomCommand, Value};
+    let cache = connect(url, "bench:patterns:wb:").await?;
+    let wb = WriteBehind::new(&cache, WriteBehindConfig::new("w"), MemWriter::default())?;
+    let raw = WriteBehind::new(&cache, WriteBehindConfig::new("raw"), MemWriter::default())?;
+    let keys = |kind: &str| -> anyhow::Result<Arc<Vec<RedisKey>>> {
+        Ok(Arc::new(
+            (0..KEYS)
+                .map(|i| cache.key(kind).id(i.to_string()).build())
+                .collect::<Result<_, _>>()?,
+        ))
+    };
+    let (wb_keys, plain_keys, raw_keys) = (keys("wb")?, keys("plain")?, keys("raw")?);
+    // the floor: the same script, sent raw with the same sizes (an entry
+    // of 29 + 100 bytes; the value as the codec encodes it)
+    let sha: String = cache
+        .redis()
+        .client()
+        .script_load(include_str!(
+            "../../crates/patterns/src/write_behind/write.lua"
+        ))
+        .await?;
+    let encoded = fred::bytes::Bytes::from(cache.redis().codec().encode("v", &value())?);
+    let entry = fred::bytes::Bytes::from(vec![0xC1u8; 29 + encoded.len()]);
+    let ops = 50_000;
+    let rounds = interleaved_rounds(vec![
+        side(|| {
+            let (wb, keys, redis) = (wb.clone(), wb_keys.clone(), cache.redis().clone());
+            async move {
+                // no workers: the streams only grow; start each run empty
+                drop_streams(&redis, &wb).await?;
+                measure(50, ops, move |i| {
+                    let (wb, keys) = (wb.clone(), keys.clone());
+                    async move {
+                        wb.write(&keys[i % KEYS], &value()).await?;
+                        Ok(())
+                    }
+                })
+                .await
+            }
+        }),
+        side(|| {
+            let (cache, keys) = (cache.clone(), plain_keys.clone());
+            measure(50, ops, move |i| {
+                let (cache, keys) = (cache.clone(), keys.clone());
+                async move {
+                    cache
+                        .set(&keys[i % KEYS], &value(), Duration::from_secs(3600))
+                        .await?;
+                    Ok(())
+                }
+            })
+        }),
+        side(|| {
+            let (raw, keys, redis) = (raw.clone(), raw_keys.clone(), cache.redis().clone());
+            let (sha, encoded, entry) = (sha.clone(), encoded.clone(), entry.clone());
+            async move {
+                drop_streams(&redis, &raw).await?;
+                measure(50, ops, move |i| {
+                    let key = &keys[i % KEYS];
+                    let frame = vec![
+                        Value::from(sha.as_str()),
+                        Value::Integer(2),
+                        Value::from(key.as_str()),
+                        Value::from(raw.stream_of(key).as_str()),
+                        Value::Bytes(entry.clone()),
+                        Value::Integer(3_600_000),
+                        Value::from(key.as_str()),
+                        Value::Bytes(encoded.clone()),
+                    ];
+                    let client = redis.no_replay();
+                    async move {
+                        let _: String = client
+                            .custom(
+                                CustomCommand::new_static("EVALSHA", ClusterHash::FirstKey, false),
+                                frame,
+                            )
+                            .await?;
+                        Ok(())
+                    }
+                })
+                .await
+            }
+        }),
+        side(|| {
+            let (raw, keys, redis) = (raw.clone(), raw_keys.clone(), cache.redis().clone());
+            let (encoded, entry) = (encoded.clone(), entry.clone());
+            async move {
+                use fred::interfaces::{KeysInterface, StreamsInterface};
+                use fred::types::Expiration;
+                drop_streams(&redis, &raw).await?;
+                measure(50, ops, move |i| {
+                    let key = keys[i % KEYS].clone();
+                    let stream = raw.stream_of(&key).clone();
+                    let (client, entry, encoded) =
+                        (redis.no_replay(), entry.clone(), encoded.clone());
+                    async move {
+                        let set = client.set::<(), _, _>(
+                            &key,
+                            entry,
+                            Some(Expiration::PX(3_600_000)),
+                            None,
+                            false,
+                        );
+                        let xadd = client.xadd::<String, _, _, _, _>(
+                            &stream,
+                            false,
+                            None,
+                            "*",
+                            vec![
+                                ("k", Value::from(key.as_str())),
+                                ("v", Value::Bytes(encoded)),
+                            ],
+                        );
+                        tokio::try_join!(set, xadd)?;
+                        Ok(())
+                    }
+                })
+                .await
+            }
+        }),
+    ])
+    .await?;
+    let (ours, set) = median_pair(&rounds, 0, 1)?;
+    let (two, two_vs_set) = median_pair(&rounds, 3, 1)?;
+    let (ours_vs_raw, raw_sample) = median_pair(&rounds, 0, 2)?;
+    drop_streams(cache.redis(), &wb).await?;
+    drop_streams(cache.redis(), &raw).await?;
+    cache.redis().shutdown().await?;
+    Ok(vec![
+        BenchRecord::new(
+            LAYER,
+            "WriteBehind::write 100B (cache entry + XADD, one script)",
+            50,
+            "multi_thread(2)",
+            ours,
+            "Cache::set (same value)",
+            set.ops_per_sec,
+        )
+        .with_baseline_latency(set),
+        BenchRecord::new(
+            LAYER,
+            "WriteBehind::write 100B (cache entry + XADD, one script)",
+            50,
+            "multi_thread(2)",
+            ours_vs_raw,
+            "raw fred EVALSHA of the same script, same sizes (the floor)",
+            raw_sample.ops_per_sec,
+        )
+        .with_baseline_latency(raw_sample),
+        BenchRecord::new(
+            LAYER,
+            "raw fred SET PX + XADD, sent together without a script (context)",
+            50,
+            "multi_thread(2)",
+            two,
+            "Cache::set (same value)",
+            two_vs_set.ops_per_sec,
+        )
+        .with_baseline_latency(two_vs_set),
+    ])
+}
+
+const DRAIN: usize = 100_000;
+
+/// Writes `DRAIN` entries of distinct keys through `wb` (no workers).
+async fn fill<W: Writer<Value = String>>(cache: &Cache, wb: &WriteBehind<W>) -> anyhow::Result<()> {
+    let keys: Vec<RedisKey> = (0..DRAIN)
+        .map(|i| cache.key("drain").id(i.to_string()).build())
+        .collect::<Result<_, _>>()?;
+    let v = value();
+    for chunk in keys.chunks(500) {
+        futures::future::try_join_all(chunk.iter().map(|k| wb.write(k, &v))).await?;
+    }
+    Ok(())
+}
+
+/// One drain by 4 workers to an in-memory writer: entries per second.
+async fn drain_ours(cache: &Cache, round: usize) -> anyhow::Result<f64> {
+    let config =
+        WriteBehindConfig::new(&format!("drain{round}")).with_block(Duration::from_millis(100));
+    let wb = WriteBehind::new(cache, config, MemWriter::default())?;
+    fill(cache, &wb).await?;
+    // the workers start reading as `start` returns (it only spawns them
+    // after connecting): the raw side's connections are made untimed too
+    wb.start().await?;
+    let t = Instant::now();
+    wb.flush().await?;
+    let secs = t.elapsed().as_secs_f64();
+    let written = wb.stats().await?.written;
+    wb.shutdown().await;
+    anyhow::ensure!(written == DRAIN as u64, "wrote {written}");
+    anyhow::ensure!(wb.writer().rows.lock().map(|r| r.len()).unwrap_or(0) == DRAIN);
+    drop_streams(cache.redis(), &wb).await?;
+    Ok(DRAIN as f64 / secs)
+}
+
+/// The ids in an `XREADGROUP` answer.
+fn ids(value: fred::types::Value) -> Vec<String> {
+    use fred::types::Value;
+    let entries = |v: Value| -> Vec<String> {
+        match v {
+            Value::Array(es) => es
+                .into_iter()
+                .filter_map(|e| match e {
+                    Value::Array(mut pair) if !pair.is_empty() => pair.swap_remove(0).as_string(),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    match value {
+        Value::Array(streams) => streams
+            .into_iter()
+            .flat_map(|s| match s {
+                Value::Array(mut pair) if pair.len() == 2 => entries(pair.swap_remove(1)),
+                _ => Vec::new(),
+            })
+            .collect(),
+        Value::Map(m) => m.inner().into_values().flat_map(entries).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The same entries read and acknowledged raw (`XREADGROUP COUNT 256` +
+/// `XACK`) by 4 tasks, one per stream, on dedicated connections.
+async fn drain_raw(cache: &Cache, round: usize) -> anyhow::Result<f64> {
+    use fred::interfaces::{ClientLike, StreamsInterface};
+    let name = format!("raw{round}");
+    let wb = WriteBehind::new(cache, WriteBehindConfig::new(&name), MemWriter::default())?;
+    fill(cache, &wb).await?;
+    let mut clients = Vec::new();
+    for stream in wb.stream_keys() {
+        let _: fred::types::Value = cache
+            .redis()
+            .client()
+            .xgroup_create(stream, name.as_str(), "0", true)
+            .await?;
+        clients.push((stream.clone(), cache.redis().dedicated_client().await?));
+    }
+    let t = Instant::now();
+    let tasks = clients.into_iter().map(|(stream, client)| {
+        let group = name.clone();
+        tokio::spawn(async move {
+            let mut n = 0usize;
+            loop {
+                let read: fred::types::Value = client
+                    .xreadgroup(group.as_str(), "c", Some(256), None, false, &stream, ">")
+                    .await?;
+                let ids = ids(read);
+                if ids.is_empty() {
+                    break;
+                }
+                n += ids.len();
+                let _: u64 = client.xack(&stream, group.as_str(), ids).await?;
+            }
+            let _ = client.quit().await;
+            anyhow::Ok(n)
+        })
+    });
+    let mut total = 0;
+    for task in futures::future::join_all(tasks).await {
+        total += task??;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(total == DRAIN, "read {total}");
+    drop_streams(cache.redis(), &wb).await?;
+    Ok(DRAIN as f64 / secs)
+}
+
+async fn write_behind_drain(url: &str) -> anyhow::Result<BenchRecord> {
+    let cache = connect(url, "bench:patterns:drain:").await?;
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        // alternate which goes first
+        if round % 2 == 0 {
+            ours.push(drain_ours(&cache, round).await?);
+            raw.push(drain_raw(&cache, round).await?);
+        } else {
+            raw.push(drain_raw(&cache, round).await?);
+            ours.push(drain_ours(&cache, round).await?);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ours, raw) = (median(&mut ours), median(&mut raw));
+    cache.redis().shutdown().await?;
+    let us = DRAIN as f64 / ours * 1e6;
+    Ok(BenchRecord::new(
+        LAYER,
+        &format!(
+            "write-behind drain, {DRAIN} entries, 4 streams, in-memory writer: {ours:.0} entries/s (floor 50,000)"
+        ),
+        4,
+        "multi_thread(2)",
+        Sample::new(ours, us, us),
+        "raw XREADGROUP COUNT 256 + XACK, 4 tasks",
+        raw,
     ))
 }
