@@ -101,6 +101,9 @@ async fn main() -> anyhow::Result<()> {
     let config = WriteBehindConfig::new(&var("WB_NAME")?)
         .with_streams(var("WB_STREAMS")?.parse()?)
         .with_batch(64)
+        // the test kills workers mid-batch on purpose, possibly the same
+        // claimed batch several times in a row; none of its entries is poison
+        .with_max_deliveries(1000)
         .with_block(Duration::from_millis(200))
         .with_claim_idle(Duration::from_millis(var("WB_CLAIM_MS")?.parse()?));
     let wb = WriteBehind::new(&cache, config, sink)?;

@@ -250,6 +250,66 @@ async fn should_dead_letter_only_the_failing_entries_of_a_failing_batch(
     Ok(())
 }
 
+async fn should_dead_letter_an_entry_delivered_more_than_max_deliveries(
+    ctx: TestCtx,
+) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = MemSink::default();
+    let cfg = config(1)
+        .with_max_deliveries(2)
+        .with_claim_idle(Duration::from_millis(50));
+    let wb = WriteBehind::new(&s.cache, cfg, sink.clone())?;
+    let stream = wb.stream_keys()[0].clone();
+    let (k, fine) = (key(&s, "kills-workers"), key(&s, "fine"));
+    let id = wb.write(&k, &"kills its worker".to_owned()).await?;
+    // a consumer that died handling it twice: read once, then its delivery
+    // count set to 2 and its idle time to 100 s (XCLAIM RETRYCOUNT, IDLE)
+    let client = s.redis.client();
+    let _: Value = client.xgroup_create(&stream, "t", "0", true).await?;
+    let _: Value = client
+        .xreadgroup("t", "ghost", None, None, false, &stream, ">")
+        .await?;
+    let _: Value = client
+        .xclaim(
+            &stream,
+            "t",
+            "ghost",
+            0,
+            id.to_string(),
+            Some(100_000),
+            None,
+            Some(2),
+            false,
+            false,
+        )
+        .await?;
+    wb.write(&fine, &"fine".to_owned()).await?;
+    wb.start().await?;
+    flush(&wb).await;
+    // the claim raised it to 3 deliveries: dead-lettered, not written
+    assert_eq!(sink.value(&k), None);
+    assert_eq!(sink.value(&fine).as_deref(), Some("fine"));
+    let stats = wb.stats().await?;
+    assert_eq!(
+        (stats.claimed, stats.dead_letters, stats.lag, stats.pending),
+        (1, 1, 0, 0),
+        "{stats:?}"
+    );
+    let dead: Vec<(String, HashMap<String, Value>)> = client
+        .xrange_values(&wb.dead_letter_keys()[0], "-", "+", None)
+        .await?;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let fields = &dead[0].1;
+    assert_eq!(fields["id"].as_string().unwrap(), id.to_string());
+    assert_eq!(
+        fields["error"].as_string().unwrap(),
+        "delivered 3 times without being written (a worker died or stalled handling it)"
+    );
+    wb.shutdown().await;
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
 async fn should_claim_entries_left_pending_by_a_dead_consumer(ctx: TestCtx) -> anyhow::Result<()> {
     let s = setup(&ctx).await?;
     let sink = MemSink::default();
@@ -339,6 +399,7 @@ aeturnis_testkit::topology_tests!(
     should_retry_a_failing_batch_then_write_it,
     should_dead_letter_a_batch_after_max_attempts,
     should_dead_letter_only_the_failing_entries_of_a_failing_batch,
+    should_dead_letter_an_entry_delivered_more_than_max_deliveries,
     should_claim_entries_left_pending_by_a_dead_consumer,
     should_wait_in_flush_for_every_earlier_write,
     should_drain_on_shutdown,
@@ -352,6 +413,7 @@ async fn should_refuse_zero_settings_naming_them() -> anyhow::Result<()> {
         ("streams", config(0)),
         ("batch", config(1).with_batch(0)),
         ("max_attempts", config(1).with_max_attempts(0)),
+        ("max_deliveries", config(1).with_max_deliveries(0)),
         ("block", config(1).with_block(Duration::ZERO)),
         ("claim_idle", config(1).with_claim_idle(Duration::ZERO)),
         ("cache_ttl", config(1).with_cache_ttl(Duration::ZERO)),

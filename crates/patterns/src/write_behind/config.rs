@@ -30,6 +30,11 @@ pub struct WriteBehindConfig {
     pub first_backoff: Duration,
     /// The longest wait between attempts. Default: 2 s.
     pub max_backoff: Duration,
+    /// Deliveries of one entry (its first read, then one per
+    /// `XAUTOCLAIM`) after which a claimed entry goes to the dead-letter
+    /// stream unwritten: an entry whose handling kills its worker would
+    /// otherwise come back forever. Default: 5.
+    pub max_deliveries: u32,
     /// How long an entry stays pending with another consumer before a
     /// worker takes it over (`XAUTOCLAIM`): longer than a batch can take.
     /// Default: 30 s.
@@ -49,6 +54,7 @@ impl Default for WriteBehindConfig {
             batch: 256,
             block: Duration::from_secs(1),
             max_attempts: 5,
+            max_deliveries: 5,
             first_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
             claim_idle: Duration::from_secs(30),
@@ -88,6 +94,8 @@ impl WriteBehindConfig {
         with_block block: Duration,
         /// Sets [`max_attempts`](Self::max_attempts).
         with_max_attempts max_attempts: u32,
+        /// Sets [`max_deliveries`](Self::max_deliveries).
+        with_max_deliveries max_deliveries: u32,
         /// Sets [`first_backoff`](Self::first_backoff).
         with_first_backoff first_backoff: Duration,
         /// Sets [`max_backoff`](Self::max_backoff).
@@ -116,6 +124,9 @@ impl WriteBehindConfig {
         }
         if self.max_attempts == 0 {
             return Err(zero("max_attempts"));
+        }
+        if self.max_deliveries == 0 {
+            return Err(zero("max_deliveries"));
         }
         for (name, d) in [
             ("block", self.block),

@@ -34,7 +34,8 @@
 //! `<consumer>-<i>` of the group `<name>`. A worker loops:
 //! 1. every `claim_idle / 2`, `XAUTOCLAIM` entries pending longer than
 //!    `claim_idle` with any consumer (a crashed worker's batch) and
-//!    handles them as below;
+//!    handles them as below, except those delivered more than
+//!    `max_deliveries` times, which go to the dead-letter stream;
 //! 2. `XREADGROUP ... COUNT batch BLOCK block ... >`;
 //! 3. coalesces by key: the last entry of a key in the batch, in stream
 //!    order, wins; the others are acknowledged with it;
@@ -80,9 +81,10 @@
 //!   one call per entry (re-add the entries from there). A writer that
 //!   stores part of a failing batch sees those entries again in the pass
 //!   (at least once, as above).
-//! - The attempt count lives in the worker: an entry whose write crashes
-//!   the worker process is claimed and tried again without end (the
-//!   stream's delivery count is not consulted).
+//! - An entry whose write kills the worker process is claimed and tried
+//!   again by the next worker; once its delivery count (the stream's own,
+//!   raised by every claim) exceeds `max_deliveries`, it goes to the
+//!   dead-letter stream unwritten, with that count as its error text.
 //! - `write` on a cluster, when key and stream are on two slots, is not
 //!   atomic (see above). It is replay-safe by the same no-replay option,
 //!   tested on both paths: a held `EVALSHA` on a standalone server, and a

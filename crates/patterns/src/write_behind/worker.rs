@@ -70,7 +70,7 @@ pub(super) async fn run<W: Writer>(inner: Arc<Inner<W>>, i: usize, client: Clien
             if let Ok(value) = own {
                 let entries = read_entries(value);
                 if !entries.is_empty() {
-                    handle(&inner, &client, i, &group, entries).await;
+                    handle(&inner, &client, i, &group, entries, &HashMap::new()).await;
                 }
             }
         }
@@ -97,7 +97,7 @@ pub(super) async fn run<W: Writer>(inner: Arc<Inner<W>>, i: usize, client: Clien
                     }
                     continue;
                 }
-                handle(&inner, &client, i, &group, entries).await;
+                handle(&inner, &client, i, &group, entries, &HashMap::new()).await;
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -144,13 +144,55 @@ async fn claim<W: Writer>(
         let next = parts.swap_remove(0).as_string().unwrap_or_default();
         if !entries.is_empty() {
             add(&inner.counters.claimed, entries.len() as u64);
-            handle(inner, client, i, group, entries).await;
+            let exhausted = exhausted(inner, client, i, group, &entries).await;
+            handle(inner, client, i, group, entries, &exhausted).await;
         }
         if next.is_empty() || next == "0-0" {
             return;
         }
         cursor = next;
     }
+}
+
+/// The claimed entries delivered more than `max_deliveries` times (by
+/// their `XPENDING` delivery counts, which `XAUTOCLAIM` just raised):
+/// id → deliveries. An entry whose handling kills its worker comes back
+/// after every claim; this is what stops it. Empty when `XPENDING` fails
+/// (the entries are handled as usual).
+async fn exhausted<W: Writer>(
+    inner: &Inner<W>,
+    client: &Client,
+    i: usize,
+    group: &str,
+    entries: &[Result<Raw, String>],
+) -> HashMap<String, u64> {
+    let ids: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.as_ref().ok().map(|r| r.id.to_string()))
+        .collect();
+    let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+        return HashMap::new();
+    };
+    let details: Result<Value, _> = client
+        .xpending(
+            &inner.streams[i],
+            group,
+            (first.as_str(), last.as_str(), ids.len() as u64),
+        )
+        .await;
+    let Ok(Value::Array(rows)) = details else {
+        return HashMap::new();
+    };
+    rows.into_iter()
+        .filter_map(|row| {
+            let Value::Array(fields) = row else {
+                return None;
+            };
+            let id = fields.first()?.as_string()?;
+            let deliveries = fields.get(3)?.as_u64()?;
+            (deliveries > u64::from(inner.config.max_deliveries)).then_some((id, deliveries))
+        })
+        .collect()
 }
 
 /// The entries of an `XREADGROUP` answer (RESP2 array or RESP3 map).
@@ -202,6 +244,7 @@ async fn handle<W: Writer>(
     i: usize,
     group: &str,
     entries: Vec<Result<Raw, String>>,
+    exhausted: &HashMap<String, u64>,
 ) {
     let stream = &inner.streams[i];
     let codec = inner.redis.codec();
@@ -213,6 +256,13 @@ async fn handle<W: Writer>(
     for entry in entries {
         match entry {
             Err(id) => dead.push((id.clone(), None, "malformed entry".to_owned())),
+            Ok(raw) if exhausted.contains_key(&raw.id.to_string()) => {
+                let n = exhausted.get(&raw.id.to_string()).copied().unwrap_or(0);
+                let text = format!(
+                    "delivered {n} times without being written (a worker died or stalled handling it)"
+                );
+                dead.push((raw.id.to_string(), Some(raw), text));
+            }
             Ok(raw) => match codec.decode::<W::Value>(&raw.key, &raw.value) {
                 Err(e) => dead.push((raw.id.to_string(), Some(raw), e.to_string())),
                 Ok(value) => {
