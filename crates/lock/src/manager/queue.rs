@@ -117,8 +117,6 @@ impl LockManager {
                 keys,
                 token.as_str(),
                 ttl_ms,
-                self.inner.fenced,
-                self.inner.fence_ttl_ms,
                 lease,
             )
             .await
