@@ -269,10 +269,9 @@ async fn should_refuse_the_writes_of_a_lock_granted_by_the_old_primary_after_the
     }
     let second_holder = stale.try_acquire(RES, Duration::from_secs(10)).await?;
     let stale_fence = second_holder.fence().await?;
-    let mut newest = before;
     for round in 0..2 {
         let guard = locks.try_acquire(RES, STEP_TTL).await?;
-        newest = guard.fence().await?;
+        let newest = guard.fence().await?;
         let wrote = locks
             .fenced_write(RES, newest, &format!("new {round}"))
             .await?;
