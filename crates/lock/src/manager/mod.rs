@@ -56,7 +56,7 @@ use local_wait::{LocalTurn, SlotExit};
 ///
 /// let locks = LockManager::new(redis, LockConfig::default())?;
 /// let guard = locks.acquire("trade:alice:bob", Duration::from_secs(10)).await?;
-/// // ... pass guard.fence() to whatever the lock protects ...
+/// // ... pass guard.fence().await? to whatever the lock protects ...
 /// guard.release().await?;
 /// # Ok(()) }
 /// ```

@@ -352,8 +352,78 @@ async fn should_lock_unfenced_with_the_same_waiting(ctx: TestCtx) -> anyhow::Res
     Ok(())
 }
 
+/// Two holders presenting the same fence (what the two sides of a sentinel
+/// split brain issue from one replicated counter; the counter is rewound
+/// by hand here): the second holder's fenced write is refused, while the
+/// first holder writing again with its own fence (a replay) is accepted.
+async fn should_refuse_an_equal_fence_from_another_holder(ctx: TestCtx) -> anyhow::Result<()> {
+    use aeturnis_lock::core::fred::interfaces::HashesInterface;
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let keys = aeturnis_lock::raw::LockKeys::new(locks.redis().keys(), "split")?;
+    let first = locks.try_acquire("split", LONG).await?;
+    let f = first.fence().await?;
+    assert_eq!(locks.fenced_write("split", f, "first").await?, Ok(()));
+    assert_eq!(
+        locks.fenced_write("split", f, "first again").await?,
+        Ok(()),
+        "the same holder with the same fence: a replay, accepted"
+    );
+    first.release().await?;
+    // the other side of the split brain counts from one behind
+    let _: i64 = locks
+        .redis()
+        .client()
+        .hset(keys.state(), ("n", f.get() - 1))
+        .await?;
+    let second = locks.try_acquire("split", LONG).await?;
+    let g = second.fence().await?;
+    assert_eq!(g.get(), f.get(), "two holders, one fence");
+    match locks.fenced_write("split", g, "second").await? {
+        Err(StaleFence {
+            offered, current, ..
+        }) => assert_eq!((offered.get(), current.get()), (f.get(), f.get())),
+        Ok(()) => panic!("an equal fence from another holder was accepted"),
+    }
+    let (fence, value): (_, String) = locks.fenced_read("split").await?.unwrap();
+    assert_eq!((fence.get(), value.as_str()), (f.get(), "first again"));
+    // nor does a fence that names no holder pass on equality
+    let anonymous = FencingToken::new(f.get());
+    assert!(locks.fenced_write("split", anonymous, "x").await?.is_err());
+    second.release().await?;
+    Ok(())
+}
+
+/// A holder whose lease ran out without asking for a fence never gets one,
+/// and the next holder's fence is above every fence issued before.
+async fn should_never_issue_a_fence_to_a_stale_holder(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let earlier = locks.try_acquire("stale", LONG).await?;
+    let f0 = earlier.fence().await?;
+    earlier.release().await?;
+    let stale = locks.try_acquire("stale", Duration::from_millis(100)).await?;
+    eventually("the lease expires", Duration::from_secs(3), || async {
+        anyhow::ensure!(locks.remaining("stale").await?.is_none(), "not yet");
+        anyhow::Ok(())
+    })
+    .await?;
+    // expired and free: still no fence for the stale holder
+    let err = stale.fence().await.unwrap_err();
+    assert!(err.is_lock_lost(), "{err:?}");
+    assert!(stale.is_lost(), "finding the lock lost fires the signal");
+    let fresh = locks.try_acquire("stale", LONG).await?;
+    // taken by someone else: still none
+    assert!(stale.fence().await.unwrap_err().is_lock_lost());
+    let f1 = fresh.fence().await?;
+    assert!(f1 > f0, "{f0} then {f1}");
+    fresh.release().await?;
+    assert!(stale.release().await.unwrap_err().is_lock_lost());
+    Ok(())
+}
+
 aeturnis_testkit::topology_tests!(
     should_lock_unfenced_with_the_same_waiting,
+    should_refuse_an_equal_fence_from_another_holder,
+    should_never_issue_a_fence_to_a_stale_holder,
     should_acquire_release_with_rising_fences,
     should_deny_a_held_lock_with_retry_after,
     should_wake_a_waiter_on_release,
