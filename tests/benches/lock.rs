@@ -84,14 +84,13 @@ end
 return 0
 ";
 
-/// What a local hand-off's release script does (read the lock, bump the
-/// fencing counter, set the lock to the next holder), sent one at a time:
-/// the contended case's floor, since every hand-off waits for that reply.
+/// What a local hand-off's release script does (read the lock, set it to
+/// the next holder; a hand-off issues no fence since fences are issued on
+/// demand), sent one at a time: the contended case's floor, since every
+/// hand-off waits for that reply.
 const HANDOFF_FLOOR: &str = r"
 local v = redis.call('GET', KEYS[1])
-local f = redis.call('HINCRBY', KEYS[1] .. ':state', 'n', 1)
-redis.call('PEXPIRE', KEYS[1] .. ':state', 86400000)
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. f, 'PX', 10000)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', 10000)
 return v
 ";
 
