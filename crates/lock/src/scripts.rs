@@ -42,6 +42,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use aeturnis_redis_core::fred::bytes_utils::Str;
 use aeturnis_redis_core::fred::interfaces::KeysInterface;
 use aeturnis_redis_core::fred::types::{Expiration, SetOptions, Value};
 use aeturnis_redis_core::{KeyError, KeySpace, LuaScript, Redis, RedisKey};
@@ -399,16 +400,20 @@ pub async fn release(
     fence: u64,
     mode: ReleaseMode,
 ) -> Result<ReleaseOutcome> {
-    let mode = match mode {
-        ReleaseMode::Release => 'r',
-        ReleaseMode::Force => 'f',
-        ReleaseMode::Leave => 'l',
+    let (mode, unfenced) = match mode {
+        ReleaseMode::Release => ('r', "r 0"),
+        ReleaseMode::Force => ('f', "f 0"),
+        ReleaseMode::Leave => ('l', "l 0"),
+    };
+    // a holder that never asked for a fence (the common case) sends a
+    // static argument: nothing to format
+    let flags = if fence == 0 {
+        Value::String(Str::from_static(unfenced))
+    } else {
+        Value::from(format!("{mode} {fence}"))
     };
     release_call(redis, keys, |args| {
-        args.extend([
-            Value::from(token),
-            Value::from(format!("{mode} {fence}")),
-        ]);
+        args.extend([Value::from(token), flags.clone()]);
     })
     .await
 }
@@ -534,13 +539,13 @@ mod tests {
     #[test]
     fn should_name_every_script_once() {
         let scripts = [
-        &*ACQUIRE,
-        &*WAIT,
-        &*FENCE,
-        &*RELEASE,
-        &*EXTEND,
-        &*FENCED_WRITE,
-    ];
+            &*ACQUIRE,
+            &*WAIT,
+            &*FENCE,
+            &*RELEASE,
+            &*EXTEND,
+            &*FENCED_WRITE,
+        ];
         let names: Vec<&str> = scripts.iter().map(|s| s.name()).collect();
         assert_eq!(names, NAMES);
         for s in scripts {

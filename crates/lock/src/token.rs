@@ -100,9 +100,7 @@ impl FencingToken {
     /// The holder identity as the scripts store it (32 hex digits), or
     /// `""` for a fence built with [`new`](Self::new).
     pub(crate) fn holder_text(self) -> String {
-        self.holder
-            .map(|h| format!("{h:032x}"))
-            .unwrap_or_default()
+        self.holder.map(|h| format!("{h:032x}")).unwrap_or_default()
     }
 }
 

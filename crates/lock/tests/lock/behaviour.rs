@@ -227,11 +227,7 @@ async fn should_release_with_lock_on_error_panic_and_cancel(ctx: TestCtx) -> any
     .await?;
     // and the context carries the fence
     let fence = locks
-        .with_lock(
-            "res",
-            LONG,
-            |ctx| async move { ctx.fence().await },
-        )
+        .with_lock("res", LONG, |ctx| async move { ctx.fence().await })
         .await?;
     assert!(fence.get() >= 1);
     Ok(())
@@ -400,7 +396,9 @@ async fn should_never_issue_a_fence_to_a_stale_holder(ctx: TestCtx) -> anyhow::R
     let earlier = locks.try_acquire("stale", LONG).await?;
     let f0 = earlier.fence().await?;
     earlier.release().await?;
-    let stale = locks.try_acquire("stale", Duration::from_millis(100)).await?;
+    let stale = locks
+        .try_acquire("stale", Duration::from_millis(100))
+        .await?;
     eventually("the lease expires", Duration::from_secs(3), || async {
         anyhow::ensure!(locks.remaining("stale").await?.is_none(), "not yet");
         anyhow::Ok(())

@@ -123,7 +123,9 @@ async fn should_answer_replayed_fences_and_fenced_writes_the_same() -> anyhow::R
     let redis = Redis::connect(redis_config).await?;
     let locks = LockManager::new(redis.clone(), LockConfig::default())?;
     let asking = locks.try_acquire("asking", Duration::from_secs(60)).await?;
-    let writing = locks.try_acquire("writing", Duration::from_secs(60)).await?;
+    let writing = locks
+        .try_acquire("writing", Duration::from_secs(60))
+        .await?;
     let fence = writing.fence().await?;
     let probe = redis.keys().key("probe").build()?;
 

@@ -144,13 +144,7 @@ async fn should_hand_the_lock_to_the_oldest_waiter(ctx: TestCtx) -> anyhow::Resu
     let after = issue_fence(&redis, &keys, &second, DAY).await?;
     assert!(after.is_some_and(|f| f > fence), "{after:?} after {fence}");
     assert_eq!(
-        release(
-            &redis,
-            &keys,
-            &first,
-            fence, ReleaseMode::Release
-        )
-        .await?,
+        release(&redis, &keys, &first, fence, ReleaseMode::Release).await?,
         ReleaseOutcome::Lost,
         "a force-released holder learns it lost the lock"
     );
@@ -358,7 +352,10 @@ async fn should_hand_to_local_idempotently(ctx: TestCtx) -> anyhow::Result<()> {
             "a replayed hand-off answers the same grant"
         );
         assert!(first.starts_with(next.as_str()));
-        assert_eq!(first, next, "a hand-off carries no fence: the value is the token");
+        assert_eq!(
+            first, next,
+            "a hand-off carries no fence: the value is the token"
+        );
         let next_fence = if fenced {
             let f = issue_fence(&redis, &keys, &next, DAY).await?;
             assert!(f.is_some_and(|f| f > fence), "{f:?} after {fence}");
@@ -377,17 +374,10 @@ async fn should_hand_to_local_idempotently(ctx: TestCtx) -> anyhow::Result<()> {
             wait(&redis, &keys, &remote, 5_000, 5_000).await?,
             WaitAttempt::Held(_)
         ));
-        let to_remote = release_to_local(
-            &redis,
-            &keys,
-            &next,
-            next_fence,
-            &after,
-            9_000,
-        )
-        .await?
-        .handed()
-        .expect("the remote waiter must get the lock");
+        let to_remote = release_to_local(&redis, &keys, &next, next_fence, &after, 9_000)
+            .await?
+            .handed()
+            .expect("the remote waiter must get the lock");
         assert!(
             to_remote.starts_with(remote.as_str()),
             "remote waiters take precedence"
@@ -408,7 +398,11 @@ async fn should_issue_fences_only_to_the_holder_once(ctx: TestCtx) -> anyhow::Re
     let redis = connect(&ctx).await?;
     let keys = LockKeys::new(redis.keys(), "on-demand")?;
     let (a, b) = (tok(), tok());
-    assert_eq!(issue_fence(&redis, &keys, &a, DAY).await?, None, "free lock");
+    assert_eq!(
+        issue_fence(&redis, &keys, &a, DAY).await?,
+        None,
+        "free lock"
+    );
     assert_eq!(
         acquire_unfenced(&redis, &keys, &a, 5_000).await?,
         Attempt::Acquired(0)
