@@ -1,16 +1,17 @@
 //! Lock bench: `aeturnis-lock` against raw fred and `rslock`, in one run.
 //!
 //! 1. **Uncontended**, 50 tasks on a 2-worker runtime, every operation on a
-//!    resource of its own: `try_acquire` + `release`, fenced (the default:
-//!    the fencing counter and `SET NX PX` in one script) and unfenced
-//!    (`LockConfig::with_fencing(false)`: one native `SET NX PX GET`), each
-//!    against (a) raw fred on the same client, `SET key token NX PX ttl` +
-//!    `EVALSHA` compare-and-delete, sent as a custom command (auto-pipelined
-//!    like every fred command; what the core's `Redis::script` sends) and,
-//!    for the unfenced row, also through fred's `evalsha` (which fred never
-//!    pipelines), and (b) `rslock` (`lock` + `unlock`, one server). Neither
-//!    baseline issues fencing tokens: the unfenced rows are the
-//!    like-for-like comparison, the fenced rows show what fencing costs. A
+//!    resource of its own: `try_acquire` + `release` with the default
+//!    configuration (fencing on: one native `SET NX PX GET`, the fence
+//!    issued on demand, here never asked for), the same with
+//!    `guard.fence()` asked once (one more script: what a fence costs), and
+//!    unfenced (`LockConfig::with_fencing(false)`: the same native acquire),
+//!    each against (a) raw fred on the same client, `SET key token NX PX
+//!    ttl` + `EVALSHA` compare-and-delete, sent as a custom command
+//!    (auto-pipelined like every fred command; what the core's
+//!    `Redis::script` sends) and, for the unfenced row, also through fred's
+//!    `evalsha` (which fred never pipelines), and (b) `rslock` (`lock` +
+//!    `unlock`, one server). Neither baseline issues fencing tokens. A
 //!    last row sets raw fred itself against `rslock`: rslock runs on
 //!    redis-rs, and that row is the gap between the two client libraries
 //!    for the same commands, which no layer over fred can close.
@@ -83,14 +84,13 @@ end
 return 0
 ";
 
-/// What a local hand-off's release script does (read the lock, bump the
-/// fencing counter, set the lock to the next holder), sent one at a time:
-/// the contended case's floor, since every hand-off waits for that reply.
+/// What a local hand-off's release script does (read the lock, set it to
+/// the next holder; a hand-off issues no fence since fences are issued on
+/// demand), sent one at a time: the contended case's floor, since every
+/// hand-off waits for that reply.
 const HANDOFF_FLOOR: &str = r"
 local v = redis.call('GET', KEYS[1])
-local f = redis.call('HINCRBY', KEYS[1] .. ':state', 'n', 1)
-redis.call('PEXPIRE', KEYS[1] .. ':state', 86400000)
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. f, 'PX', 10000)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', 10000)
 return v
 ";
 
@@ -138,7 +138,7 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     let sha = Str::from(client.script_load::<String, _>(RAW_RELEASE).await?);
     let rs = rslock::LockManager::new(vec![url.to_owned()]);
 
-    let ours = |locks: LockManager, tag: &'static str| -> BenchSide<'static> {
+    let ours = |locks: LockManager, tag: &'static str, fence: bool| -> BenchSide<'static> {
         Box::new(move || {
             let locks = locks.clone();
             let run = next_run();
@@ -146,6 +146,9 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
                 let locks = locks.clone();
                 async move {
                     let guard = locks.try_acquire(&format!("{tag}{run}:{i}"), TTL).await?;
+                    if fence {
+                        ensure!(guard.fence().await?.get() > 0, "no fence");
+                    }
                     guard.release().await?;
                     Ok(())
                 }
@@ -183,18 +186,20 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
         }))
     });
     let rounds = interleaved_rounds(vec![
-        ours(locks.clone(), "u"),
-        ours(plain.clone(), "p"),
+        ours(locks.clone(), "u", false),
+        ours(plain.clone(), "p", false),
         raw(true),
         raw(false),
         theirs,
+        ours(locks.clone(), "f", true),
     ])
     .await?;
-    const FENCED_SIDE: usize = 0;
+    const DEFAULT_SIDE: usize = 0;
     const UNFENCED_SIDE: usize = 1;
     const RAW_PIPED_SIDE: usize = 2;
     const RAW_EVALSHA_SIDE: usize = 3;
     const RSLOCK_SIDE: usize = 4;
+    const FENCE_ASKED_SIDE: usize = 5;
 
     redis.shutdown().await?;
     let runtime = "multi_thread(2)";
@@ -213,15 +218,19 @@ async fn uncontended(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     const RAW_PIPED: &str = "fred SET NX PX + EVALSHA release (custom, pipelined)";
     const RAW_EVALSHA: &str = "fred SET NX PX + evalsha release (not pipelined)";
     const RSLOCK: &str = "rslock 0.10 lock + unlock";
-    const FENCED: &str = "acquire+release, distinct resources (fenced)";
+    const DEFAULT: &str =
+        "acquire+release, distinct resources (default: fencing on, fence not asked)";
+    const FENCE_ASKED: &str = "acquire+fence()+release, distinct resources (default config)";
     const UNFENCED: &str = "acquire+release, distinct resources (unfenced)";
     let row = |case: &str, a: usize, baseline: &str, b: usize| -> anyhow::Result<BenchRecord> {
         let (sample, base) = median_pair(&rounds, a, b)?;
         Ok(record(case, sample, baseline, base))
     };
     Ok(vec![
-        row(FENCED, FENCED_SIDE, RAW_PIPED, RAW_PIPED_SIDE)?,
-        row(FENCED, FENCED_SIDE, RSLOCK, RSLOCK_SIDE)?,
+        row(DEFAULT, DEFAULT_SIDE, RAW_PIPED, RAW_PIPED_SIDE)?,
+        row(DEFAULT, DEFAULT_SIDE, RSLOCK, RSLOCK_SIDE)?,
+        row(FENCE_ASKED, FENCE_ASKED_SIDE, RAW_PIPED, RAW_PIPED_SIDE)?,
+        row(FENCE_ASKED, FENCE_ASKED_SIDE, RSLOCK, RSLOCK_SIDE)?,
         row(UNFENCED, UNFENCED_SIDE, RAW_PIPED, RAW_PIPED_SIDE)?,
         row(UNFENCED, UNFENCED_SIDE, RAW_EVALSHA, RAW_EVALSHA_SIDE)?,
         row(UNFENCED, UNFENCED_SIDE, RSLOCK, RSLOCK_SIDE)?,

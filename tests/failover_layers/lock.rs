@@ -63,7 +63,7 @@ async fn grants_survive(fault: Fault) -> anyhow::Result<()> {
                 .try_acquire(RES, STEP_TTL)
                 .await
                 .map_err(|e| e.to_string())?;
-            let fence = guard.fence();
+            let fence = guard.fence().await.map_err(|e| e.to_string())?;
             let wrote = l.fenced_write(RES, fence, &i).await;
             let _ = guard.release().await;
             let stale = wrote
@@ -171,14 +171,14 @@ async fn should_repeat_only_fences_inside_the_replication_lag_when_the_primary_i
 ///    copy of the counter. Meanwhile the resource stays in use on the new
 ///    primary: two grants, each writing with its fence.
 /// 5. The stale holder's write reaches the new primary (its process's client
-///    follows the switch, or the protected store lives there): fencing refuses
-///    it with `StaleFence`, and the new holders' write stays.
-///
-/// Fencing refuses the stale fence only once a strictly higher one has
-/// written. Both sides count from the same replicated value, so when each
-/// side has granted the same number of times since the switch the two
-/// holders carry the same fence, and `fenced_write` accepts an equal fence
-/// (a replay): see the core guide's "Failover" section.
+///    follows the switch, or the protected store lives there). Both sides
+///    count fences from the same replicated value, so after one grant on
+///    each side the two holders carry the **same** fence: the write is
+///    refused all the same (`StaleFence { offered: f, current: f }`),
+///    because the record keeps the holder's token and an equal fence is
+///    accepted only from that holder (a replay). After a second grant on
+///    the new side, the stale fence is lower and refused as such; the new
+///    holders' writes stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_refuse_the_writes_of_a_lock_granted_by_the_old_primary_after_the_switch(
 ) -> anyhow::Result<()> {
@@ -191,7 +191,7 @@ async fn should_refuse_the_writes_of_a_lock_granted_by_the_old_primary_after_the
 
     // 1. before the switch, on the replica too
     let guard = locks.try_acquire(RES, STEP_TTL).await?;
-    let before = guard.fence();
+    let before = guard.fence().await?;
     assert_eq!(locks.fenced_write(RES, before, "before").await?, Ok(()));
     guard.release().await?;
     let on_new = LockManager::new(pinned(new).await?, LockConfig::default())?;
@@ -268,33 +268,41 @@ async fn should_refuse_the_writes_of_a_lock_granted_by_the_old_primary_after_the
         assert_eq!(reply.trim(), "OK", "port {port}");
     }
     let second_holder = stale.try_acquire(RES, Duration::from_secs(10)).await?;
-    let stale_fence = second_holder.fence();
-    let mut newest = before;
+    let stale_fence = second_holder.fence().await?;
     for round in 0..2 {
         let guard = locks.try_acquire(RES, STEP_TTL).await?;
-        newest = guard.fence();
+        let newest = guard.fence().await?;
         let wrote = locks
             .fenced_write(RES, newest, &format!("new {round}"))
             .await?;
         assert_eq!(wrote, Ok(()), "the new primary's holder");
         guard.release().await?;
-    }
 
-    // 5. the stale holder writes on the new primary
-    let stale_write = on_new.fenced_write(RES, stale_fence, "stale").await?;
-    let read: Option<(FencingToken, String)> = on_new.fenced_read(RES).await?;
-    println!(
-        "split brain: fence before the switch {before}, granted by the old primary after it \
-         {stale_fence}, newest on the new primary {newest}; the stale write got {stale_write:?}, \
-         the record holds {read:?}"
-    );
-    match stale_write {
-        Err(StaleFence {
-            offered, current, ..
-        }) => assert_eq!((offered, current), (stale_fence, newest)),
-        Ok(()) => panic!("fencing let the old primary's holder write"),
+        // 5. the stale holder writes on the new primary: first with a fence
+        // equal to the new holder's, then with a lower one
+        let stale_write = on_new.fenced_write(RES, stale_fence, "stale").await?;
+        let read: Option<(FencingToken, String)> = on_new.fenced_read(RES).await?;
+        println!(
+            "split brain, round {round}: fence before the switch {before}, granted by the old \
+             primary after it {stale_fence}, newest on the new primary {newest}; the stale \
+             write got {stale_write:?}, the record holds {read:?}"
+        );
+        if round == 0 {
+            assert_eq!(
+                stale_fence, newest,
+                "both sides issued the same fence from the replicated counter"
+            );
+        } else {
+            assert!(stale_fence < newest, "{stale_fence} then {newest}");
+        }
+        match stale_write {
+            Err(StaleFence {
+                offered, current, ..
+            }) => assert_eq!((offered, current), (stale_fence, newest)),
+            Ok(()) => panic!("fencing let the old primary's holder write (round {round})"),
+        }
+        assert_eq!(read, Some((newest, format!("new {round}"))));
     }
-    assert_eq!(read, Some((newest, "new 1".to_owned())));
 
     drop(second_holder);
     stale.redis().shutdown().await?;

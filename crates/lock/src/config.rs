@@ -46,20 +46,22 @@ pub struct LockConfig {
     /// `ttl / 3` while the guard lives. Default: `false`.
     pub watchdog: bool,
     /// TTL of the per-resource fencing counter and fenced-write record,
-    /// refreshed on every acquisition and fenced write. Default: 7 days.
+    /// refreshed on every fence issued and every fenced write. Default: 7
+    /// days.
     pub fence_ttl: Duration,
-    /// Issue a fencing token with every acquisition (one script: counter +
-    /// `SET NX PX`). Default: `true`.
+    /// Make fencing tokens available. Default: `true`.
     ///
-    /// Off, an uncontended acquire is one native `SET key token NX PX ttl
-    /// GET` and a release a bare compare-and-delete: the cost of a
-    /// hand-rolled lock. Guards then carry fence `0`, which
-    /// [`fenced_write`](crate::LockManager::fenced_write) refuses with
-    /// [`Error::Unfenced`](crate::Error::Unfenced). Waiting, FIFO
-    /// hand-off, replay safety, watchdog and `with_lock` work the same.
-    /// The same holds for [`Redlock`](crate::Redlock) (set it in
-    /// [`RedlockConfig::lock`]): off, each master gets the original
-    /// algorithm's bare `SET NX PX`.
+    /// A [`LockManager`](crate::LockManager) acquires with one native
+    /// `SET key token NX PX ttl GET` either way and issues a fence only when
+    /// a holder asks ([`LockGuard::fence`](crate::LockGuard::fence), one
+    /// script); off, `fence()` answers
+    /// [`Error::Unfenced`](crate::Error::Unfenced) without a round trip, so
+    /// no code path can consume the counter. A [`Redlock`](crate::Redlock)
+    /// (set it in [`RedlockConfig::lock`]) issues its fence with every
+    /// acquisition (counter + `SET NX PX` in one script per master); off,
+    /// each master gets the original algorithm's bare `SET NX PX`.
+    /// Waiting, FIFO hand-off, replay safety, watchdog and `with_lock` work
+    /// the same.
     pub fencing: bool,
 }
 

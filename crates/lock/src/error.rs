@@ -70,9 +70,10 @@ pub enum Error {
         /// The resource.
         resource: String,
     },
-    /// A fenced write carried no fencing token: the guard came from a
-    /// manager with [`fencing`](crate::LockConfig::fencing) off.
-    #[error("fenced write to `{resource}` without a fencing token (the lock manager runs with fencing off)")]
+    /// No fencing token: a fence asked of a lock whose manager runs with
+    /// [`fencing`](crate::LockConfig::fencing) off, or a fenced write with
+    /// fence `0`.
+    #[error("no fencing token for `{resource}` (the lock runs with fencing off)")]
     Unfenced {
         /// The resource.
         resource: String,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +46,22 @@ impl Backend {
         }
     }
 
+    /// A fence for `lease`: `Ok(None)` when the lock is no longer ours.
+    async fn fence(&self, lease: &Lease) -> Result<Option<u64>> {
+        match self {
+            Backend::Single(m) => m.fence_lease(lease).await,
+            // Redlock issues its fence with the acquisition
+            Backend::Redlock(_) => Ok(Some(lease.issued_fence()).filter(|&f| f > 0)),
+        }
+    }
+
+    fn fenced(&self) -> bool {
+        match self {
+            Backend::Single(m) => m.config().fencing,
+            Backend::Redlock(r) => r.fenced(),
+        }
+    }
+
     fn stats(&self) -> &StatsCell {
         match self {
             Backend::Single(m) => m.stats_cell(),
@@ -58,7 +75,8 @@ impl Backend {
 pub(crate) struct Lease {
     pub(crate) keys: Arc<LockKeys>,
     pub(crate) token: LockToken,
-    pub(crate) fence: FencingToken,
+    /// The fence, once issued (on demand, or with a Redlock acquisition).
+    pub(crate) fence: OnceCell<u64>,
     pub(crate) ttl: Duration,
     /// A conservative bound on when the lock expires, by this process's
     /// monotonic clock: counted from before the request that took (or last
@@ -68,6 +86,7 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
+    /// `fence`: issued with the acquisition (Redlock), or `0` (none yet).
     pub(crate) fn new(
         keys: Arc<LockKeys>,
         token: LockToken,
@@ -78,10 +97,19 @@ impl Lease {
         Lease {
             keys,
             token,
-            fence: FencingToken::new(fence),
+            fence: if fence > 0 {
+                OnceCell::new_with(Some(fence))
+            } else {
+                OnceCell::new()
+            },
             ttl,
             valid_until: std::sync::Mutex::new(taken_before + ttl),
         }
+    }
+
+    /// The fence issued so far (`0`: none).
+    pub(crate) fn issued_fence(&self) -> u64 {
+        self.fence.get().copied().unwrap_or(0)
     }
 
     /// Records an extension sent at `sent` for `ttl`.
@@ -128,7 +156,7 @@ impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
             .field("resource", &self.lease.keys.resource)
-            .field("fence", &self.lease.fence)
+            .field("fence", &self.lease.fence.get())
             .field("token", &self.lease.token)
             .field("lost", &self.lost.is_cancelled())
             .finish_non_exhaustive()
@@ -168,11 +196,21 @@ impl LockGuard {
         &self.lease.token
     }
 
-    /// The fencing token of this acquisition (`0` when the manager runs
-    /// with [`fencing`](crate::LockConfig::fencing) off).
-    #[must_use]
-    pub fn fence(&self) -> FencingToken {
-        self.lease.fence
+    /// The fencing token of this holding, issued on demand: the first call
+    /// runs one script that bumps the resource's counter only while this
+    /// guard's token still holds the lock (later calls return the same
+    /// token without a round trip). So a holder that lost the lock can never
+    /// obtain a fence, fences grow in holding order, and a holder that
+    /// never asks pays nothing. A [`Redlock`](crate::Redlock) guard has its
+    /// fence from the acquisition.
+    ///
+    /// # Errors
+    /// [`Error::LockLost`] when the lock is no longer ours (and
+    /// [`lost`](Self::lost) fires); [`Error::Unfenced`] when the manager
+    /// runs with [`fencing`](crate::LockConfig::fencing) off;
+    /// [`Error::Redis`].
+    pub async fn fence(&self) -> Result<FencingToken> {
+        obtain_fence(&self.backend, &self.lease, &self.lost).await
     }
 
     /// The lease length asked for (and renewed by the watchdog).
@@ -208,7 +246,8 @@ impl LockGuard {
     #[must_use]
     pub fn context(&self) -> LockContext {
         LockContext {
-            fence: self.lease.fence,
+            backend: self.backend.clone(),
+            lease: Arc::clone(&self.lease),
             lost: self.lost.clone(),
         }
     }
@@ -265,11 +304,43 @@ impl LockGuard {
     }
 
     fn mark_lost(&self) {
-        if !self.lost.is_cancelled() {
-            self.backend.stats().lost();
-            self.lost.cancel();
-        }
+        mark_lost(&self.backend, &self.lost);
     }
+}
+
+fn mark_lost(backend: &Backend, lost: &CancellationToken) {
+    if !lost.is_cancelled() {
+        backend.stats().lost();
+        lost.cancel();
+    }
+}
+
+/// The lease's fence, obtained on first use (see [`LockGuard::fence`]).
+async fn obtain_fence(
+    backend: &Backend,
+    lease: &Lease,
+    lost: &CancellationToken,
+) -> Result<FencingToken> {
+    if !backend.fenced() {
+        return Err(Error::Unfenced {
+            resource: lease.keys.resource.clone(),
+        });
+    }
+    let fence = lease
+        .fence
+        .get_or_try_init(|| async {
+            match backend.fence(lease).await? {
+                Some(fence) => Ok(fence),
+                None => {
+                    mark_lost(backend, lost);
+                    Err(Error::LockLost {
+                        resource: lease.keys.resource.clone(),
+                    })
+                }
+            }
+        })
+        .await?;
+    Ok(FencingToken::issued(*fence, &lease.token))
 }
 
 async fn release(backend: &Backend, lease: &Lease, acquired_at: Instant) -> Result<()> {
@@ -349,19 +420,33 @@ async fn run_watchdog(backend: Backend, lease: Arc<Lease>, lost: CancellationTok
 }
 
 /// What the closure of [`with_lock`](LockManager::with_lock) gets: the
-/// fencing token to pass on to protected writes, and the "lock lost" signal.
-#[derive(Debug, Clone)]
+/// fencing token (on demand) to pass on to protected writes, and the "lock
+/// lost" signal.
+#[derive(Clone)]
 pub struct LockContext {
-    fence: FencingToken,
+    backend: Backend,
+    lease: Arc<Lease>,
     lost: CancellationToken,
 }
 
+impl fmt::Debug for LockContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockContext")
+            .field("resource", &self.lease.keys.resource)
+            .field("fence", &self.lease.fence.get())
+            .field("lost", &self.lost.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
 impl LockContext {
-    /// The fencing token of this acquisition (`0` when the manager runs
-    /// with [`fencing`](crate::LockConfig::fencing) off).
-    #[must_use]
-    pub fn fence(&self) -> FencingToken {
-        self.fence
+    /// The fencing token of this holding, as [`LockGuard::fence`]: issued
+    /// on the first call, only while the lock is still ours.
+    ///
+    /// # Errors
+    /// As [`LockGuard::fence`].
+    pub async fn fence(&self) -> Result<FencingToken> {
+        obtain_fence(&self.backend, &self.lease, &self.lost).await
     }
 
     /// Whether the lock has been found lost.

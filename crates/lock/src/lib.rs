@@ -16,9 +16,9 @@
 //! // released on success, error, panic and cancellation
 //! let fence = locks
 //!     .with_lock("trade:alice:bob", Duration::from_secs(10), |ctx| async move {
-//!         // pass ctx.fence() to the store the lock protects;
+//!         // a fence on demand (one script), for the store the lock protects;
 //!         // stop early if ctx.lost() fires
-//!         Ok::<_, Error>(ctx.fence().get())
+//!         Ok::<_, Error>(ctx.fence().await?.get())
 //!     })
 //!     .await?;
 //! # let _ = fence;

@@ -7,9 +7,9 @@
 //!
 //! * The slot owner's release pops the first local waiter and sends one
 //!   release script in "hand to local" mode: unless remote waiters are
-//!   queued in Redis, the lock goes straight to that waiter (new token, new
-//!   fence, its TTL) and the script's reply is delivered to it
-//!   ([`Handoff::Granted`]): no further round trip. When remote waiters are
+//!   queued in Redis, the lock goes straight to that waiter (its token,
+//!   its TTL, no fence: it asks for one on demand) and the script's reply
+//!   is delivered to it ([`Handoff::Granted`]): no further round trip. When remote waiters are
 //!   queued, they are served first (exactly as without the local queue),
 //!   and the local waiter gets [`Handoff::Redis`]: it becomes the slot
 //!   owner and waits in the Redis queue itself.
@@ -42,7 +42,7 @@ const TAKE_OVER_RECHECK: Duration = Duration::from_millis(20);
 /// What a local waiter is told when its turn comes. (No `Debug`: the
 /// value carries the whole token.)
 pub(crate) enum Handoff {
-    /// The lock is yours: its value in Redis (`TOKEN[:FENCE][!]`), and when
+    /// The lock is yours: its value in Redis (`TOKEN[!]`), and when
     /// the release that handed it over was sent (the lease counts from
     /// there).
     Granted {

@@ -21,7 +21,7 @@ use crate::{LockManager, Redlock};
 /// async fn settle(locks: &impl Lock) -> Result<u64> {
 ///     locks
 ///         .with_lock("trade:alice:bob", Duration::from_secs(5), |ctx| async move {
-///             Ok::<_, aeturnis_lock::Error>(ctx.fence().get())
+///             Ok::<_, aeturnis_lock::Error>(ctx.fence().await?.get())
 ///         })
 ///         .await
 /// }

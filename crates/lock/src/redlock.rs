@@ -159,6 +159,11 @@ impl Redlock {
         &self.inner.stats
     }
 
+    /// Whether acquisitions issue fences.
+    pub(crate) fn fenced(&self) -> bool {
+        self.inner.config.lock.fencing
+    }
+
     fn keys(&self, resource: &str) -> Result<Arc<LockKeys>> {
         LockKeys::new(self.inner.masters[0].keys(), resource)
     }
@@ -435,8 +440,6 @@ impl Redlock {
         fence: u64,
         valid: bool,
     ) -> Tally {
-        let fence_ttl_ms = self.inner.fence_ttl_ms;
-        let fenced = self.inner.config.lock.fencing;
         let keys = Arc::clone(keys);
         let token = token.as_str().to_owned();
         self.fan_out(
@@ -444,16 +447,8 @@ impl Redlock {
                 let keys = Arc::clone(&keys);
                 let token = token.clone();
                 async move {
-                    let released = scripts::release(
-                        &m,
-                        &keys,
-                        &token,
-                        fence,
-                        fenced,
-                        fence_ttl_ms,
-                        ReleaseMode::Release,
-                    )
-                    .await?;
+                    let released =
+                        scripts::release(&m, &keys, &token, fence, ReleaseMode::Release).await?;
                     Ok(match released {
                         ReleaseOutcome::Released(_) => Attempt::Acquired(0),
                         // a replay of a release that already ran, while
@@ -502,7 +497,7 @@ impl Redlock {
     pub(crate) async fn release_lease(&self, lease: &Lease) -> Result<bool> {
         let valid = lease.still_valid(Instant::now());
         let tally = self
-            .release_everywhere(&lease.keys, &lease.token, lease.fence.get(), valid)
+            .release_everywhere(&lease.keys, &lease.token, lease.issued_fence(), valid)
             .await;
         let quorum = self.inner.quorum;
         if tally.yes > 0 {

@@ -7,21 +7,23 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `PREFIX lock:{r}` | string | the holder: `TOKEN[:FENCE][!]`, `PX ttl` |
-//! | `PREFIX lock:{r}:state` | hash | `n`: the fencing counter (fenced mode only) |
+//! | `PREFIX lock:{r}:state` | hash | `n`: the fencing counter (bumped by `lock_fence`; Redlock: by `lock_acquire`) |
 //! | `PREFIX lock:{r}:forced` | string | the token a force release took the lock from, for the rest of its TTL |
 //! | `PREFIX lock:{r}:queue` | sorted set | waiters' tokens by ticket (FIFO) |
 //! | `PREFIX lock:{r}:alive` | hash | waiter token → `LEASE_DEADLINE_MS:TTL_MS`; `#`: the ticket counter |
-//! | `PREFIX lock:{r}:fenced` | hash | `f`, `v`: the last accepted fenced write |
+//! | `PREFIX lock:{r}:fenced` | hash | `f`, `v`, `h`: the last accepted fenced write (fence, value, holder's token) |
 //!
 //! The holder's value starts with its 32-character token, so "is it mine"
-//! is a prefix test. `:FENCE` is present in fenced mode. A trailing `!`
+//! is a prefix test. `:FENCE` is present once the holder asked for a fence
+//! (a Redlock master: from the acquisition, in fenced mode). A trailing `!`
 //! means "waiters are queued": only then does a release take the hand-off
 //! path (an uncontended release is `GET` + `DEL`, like a bare
 //! compare-and-delete).
 //!
 //! **Hand-off.** A release that finds `!` gives the lock straight to the
 //! oldest live waiter: it sets the lock to that waiter's token (with the
-//! TTL the waiter asked for, and a fresh fence) and publishes the new value
+//! TTL the waiter asked for, and no fence: the new holder asks for one on
+//! demand, above every fence issued before) and publishes the new value
 //! on `PREFIX lock:{r}:released` with `SPUBLISH`: the channel carries the
 //! lock's hash tag, so the message stays on the lock's shard. (A plain
 //! `PUBLISH` goes to every node over the cluster bus; measured on the
@@ -48,7 +50,9 @@ use aeturnis_redis_core::{KeyError, KeySpace, LuaScript, Redis, RedisKey};
 use crate::error::{Error, Result};
 use crate::token::LockToken;
 
-/// Fenced acquire: the fencing counter and `SET NX PX` in one script.
+/// Redlock's fenced acquire: the fencing counter and `SET NX PX` in one
+/// script (a [`LockManager`](crate::LockManager) acquires with a native
+/// `SET NX PX GET` and issues fences on demand with [`FENCE`]).
 ///
 /// The counter is bumped first and written into the lock value
 /// (`TOKEN:FENCE`), so a failed attempt wastes a number (harmless: fences
@@ -74,11 +78,23 @@ static ACQUIRE: LazyLock<LuaScript> =
 /// Dead waiters (lease run out) are dropped from the head. Idempotent for
 /// its token: a replay finds the lock holding our token, or us queued.
 ///
-/// `KEYS`: lock. `ARGV`: token, ttl ms, fenced (`1`/`0`), fence ttl ms,
-/// lease ms. Reply: `{1, value}` ours (the lock's value: token, fence),
+/// `KEYS`: lock. `ARGV`: token, ttl ms, lease ms.
+/// Reply: `{1, value}` ours (the lock's value: `TOKEN[!]`),
 /// `{0, pttl}` held, `{0, 0}` free but promised to an older waiter.
 static WAIT: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new("lock_wait", include_str!("lua/wait.lua")));
+
+/// A fence on demand: bump the counter and write the fence into the lock
+/// value (`TOKEN:FENCE[!]`, `KEEPTTL`) only while `TOKEN` holds the lock.
+/// A holder that lost the lock gets `0`, never a fence; so fences are
+/// issued only to the current holder and grow in holding order. A holder
+/// that already has a fence gets the same one back: a replay (fred re-sends
+/// it after a reconnect) or a second call issues nothing new.
+///
+/// `KEYS`: lock. `ARGV`: token, fence ttl ms.
+/// Reply: the fence, or `0` when the lock is not ours.
+static FENCE: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new("lock_fence", include_str!("lua/fence.lua")));
 
 /// Release (compare-and-delete), force release (admin: whoever holds it),
 /// or leave (a waiter giving up: leave the queue, and release the lock if
@@ -100,17 +116,16 @@ static WAIT: LazyLock<LuaScript> =
 /// come first: a `!`-marked lock goes to the oldest live remote waiter
 /// exactly as a plain release would (the local waiter then queues in
 /// Redis itself). Otherwise, and when every queued remote waiter turns
-/// out dead, the lock is set to `NEXT[:FENCE]` (a new fence from the
-/// counter) `PX NEXT_TTL`, without `PUBLISH` (nobody outside needs to
+/// out dead, the lock is set to `NEXT` `PX NEXT_TTL` (no fence: the waiter
+/// asks for one on demand), without `PUBLISH` (nobody outside needs to
 /// know), and the new value is the reply. A replay of a hand-off that
 /// already ran finds the lock starting with `NEXT` and answers the same
 /// value again, never "not ours".
 ///
-/// `KEYS`: lock. `ARGV`: token (`''` for force), then `MODE FENCED
-/// FENCE_TTL FENCE` in one argument (`MODE`: `r` release, `f` force, `l`
-/// leave, `h` hand to local; `FENCED`: `1`/`0`; the fence TTL in ms; the
-/// holder's fence), so the common case parses one short string; mode `h`
-/// adds `NEXT`, `NEXT_TTL`.
+/// `KEYS`: lock. `ARGV`: token (`''` for force), then `MODE FENCE` in one
+/// argument (`MODE`: `r` release, `f` force, `l` leave, `h` hand to local;
+/// `FENCE`: the holder's fence, `0` when it has none), so the common case
+/// parses one short string; mode `h` adds `NEXT`, `NEXT_TTL`.
 /// Reply: `1` released, `value` (a string) released and handed to the
 /// waiter whose token starts `value` (a remote waiter, or `NEXT`), `0` not
 /// ours (or, for force, was free), `-1` lost for certain.
@@ -123,19 +138,23 @@ static RELEASE: LazyLock<LuaScript> =
 static EXTEND: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new("lock_extend", include_str!("lua/extend.lua")));
 
-/// Fenced write: refuse a fencing token lower than the last accepted one.
-/// The same token may write again (so a replay is a no-op in effect).
+/// Fenced write: refuse a fencing token lower than the last accepted one,
+/// and an equal one from another holder (two sides of a split brain can
+/// issue the same number). The same holder may write again with the same
+/// fence (so a replay is a no-op in effect).
 ///
-/// `KEYS`: fenced, state. `ARGV`: fence, value, ttl ms.
+/// `KEYS`: fenced, state. `ARGV`: fence, value, ttl ms, holder's token
+/// (`''`: none, so an equal fence is refused).
 /// Reply: `{1, previous}` accepted, `{0, last}` refused.
 static FENCED_WRITE: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new("lock_fenced_write", include_str!("lua/fenced_write.lua")));
 
 /// The names of every lock script, in registration order.
 #[cfg(any(test, feature = "test-hooks"))]
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     "lock_acquire",
     "lock_wait",
+    "lock_fence",
     "lock_release",
     "lock_extend",
     "lock_fenced_write",
@@ -144,7 +163,14 @@ pub const NAMES: [&str; 5] = [
 /// Registers every script with `redis` (once per handle) so
 /// `Redis::load_scripts` preloads them all.
 pub fn register(redis: &Redis) {
-    redis.register_scripts([&*ACQUIRE, &*WAIT, &*RELEASE, &*EXTEND, &*FENCED_WRITE]);
+    redis.register_scripts([
+        &*ACQUIRE,
+        &*WAIT,
+        &*FENCE,
+        &*RELEASE,
+        &*EXTEND,
+        &*FENCED_WRITE,
+    ]);
 }
 
 /// The lock key of one resource (the scripts derive the others).
@@ -217,7 +243,8 @@ fn ms(v: u64) -> Value {
     Value::Integer(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-/// Fenced fast path (`floor`: Redlock's; 0 on one server).
+/// Redlock's fenced attempt on one master (`floor`: the highest fence
+/// seen).
 pub async fn acquire(
     redis: &Redis,
     keys: &LockKeys,
@@ -244,9 +271,14 @@ pub async fn acquire(
     })
 }
 
-/// Unfenced fast path: one native `SET key token NX PX ttl GET` (a replay
+/// The native attempt (every [`LockManager`](crate::LockManager) acquire,
+/// and unfenced Redlock): one `SET key token NX PX ttl GET` (a replay
 /// finds our own token and still answers "acquired"); `PTTL` only when
-/// the lock turns out held.
+/// the lock turns out held. If the holder's lock is gone by the time the
+/// `PTTL` runs (released or expired in between: the two commands are not
+/// atomic), the lock is free, so the `SET` is sent again, up to
+/// [`NATIVE_ATTEMPTS`] times in all; a lock that keeps changing hands that
+/// fast answers "held" for 1 ms.
 pub async fn acquire_unfenced(
     redis: &Redis,
     keys: &LockKeys,
@@ -254,28 +286,40 @@ pub async fn acquire_unfenced(
     ttl_ms: u64,
 ) -> Result<Attempt> {
     let client = redis.client();
-    let previous: Option<String> = client
-        .set(
-            &keys.lock,
-            token,
-            Some(Expiration::PX(i64::try_from(ttl_ms).unwrap_or(i64::MAX))),
-            Some(SetOptions::NX),
-            true,
-        )
-        .await
-        .map_err(aeturnis_redis_core::Error::from)?;
-    match previous {
-        None => Ok(Attempt::Acquired(0)),
-        Some(v) if v.starts_with(token) => Ok(Attempt::Acquired(0)),
-        Some(_) => {
-            let pttl: i64 = client
-                .pttl(&keys.lock)
-                .await
-                .map_err(aeturnis_redis_core::Error::from)?;
-            Ok(Attempt::Held(u64::try_from(pttl).unwrap_or(0)))
+    for _ in 0..NATIVE_ATTEMPTS {
+        let previous: Option<String> = client
+            .set(
+                &keys.lock,
+                token,
+                Some(Expiration::PX(i64::try_from(ttl_ms).unwrap_or(i64::MAX))),
+                Some(SetOptions::NX),
+                true,
+            )
+            .await
+            .map_err(aeturnis_redis_core::Error::from)?;
+        match previous {
+            None => return Ok(Attempt::Acquired(0)),
+            Some(v) if v.starts_with(token) => return Ok(Attempt::Acquired(0)),
+            Some(_) => {
+                let pttl: i64 = client
+                    .pttl(&keys.lock)
+                    .await
+                    .map_err(aeturnis_redis_core::Error::from)?;
+                // -2: gone since the SET (free now); -1 cannot happen
+                // (every lock key has a TTL) and counts as a short hold
+                match pttl {
+                    -2 => continue,
+                    p => return Ok(Attempt::Held(u64::try_from(p).unwrap_or(1).max(1))),
+                }
+            }
         }
     }
+    Ok(Attempt::Held(1))
 }
+
+/// How many `SET NX` a native attempt sends when the holder's lock keeps
+/// vanishing between its `SET` and `PTTL`.
+pub const NATIVE_ATTEMPTS: usize = 3;
 
 /// What a waiter's attempt found: ours (with the lock's value), or held.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,19 +342,11 @@ pub async fn wait(
     keys: &LockKeys,
     token: &str,
     ttl_ms: u64,
-    fenced: bool,
-    fence_ttl_ms: u64,
     lease_ms: u64,
 ) -> Result<WaitAttempt> {
     let reply: Vec<Value> = redis
         .script_on(&WAIT, &keys.lock, |args| {
-            args.extend([
-                Value::from(token),
-                ms(ttl_ms),
-                Value::String(Str::from_static(if fenced { "1" } else { "0" })),
-                ms(fence_ttl_ms),
-                ms(lease_ms),
-            ]);
+            args.extend([Value::from(token), ms(ttl_ms), ms(lease_ms)]);
         })
         .await?;
     match &reply[..] {
@@ -362,20 +398,22 @@ pub async fn release(
     keys: &LockKeys,
     token: &str,
     fence: u64,
-    fenced: bool,
-    fence_ttl_ms: u64,
     mode: ReleaseMode,
 ) -> Result<ReleaseOutcome> {
-    let mode = match mode {
-        ReleaseMode::Release => 'r',
-        ReleaseMode::Force => 'f',
-        ReleaseMode::Leave => 'l',
+    let (mode, unfenced) = match mode {
+        ReleaseMode::Release => ('r', "r 0"),
+        ReleaseMode::Force => ('f', "f 0"),
+        ReleaseMode::Leave => ('l', "l 0"),
+    };
+    // a holder that never asked for a fence (the common case) sends a
+    // static argument: nothing to format
+    let flags = if fence == 0 {
+        Value::String(Str::from_static(unfenced))
+    } else {
+        Value::from(format!("{mode} {fence}"))
     };
     release_call(redis, keys, |args| {
-        args.extend([
-            Value::from(token),
-            Value::from(format!("{mode}{} {fence_ttl_ms} {fence}", u8::from(fenced))),
-        ]);
+        args.extend([Value::from(token), flags.clone()]);
     })
     .await
 }
@@ -385,21 +423,18 @@ pub async fn release(
 /// (mode `h` of the release script). `Released(Some(value))` with `value`
 /// starting with `next`: handed to it; starting with another token: handed
 /// to that remote waiter (`next` must then queue in Redis itself).
-#[allow(clippy::too_many_arguments)]
 pub async fn release_to_local(
     redis: &Redis,
     keys: &LockKeys,
     token: &str,
     fence: u64,
-    fenced: bool,
-    fence_ttl_ms: u64,
     next: &str,
     next_ttl_ms: u64,
 ) -> Result<ReleaseOutcome> {
     release_call(redis, keys, |args| {
         args.extend([
             Value::from(token),
-            Value::from(format!("h{} {fence_ttl_ms} {fence}", u8::from(fenced))),
+            Value::from(format!("h {fence}")),
             Value::from(next),
             ms(next_ttl_ms),
         ]);
@@ -435,12 +470,34 @@ pub async fn extend(redis: &Redis, keys: &LockKeys, token: &str, ttl_ms: u64) ->
     Ok(n == 1)
 }
 
-/// `Ok(Ok(previous))` accepted, `Ok(Err(last))` refused.
+/// A fence on demand (`lock_fence`): `Some(fence)`, or `None` when
+/// `token` no longer holds the lock.
+///
+/// # Errors
+/// Redis.
+pub async fn fence(
+    redis: &Redis,
+    keys: &LockKeys,
+    token: &str,
+    fence_ttl_ms: u64,
+) -> Result<Option<u64>> {
+    let n: i64 = redis
+        .script_on(&FENCE, &keys.lock, |args| {
+            args.extend([Value::from(token), ms(fence_ttl_ms)]);
+        })
+        .await?;
+    Ok(u64::try_from(n).ok().filter(|&n| n > 0))
+}
+
+/// `Ok(Ok(previous))` accepted, `Ok(Err(last))` refused. `holder`: the
+/// writer's lock token (`""`: none).
+#[allow(clippy::too_many_arguments)]
 pub async fn fenced_write(
     redis: &Redis,
     fenced: String,
     state: String,
     fence: u64,
+    holder: &str,
     value: Vec<u8>,
     ttl_ms: u64,
 ) -> Result<std::result::Result<u64, u64>> {
@@ -448,7 +505,12 @@ pub async fn fenced_write(
         .script(
             &FENCED_WRITE,
             vec![fenced, state],
-            vec![ms(fence), Value::Bytes(value.into()), ms(ttl_ms)],
+            vec![
+                ms(fence),
+                Value::Bytes(value.into()),
+                ms(ttl_ms),
+                Value::from(holder),
+            ],
         )
         .await?;
     let [ok, n] = reply[..] else {
@@ -476,7 +538,14 @@ mod tests {
 
     #[test]
     fn should_name_every_script_once() {
-        let scripts = [&*ACQUIRE, &*WAIT, &*RELEASE, &*EXTEND, &*FENCED_WRITE];
+        let scripts = [
+            &*ACQUIRE,
+            &*WAIT,
+            &*FENCE,
+            &*RELEASE,
+            &*EXTEND,
+            &*FENCED_WRITE,
+        ];
         let names: Vec<&str> = scripts.iter().map(|s| s.name()).collect();
         assert_eq!(names, NAMES);
         for s in scripts {

@@ -44,34 +44,102 @@ impl fmt::Debug for LockToken {
     }
 }
 
-/// A number that strictly increases with every acquisition of a resource,
-/// issued by the acquire script from a counter in the lock's hash slot.
+/// A number that strictly increases with every fence issued for a
+/// resource, from a counter in the lock's hash slot, together with the
+/// identity of the holder it was issued to.
+///
+/// A [`LockManager`](crate::LockManager) issues it **on demand**:
+/// [`LockGuard::fence`](crate::LockGuard::fence) runs one script that bumps
+/// the counter only while the guard's token still holds the lock, so a
+/// holder that lost the lock can never obtain one, and fences grow in
+/// holding order. [`Redlock`](crate::Redlock) issues it with every
+/// acquisition (see the guide).
 ///
 /// Pass it to whatever the lock protects; the protected store must refuse
-/// a write whose fencing token is lower than the last one it accepted (see
+/// a write whose fencing token is lower than the last one it accepted, and
+/// an equal one from another holder (see
 /// [`LockManager::fenced_write`](crate::LockManager::fenced_write)). That
 /// turns "a paused holder whose lease expired writes late" from silent
 /// corruption into a refused write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FencingToken(u64);
+///
+/// Equality, order and hashing look at the number only; the holder is an
+/// identity `fenced_write` checks, never shown by `Debug`.
+#[derive(Clone, Copy)]
+pub struct FencingToken {
+    value: u64,
+    /// The holder's lock token (its 128 bits), when issued to a guard.
+    holder: Option<u128>,
+}
 
 impl FencingToken {
-    /// Wraps a raw value (for example one read back from storage).
+    /// Wraps a raw value (for example one read back from storage). It
+    /// carries no holder identity, so a fenced write with it is refused
+    /// when it only *equals* the last accepted fence.
     #[must_use]
     pub const fn new(value: u64) -> Self {
-        FencingToken(value)
+        FencingToken {
+            value,
+            holder: None,
+        }
+    }
+
+    /// A fence issued to the holder of `token`.
+    pub(crate) fn issued(value: u64, token: &LockToken) -> Self {
+        FencingToken {
+            value,
+            holder: u128::from_str_radix(token.as_str(), 16).ok(),
+        }
     }
 
     /// The raw value.
     #[must_use]
     pub const fn get(self) -> u64 {
-        self.0
+        self.value
+    }
+
+    /// The holder identity as the scripts store it (32 hex digits), or
+    /// `""` for a fence built with [`new`](Self::new).
+    pub(crate) fn holder_text(self) -> String {
+        self.holder.map(|h| format!("{h:032x}")).unwrap_or_default()
+    }
+}
+
+impl PartialEq for FencingToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl Eq for FencingToken {}
+
+impl PartialOrd for FencingToken {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for FencingToken {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.value.cmp(&other.value)
+    }
+}
+
+impl std::hash::Hash for FencingToken {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.value.hash(state);
+    }
+}
+
+impl fmt::Debug for FencingToken {
+    // the holder is the lock token: never in a log
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FencingToken({})", self.value)
     }
 }
 
 impl fmt::Display for FencingToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        self.value.fmt(f)
     }
 }
 
@@ -93,5 +161,15 @@ mod tests {
     fn should_order_fencing_tokens_numerically() {
         assert!(FencingToken::new(9) < FencingToken::new(10));
         assert_eq!(FencingToken::new(7).get(), 7);
+    }
+
+    #[test]
+    fn should_carry_the_holder_without_showing_it() {
+        let t = LockToken::random();
+        let f = FencingToken::issued(5, &t);
+        assert_eq!(f.holder_text(), t.as_str());
+        assert_eq!(f, FencingToken::new(5), "compared by value only");
+        assert_eq!(FencingToken::new(5).holder_text(), "");
+        assert_eq!(format!("{f:?}"), "FencingToken(5)");
     }
 }

@@ -56,7 +56,7 @@ pub(crate) async fn trade(
     let resource = resource.as_str();
     let (fence, written) = locks
         .with_lock(resource, state.config().trade_lock_ttl, |ctx| async move {
-            let fence = ctx.fence();
+            let fence = ctx.fence().await?;
             let written = locks.fenced_write(resource, fence, record).await?;
             Ok::<_, ApiError>((fence, written))
         })

@@ -66,7 +66,7 @@ async fn should_make_opposite_trades_contend_for_one_lock() -> anyhow::Result<()
         )
         .await;
     assert_eq!(other.status, StatusCode::OK, "{}", other.body);
-    let held_fence = held.fence().get();
+    let held_fence = held.fence().await?.get();
     held.release().await?;
     let done = api
         .post(

@@ -6,7 +6,7 @@ if v and string.byte(ARGV[2], 1) == 114 and string.find(v, tok, 1, true) == 1
   redis.call('DEL', KEYS[1])
   return 1
 end
-local mode, fenced, fence_ttl, fence = string.match(ARGV[2], '^(%a)(%d) (%d+) (%d+)$')
+local mode, fence = string.match(ARGV[2], '^(%a) (%d+)$')
 local q, alive, st = KEYS[1] .. ':queue', KEYS[1] .. ':alive', KEYS[1] .. ':state'
 if mode == 'h' and v and string.find(v, ARGV[3], 1, true) == 1 then
   return v
@@ -22,20 +22,15 @@ if mode == 'f' then
 elseif not v or string.find(v, tok, 1, true) ~= 1 then
   if mode == 'r' or mode == 'h' then
     if redis.call('GET', KEYS[1] .. ':forced') == tok then return -1 end
-    if fenced == '1' and tonumber(redis.call('HGET', st, 'n') or '0') < tonumber(fence) then
+    if fence ~= '0' and tonumber(redis.call('HGET', st, 'n') or '0') < tonumber(fence) then
       return -1
     end
   end
   return 0
 end
 local function to_local()
-  local val = ARGV[3]
-  if fenced == '1' then
-    val = val .. ':' .. redis.call('HINCRBY', st, 'n', 1)
-    redis.call('PEXPIRE', st, fence_ttl)
-  end
-  redis.call('SET', KEYS[1], val, 'PX', ARGV[4])
-  return val
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  return ARGV[3]
 end
 if string.byte(v, -1) ~= 33 then
   if mode == 'h' then return to_local() end
@@ -57,10 +52,6 @@ while true do
     local deadline, ttl = string.match(e, '^(%d+):(%d+)$')
     if deadline and tonumber(deadline) >= now then
       local val = head
-      if fenced == '1' then
-        val = head .. ':' .. redis.call('HINCRBY', st, 'n', 1)
-        redis.call('PEXPIRE', st, fence_ttl)
-      end
       if redis.call('ZCARD', q) > 0 then val = val .. '!' end
       redis.call('SET', KEYS[1], val, 'PX', ttl)
       redis.call('SPUBLISH', KEYS[1] .. ':released', val)

@@ -9,7 +9,7 @@ if v and string.sub(v, 1, #tok) == tok then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lease = tonumber(ARGV[5])
+local lease = tonumber(ARGV[3])
 if not v then
   local head = redis.call('ZRANGE', q, 0, 0)[1]
   while head do
@@ -25,11 +25,6 @@ if not v then
       redis.call('HDEL', alive, tok)
     end
     local val = tok
-    if ARGV[3] == '1' then
-      local st = KEYS[1] .. ':state'
-      val = tok .. ':' .. redis.call('HINCRBY', st, 'n', 1)
-      redis.call('PEXPIRE', st, ARGV[4])
-    end
     if redis.call('ZCARD', q) > 0 then val = val .. '!' end
     redis.call('SET', KEYS[1], val, 'PX', ARGV[2])
     return {1, val}

@@ -12,7 +12,9 @@ use crate::scripts;
 use crate::token::FencingToken;
 
 /// A fenced write was refused: a holder with a newer fencing token has
-/// already written.
+/// already written, or (`current == offered`) another holder with the
+/// same fence, which only a split brain (two primaries each issuing from
+/// the same replicated counter) or a fence built by hand can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StaleFence {
@@ -25,8 +27,16 @@ pub struct StaleFence {
 impl LockManager {
     /// Writes `value` for `resource` unless a newer fencing token has
     /// already written: one compare-and-set script that keeps the highest
-    /// accepted token. Writing again with the same token is accepted (a
-    /// replay is harmless). Returns `Ok(Err(StaleFence))` on refusal.
+    /// accepted token and the holder it was issued to. Writing again with
+    /// the same fence is accepted only from the same holder (so a replay of
+    /// this call, which fred re-sends after a reconnect, is harmless); an
+    /// equal fence from another holder is refused, as is one built with
+    /// [`FencingToken::new`], which names no holder. Returns
+    /// `Ok(Err(StaleFence))` on refusal.
+    ///
+    /// `fence` comes from [`LockGuard::fence`](crate::LockGuard::fence) or
+    /// [`LockContext::fence`](crate::LockContext::fence), which issue it on
+    /// demand while the lock is held.
     ///
     /// The record lives beside the lock (same hash slot) with
     /// [`LockConfig::fence_ttl`](crate::LockConfig::fence_ttl).
@@ -51,6 +61,7 @@ impl LockManager {
             keys.fenced(),
             keys.state(),
             fence.get(),
+            &fence.holder_text(),
             bytes,
             self.inner.fence_ttl_ms,
         )

@@ -17,16 +17,7 @@ impl LockManager {
         fence: u64,
         mode: ReleaseMode,
     ) -> Result<ReleaseOutcome> {
-        let released = scripts::release(
-            &self.inner.redis,
-            keys,
-            token,
-            fence,
-            self.inner.fenced,
-            self.inner.fence_ttl_ms,
-            mode,
-        )
-        .await?;
+        let released = scripts::release(&self.inner.redis, keys, token, fence, mode).await?;
         // handed to a waiter: if it waits in this process, it holds the
         // lock as of now (the pub/sub message tells the others)
         if let ReleaseOutcome::Released(Some(value)) = &released {
@@ -85,8 +76,6 @@ impl LockManager {
             keys,
             token,
             fence,
-            self.inner.fenced,
-            self.inner.fence_ttl_ms,
             &next.token,
             next.ttl_ms,
         )

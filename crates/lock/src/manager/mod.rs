@@ -56,7 +56,7 @@ use local_wait::{LocalTurn, SlotExit};
 ///
 /// let locks = LockManager::new(redis, LockConfig::default())?;
 /// let guard = locks.acquire("trade:alice:bob", Duration::from_secs(10)).await?;
-/// // ... pass guard.fence() to whatever the lock protects ...
+/// // ... pass guard.fence().await? to whatever the lock protects ...
 /// guard.release().await?;
 /// # Ok(()) }
 /// ```
@@ -69,7 +69,6 @@ struct Inner {
     redis: Redis,
     config: LockConfig,
     fence_ttl_ms: u64,
-    fenced: bool,
     stats: StatsCell,
     wakers: Wakers,
     local: LocalQueues,
@@ -94,14 +93,12 @@ impl LockManager {
         config.validate()?;
         scripts::register(&redis);
         let fence_ttl_ms = config.fence_ttl_ms();
-        let fenced = config.fencing;
         let wakers = Wakers::new(config.wake_on_release.then(|| redis.clone()));
         Ok(LockManager {
             inner: Arc::new(Inner {
                 redis,
                 config,
                 fence_ttl_ms,
-                fenced,
                 stats: StatsCell::default(),
                 wakers,
                 local: LocalQueues::default(),
@@ -145,9 +142,10 @@ impl LockManager {
     }
 
     /// One attempt: the lock, or [`Error::Contended`] saying how long the
-    /// holder still has. Fenced (the default): one script call. Unfenced
-    /// ([`LockConfig::fencing`] off): one native `SET NX PX GET`, plus a
-    /// `PTTL` when the lock is held.
+    /// holder still has: one native `SET NX PX GET`, plus a `PTTL` when the
+    /// lock is held. The fencing token is issued later, on demand
+    /// ([`LockGuard::fence`]), so an acquisition that never asks for one
+    /// costs what a hand-rolled lock costs.
     ///
     /// It never queues in the in-process queue: when another task of this
     /// manager holds or acquires the resource, it is still one attempt in
@@ -276,20 +274,22 @@ impl LockManager {
         }
     }
 
+    /// One native `SET NX PX GET`: fenced or not, a fence is issued on
+    /// demand ([`LockGuard::fence`]), never by the acquisition.
     async fn attempt(&self, keys: &LockKeys, token: &LockToken, ttl_ms: u64) -> Result<Attempt> {
-        if self.inner.fenced {
-            scripts::acquire(
-                &self.inner.redis,
-                keys,
-                token.as_str(),
-                ttl_ms,
-                self.inner.fence_ttl_ms,
-                0,
-            )
-            .await
-        } else {
-            scripts::acquire_unfenced(&self.inner.redis, keys, token.as_str(), ttl_ms).await
-        }
+        scripts::acquire_unfenced(&self.inner.redis, keys, token.as_str(), ttl_ms).await
+    }
+
+    /// A fence for a lease of this manager (`lock_fence`): `None` when the
+    /// lock is no longer ours.
+    pub(crate) async fn fence_lease(&self, lease: &Lease) -> Result<Option<u64>> {
+        scripts::fence(
+            &self.inner.redis,
+            &lease.keys,
+            lease.token.as_str(),
+            self.inner.fence_ttl_ms,
+        )
+        .await
     }
 
     fn guard(
@@ -417,7 +417,7 @@ impl LockManager {
         let sent = Instant::now();
         Ok(
             match self
-                .release_owned(&lease.keys, lease.token.as_str(), lease.fence.get())
+                .release_owned(&lease.keys, lease.token.as_str(), lease.issued_fence())
                 .await?
             {
                 ReleaseOutcome::Released(_) => true,

@@ -112,16 +112,7 @@ impl LockManager {
             }
             join_now = false;
             let sent = Instant::now();
-            held = match scripts::wait(
-                &self.inner.redis,
-                keys,
-                token.as_str(),
-                ttl_ms,
-                self.inner.fenced,
-                self.inner.fence_ttl_ms,
-                lease,
-            )
-            .await
+            held = match scripts::wait(&self.inner.redis, keys, token.as_str(), ttl_ms, lease).await
             {
                 Ok(WaitAttempt::Acquired(value)) => {
                     queued.0 = None;

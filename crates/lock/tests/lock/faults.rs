@@ -108,3 +108,63 @@ async fn should_answer_a_replayed_release_released() -> anyhow::Result<()> {
     redis.shutdown().await?;
     Ok(())
 }
+
+/// A fence request and a fenced write in flight when the connection dies
+/// are replayed by fred after the reconnect, after their first copies ran:
+/// the fence replay answers the fence already issued (the counter moved
+/// once), and the write replay (same fence, same holder) is accepted, so
+/// both callers see success and the record holds their write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_answer_replayed_fences_and_fenced_writes_the_same() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let redis_config = config(&server.url(), "cutf:")?
+        .with_command_timeout(Duration::from_secs(20))
+        .with_unresponsive_timeout(Some(Duration::from_millis(300)));
+    let redis = Redis::connect(redis_config).await?;
+    let locks = LockManager::new(redis.clone(), LockConfig::default())?;
+    let asking = locks.try_acquire("asking", Duration::from_secs(60)).await?;
+    let writing = locks
+        .try_acquire("writing", Duration::from_secs(60))
+        .await?;
+    let fence = writing.fence().await?;
+    let probe = redis.keys().key("probe").build()?;
+
+    server.pause()?;
+    let asked = tokio::spawn(async move {
+        let fence = asking.fence().await?;
+        anyhow::Ok((asking, fence))
+    });
+    let wrote = {
+        let locks = locks.clone();
+        tokio::spawn(async move { locks.fenced_write("writing", fence, "once").await })
+    };
+    let incr = {
+        let (redis, probe) = (redis.clone(), probe.clone());
+        tokio::spawn(async move { redis.client().incr::<i64, _>(&probe).await })
+    };
+    let cut = redis.no_replay().ping::<String>(None).await;
+    assert!(
+        matches!(&cut, Err(e) if *e.kind() == ErrorKind::IO),
+        "the paused server cannot answer: fred closes the unresponsive connection: {cut:?}"
+    );
+    server.resume()?;
+    let (asking, asked) = asked.await??;
+    let wrote = wrote.await??;
+    assert_eq!(incr.await??, 2, "the in-flight commands were replayed");
+
+    assert_eq!(wrote, Ok(()), "a replayed fenced write is accepted");
+    let keys = aeturnis_lock::raw::LockKeys::new(redis.keys(), "asking")?;
+    let counter: u64 = redis.client().hget(keys.state(), "n").await?;
+    assert_eq!(
+        (asked.get(), counter),
+        (1, 1),
+        "one fence issued, and the replay answered it"
+    );
+    assert_eq!(asking.fence().await?, asked);
+    let (stored, value): (_, String) = locks.fenced_read("writing").await?.unwrap();
+    assert_eq!((stored, value.as_str()), (fence, "once"));
+    asking.release().await?;
+    writing.release().await?;
+    redis.shutdown().await?;
+    Ok(())
+}

@@ -93,7 +93,8 @@ async fn should_run_unfenced_redlock_on_native_set() -> anyhow::Result<()> {
         before.push(set_and_script_calls(m).await?);
     }
     let g = a.try_acquire("res", Duration::from_secs(5)).await?;
-    assert_eq!(g.fence().get(), 0);
+    let err = g.fence().await.unwrap_err();
+    assert!(matches!(err, Error::Unfenced { .. }), "{err:?}");
     let mut sets = 0;
     for (m, (set0, script0)) in masters.iter().zip(&before) {
         let (set1, script1) = set_and_script_calls(m).await?;
@@ -144,7 +145,7 @@ async fn should_survive_one_dead_master_and_fail_typed_with_two() -> anyhow::Res
     let mut fences = Vec::new();
     for _ in 0..20 {
         let g = red.acquire("res", ttl).await?;
-        fences.push(g.fence());
+        fences.push(g.fence().await?);
         g.extend(ttl).await?; // extend needs (and has) a quorum
         g.release().await?;
     }
@@ -257,10 +258,10 @@ async fn should_run_a_section_with_lock_over_redlock() -> anyhow::Result<()> {
                     .get(lock_key(&prefix, "res"))
                     .await
                     .map_err(aeturnis_redis_core::Error::from)?;
-                let fence = format!(":{}", ctx.fence().get());
+                let fence = format!(":{}", ctx.fence().await?.get());
                 holding += usize::from(v.is_some_and(|v| v.ends_with(&fence)));
             }
-            Ok::<_, Error>((ctx.fence(), holding))
+            Ok::<_, Error>((ctx.fence().await?, holding))
         })
         .await?
     };
@@ -432,7 +433,7 @@ async fn should_work_past_a_paused_master_and_fail_typed_with_two() -> anyhow::R
         let started = Instant::now();
         g.extend(ttl).await?;
         timed("extend", started);
-        fences.push(g.fence());
+        fences.push(g.fence().await?);
         let started = Instant::now();
         g.release().await?;
         timed("release", started);

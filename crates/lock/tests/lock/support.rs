@@ -101,7 +101,13 @@ pub(crate) async fn increments<L: Lock + Clone + 'static>(
                         .await?;
                     inside.fetch_sub(1, Ordering::SeqCst);
                     let exit = Instant::now();
-                    let fence = guard.fence().get();
+                    // a fence on demand, still inside the section (ordering
+                    // checks need one; an unfenced lock has none)
+                    let fence = match guard.fence().await {
+                        Ok(fence) => fence.get(),
+                        Err(aeturnis_lock::Error::Unfenced { .. }) => 0,
+                        Err(e) => return Err(e.into()),
+                    };
                     guard.release().await?;
                     sections
                         .lock()

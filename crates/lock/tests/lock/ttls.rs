@@ -66,7 +66,7 @@ async fn should_put_a_ttl_on_every_key_the_lock_writes() -> Result<()> {
     let ttl = Duration::from_secs(30);
     let held = holder.try_acquire("res", ttl).await?;
     holder
-        .fenced_write("res", held.fence(), "value")
+        .fenced_write("res", held.fence().await?, "value")
         .await?
         .map_err(|stale| anyhow::anyhow!("{stale:?}"))?;
     let task = {
