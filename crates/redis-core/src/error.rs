@@ -77,6 +77,17 @@ pub enum Error {
         /// The connection state when the call was made.
         state: ConnectionState,
     },
+    /// A write sent with a [`WriteConcern`](crate::WriteConcern) reached
+    /// fewer replicas than it asks within its timeout (`WAIT`). The write
+    /// was applied on the primary and may still reach the replicas (and
+    /// survive a failover); it is not acknowledged.
+    #[error("the write reached {acked} of the {wanted} replicas asked for")]
+    NotReplicated {
+        /// Replicas that acknowledged the write.
+        acked: u32,
+        /// Replicas the write concern asks for.
+        wanted: u32,
+    },
 }
 
 impl Classify for Error {
@@ -88,7 +99,8 @@ impl Classify for Error {
     /// connection, a timeout, [`Shutdown`](Error::Shutdown),
     /// [`Disconnected`](Error::Disconnected), and the server replies
     /// `LOADING`, `BUSY`, `OOM`, `CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`,
-    /// `READONLY` and `NOREPLICAS` (a failover or an overloaded server).
+    /// `READONLY` and `NOREPLICAS` (a failover or an overloaded server),
+    /// and [`NotReplicated`](Error::NotReplicated).
     /// Everything else is internal.
     fn class(&self) -> ErrorClass {
         match self {
@@ -114,9 +126,10 @@ impl Classify for Error {
                     ErrorClass::Internal
                 }
             }
-            Error::Timeout { .. } | Error::Shutdown | Error::Disconnected { .. } => {
-                ErrorClass::Unavailable
-            }
+            Error::Timeout { .. }
+            | Error::Shutdown
+            | Error::Disconnected { .. }
+            | Error::NotReplicated { .. } => ErrorClass::Unavailable,
             Error::Config(_) | Error::Key(_) | Error::Encode { .. } | Error::CrossSlot { .. } => {
                 ErrorClass::InvalidInput
             }
@@ -252,6 +265,11 @@ mod tests {
         };
         assert!(down.is_connection() && down.is_unavailable());
         assert!(down.to_string().contains("connecting"), "{down}");
+        let lagging = Error::NotReplicated {
+            acked: 0,
+            wanted: 1,
+        };
+        assert!(lagging.is_unavailable() && !lagging.is_connection());
         assert_eq!(
             Error::Decode {
                 key: "k".into(),

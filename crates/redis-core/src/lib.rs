@@ -49,6 +49,7 @@ mod failover;
 mod health;
 pub mod keys;
 pub mod prelude;
+mod replicated;
 pub mod scan;
 mod script;
 
@@ -66,5 +67,6 @@ pub use env::Env;
 pub use error::{Error, Result};
 pub use health::{ConnectionState, Health, HealthStatus};
 pub use keys::{escape_pattern, hash_slot, KeyError, KeySpace, RedisKey};
+pub use replicated::{Replicated, WriteConcern};
 pub use scan::KeyScan;
 pub use script::LuaScript;
