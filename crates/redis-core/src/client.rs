@@ -19,6 +19,7 @@ use crate::failover::Watcher;
 use crate::health::{ConnectionState, Health, HealthStatus};
 use crate::keys::{KeySpace, RedisKey};
 use crate::script::LuaScript;
+use crate::watchdog;
 
 enum Backend {
     Single(Client),
@@ -96,6 +97,7 @@ impl Redis {
             Backend::Single(c) => vec![c.clone()],
             Backend::Pool(p) => p.clients().to_vec(),
         };
+        tasks.extend(watchdog::start(&clients, config.unresponsive_timeout));
         let watcher = match Watcher::start(&config, clients)? {
             Some((watcher, watching)) => {
                 tasks.extend(watching);

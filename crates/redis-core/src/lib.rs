@@ -52,6 +52,7 @@ pub mod prelude;
 mod replicated;
 pub mod scan;
 mod script;
+mod watchdog;
 
 /// Design notes: what fred does for us, replay, server time, failing fast,
 /// failover.

@@ -10,6 +10,7 @@
 //! | [`Masters`] | N independent masters, for Redlock |
 //! | [`Cluster`] | a 6-node cluster: 3 primaries, 3 replicas, with [`failover`](Cluster::failover) |
 //! | [`Sentinel`] | 1 primary, 1 replica, 3 sentinels watching `mymaster`, with [`failover`](Sentinel::failover) |
+//! | [`FaultProxy`] | a TCP proxy in front of a server that adds latency, black-holes, resets or cuts replies ([`Fault`]), switchable at run time |
 //! | [`eventually`] | the one polling helper: probe until `Ok`, with a deadline |
 //! | [`TestCtx`] | a shared topology for behaviour tests, reused from `cargo xtask test` when it exported one |
 //!
@@ -41,6 +42,7 @@ mod macros;
 mod masters;
 mod poll;
 mod process;
+mod proxy;
 mod resp;
 mod sentinel;
 mod server;
@@ -50,6 +52,7 @@ pub use cluster::Cluster;
 pub use lifetime::{set_lifetime, Lifetime, ServerRecord};
 pub use masters::Masters;
 pub use poll::{eventually, one_failover_at_a_time, POLL_EVERY};
+pub use proxy::{Fault, FaultProxy};
 pub use sentinel::Sentinel;
 pub use server::RedisServer;
 pub use shared::{redlock_urls, TestCtx, TestOutcome, Topology};

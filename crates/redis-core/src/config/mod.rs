@@ -160,7 +160,9 @@ pub struct RedisConfig {
     /// with a timeout error after at most this long. Default: 5 s.
     pub command_timeout: Duration,
     /// A connection with a reply outstanding for this long is treated as dead
-    /// and reconnected. `None` disables the check. Default: 10 s.
+    /// and reconnected: fred's check, plus a `PING` per client every this
+    /// long, bounded by it, which also catches a dead connection under steady
+    /// traffic (guide, "Down or slow"). `None` disables both. Default: 10 s.
     pub unresponsive_timeout: Option<Duration>,
     /// Reconnect backoff. Default: see [`ReconnectConfig`].
     pub reconnect: ReconnectConfig,
