@@ -91,7 +91,8 @@ pub enum Error {
 }
 
 impl Classify for Error {
-    /// Invalid input: [`Config`](Error::Config), [`Key`](Error::Key),
+    /// Invalid input: [`Config`](Error::Config), [`Key`](Error::Key), a TLS
+    /// handshake failure ([`is_tls`](Error::is_tls)),
     /// [`Encode`](Error::Encode), [`CrossSlot`](Error::CrossSlot), a fred
     /// argument error, credentials or ACL permissions the server refused
     /// ([`is_auth`](Error::is_auth)) and a sentinel service name the
@@ -105,7 +106,9 @@ impl Classify for Error {
     fn class(&self) -> ErrorClass {
         match self {
             Error::Redis(e) => {
-                if matches!(
+                if is_tls(e) {
+                    ErrorClass::InvalidInput
+                } else if matches!(
                     e.kind(),
                     FredErrorKind::IO
                         | FredErrorKind::Timeout
@@ -158,8 +161,9 @@ impl Error {
     pub fn is_connection(&self) -> bool {
         match self {
             Error::Redis(e) => {
-                matches!(e.kind(), FredErrorKind::IO | FredErrorKind::Canceled)
-                    || is_connection_details(e.details())
+                !is_tls(e)
+                    && (matches!(e.kind(), FredErrorKind::IO | FredErrorKind::Canceled)
+                        || is_connection_details(e.details()))
             }
             Error::Shutdown | Error::Disconnected { .. } => true,
             _ => false,
@@ -183,6 +187,16 @@ impl Error {
         matches!(self, Error::Redis(e) if is_auth(e))
     }
 
+    /// The TLS handshake failed: the server's certificate is not signed by
+    /// a trusted CA ([`RedisConfig::tls_ca_file`](crate::RedisConfig::tls_ca_file)
+    /// or the system roots), does not name the host, or has expired; or the
+    /// server does not speak TLS. Classed as invalid input: fix the
+    /// certificates or the configuration.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::Redis(e) if is_tls(e))
+    }
+
     /// The server refused the script because it is not in its script cache.
     #[must_use]
     pub fn is_noscript(&self) -> bool {
@@ -202,6 +216,21 @@ fn is_connection_details(details: &str) -> bool {
 /// the sentinels still name the old primary, so this is not transient.)
 fn is_unknown_sentinel_service(e: &FredError) -> bool {
     e.kind() == &FredErrorKind::Sentinel && e.details().contains("Missing primary address")
+}
+
+/// A TLS failure: fred's `Tls` kind, or rustls's verdict carried in an I/O
+/// error (the handshake runs inside tokio-rustls, which reports through
+/// `std::io::Error`).
+fn is_tls(e: &FredError) -> bool {
+    e.kind() == &FredErrorKind::Tls
+        || [
+            "InvalidCertificate",
+            "invalid peer certificate",
+            "CorruptMessage",
+            "InvalidMessage",
+        ]
+        .iter()
+        .any(|p| e.details().contains(p))
 }
 
 fn is_auth(e: &FredError) -> bool {
@@ -265,6 +294,12 @@ mod tests {
         };
         assert!(down.is_connection() && down.is_unavailable());
         assert!(down.to_string().contains("connecting"), "{down}");
+        // what a server signed by an untrusted CA gives (seen in tests/tls.rs)
+        let untrusted = Error::from(FredError::new(
+            FredErrorKind::IO,
+            "Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) }",
+        ));
+        assert!(untrusted.is_tls() && untrusted.is_invalid_input() && !untrusted.is_connection());
         let lagging = Error::NotReplicated {
             acked: 0,
             wanted: 1,

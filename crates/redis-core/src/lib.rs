@@ -33,7 +33,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `tls` | `rediss://` URLs and [`RedisConfig::tls`], through fred's rustls (ring) support |
+//! | `tls` | `rediss://` URLs, [`RedisConfig::tls`] and [`RedisConfig::tls_ca_file`], through fred's rustls (ring) support |
 
 pub use fred;
 

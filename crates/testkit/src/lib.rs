@@ -10,6 +10,7 @@
 //! | [`Masters`] | N independent masters, for Redlock |
 //! | [`Cluster`] | a 6-node cluster: 3 primaries, 3 replicas, with [`failover`](Cluster::failover) |
 //! | [`Sentinel`] | 1 primary, 1 replica, 3 sentinels watching `mymaster`, with [`failover`](Sentinel::failover) |
+//! | [`TlsRedis`] | a standalone server that also serves TLS, with a CA and certificates generated at start |
 //! | [`FaultProxy`] | a TCP proxy in front of a server that adds latency, black-holes, resets or cuts replies ([`Fault`]), switchable at run time |
 //! | [`eventually`] | the one polling helper: probe until `Ok`, with a deadline |
 //! | [`TestCtx`] | a shared topology for behaviour tests, reused from `cargo xtask test` when it exported one |
@@ -47,6 +48,7 @@ mod resp;
 mod sentinel;
 mod server;
 mod shared;
+mod tls;
 
 pub use cluster::Cluster;
 pub use lifetime::{set_lifetime, Lifetime, ServerRecord};
@@ -56,6 +58,7 @@ pub use proxy::{Fault, FaultProxy};
 pub use sentinel::Sentinel;
 pub use server::RedisServer;
 pub use shared::{redlock_urls, TestCtx, TestOutcome, Topology};
+pub use tls::TlsRedis;
 
 /// Environment variable holding the URL of a running standalone server to reuse.
 pub const STANDALONE_URL_ENV: &str = "AETURNIS_TEST_STANDALONE_URL";
