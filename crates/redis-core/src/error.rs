@@ -197,6 +197,15 @@ impl Error {
         matches!(self, Error::Redis(e) if is_tls(e))
     }
 
+    /// The ACL user lacks a permission (`NOPERM`); the message names the
+    /// command, key or channel refused. A refinement of
+    /// [`is_auth`](Error::is_auth); see [`crate::acl`] for the rules the
+    /// crates need.
+    #[must_use]
+    pub fn is_no_permission(&self) -> bool {
+        matches!(self, Error::Redis(e) if e.details().starts_with("NOPERM"))
+    }
+
     /// The server refused the script because it is not in its script cache.
     #[must_use]
     pub fn is_noscript(&self) -> bool {
@@ -222,13 +231,12 @@ fn is_unknown_sentinel_service(e: &FredError) -> bool {
 /// error (the handshake runs inside tokio-rustls, which reports through
 /// `std::io::Error`).
 fn is_tls(e: &FredError) -> bool {
-    e.kind() == &FredErrorKind::Tls
-        || [
-            "InvalidCertificate",
-            "invalid peer certificate",
-            "CorruptMessage",
-            "InvalidMessage",
-        ]
+    // the `Tls` kind exists only with fred's TLS features
+    #[cfg(feature = "tls")]
+    if e.kind() == &FredErrorKind::Tls {
+        return true;
+    }
+    ["InvalidCertificate", "invalid peer certificate"]
         .iter()
         .any(|p| e.details().contains(p))
 }
@@ -282,7 +290,7 @@ mod tests {
             FredErrorKind::Unknown,
             "NOPERM User app has no permissions to run the 'flushall' command",
         ));
-        assert!(denied.is_auth() && denied.is_invalid_input());
+        assert!(denied.is_auth() && denied.is_invalid_input() && denied.is_no_permission());
         let wrong = Error::from(FredError::new(FredErrorKind::Auth, "WRONGPASS invalid"));
         assert!(wrong.is_auth() && !wrong.is_retryable());
         let other = Error::from(FredError::new(FredErrorKind::Unknown, "ERR syntax error"));

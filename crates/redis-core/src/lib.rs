@@ -22,6 +22,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`acl`] | the least-privilege ACL rules for an application user |
 //! | [`config`] | [`RedisConfig`]: URL, environment, builder; the variable table |
 //! | [`env`](mod@env) | [`Env`]: the typed environment reader every crate's `from_env` uses |
 //! | [`duration`] | Duration to milliseconds, with the one rounding rule and bounds |
@@ -37,6 +38,7 @@
 
 pub use fred;
 
+pub mod acl;
 pub mod class;
 mod client;
 mod clock;
