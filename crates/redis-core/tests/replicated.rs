@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::Value;
+use aeturnis_redis_core::hash_slot;
 use aeturnis_redis_core::{Classify, Error, Redis, RedisConfig, WriteConcern};
-use aeturnis_testkit::{eventually, RedisServer, TestCtx};
+use aeturnis_testkit::{eventually, Cluster, RedisServer, TestCtx};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -203,7 +204,7 @@ async fn should_refuse_a_concern_timeout_not_below_the_command_timeout() -> anyh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_wait_on_the_primary_of_the_key_slot_in_a_cluster() -> anyhow::Result<()> {
+async fn should_acknowledge_batches_in_every_shard_of_a_cluster() -> anyhow::Result<()> {
     let ctx = TestCtx::cluster("wc_cluster").await;
     let redis =
         Redis::connect(RedisConfig::from_url(&ctx.url)?.with_key_prefix(&ctx.prefix)).await?;
@@ -214,6 +215,83 @@ async fn should_wait_on_the_primary_of_the_key_slot_in_a_cluster() -> anyhow::Re
         let replies = batch.send().await?;
         assert_eq!(replies, vec![Value::from("OK")], "{key}");
     }
+    redis.shutdown().await?;
+    Ok(())
+}
+
+/// The index in `cluster.nodes()` of the replica of the primary serving `slot`.
+fn replica_serving(cluster: &Cluster, slot: u16) -> anyhow::Result<usize> {
+    let nodes = cluster.nodes()[0].cli(&["CLUSTER", "NODES"])?;
+    let lines: Vec<Vec<&str>> = nodes
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let owns = |fields: &[&str]| {
+        fields.iter().skip(8).any(|range| {
+            let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+            match (lo.parse::<u16>(), hi.parse::<u16>()) {
+                (Ok(lo), Ok(hi)) => (lo..=hi).contains(&slot),
+                _ => false,
+            }
+        })
+    };
+    let primary = lines
+        .iter()
+        .find(|f| f.len() > 8 && f[2].contains("master") && owns(f))
+        .ok_or_else(|| anyhow::anyhow!("no primary serves slot {slot}: {nodes}"))?;
+    let replica = lines
+        .iter()
+        .find(|f| f.len() > 3 && f[2].contains("slave") && f[3] == primary[0])
+        .ok_or_else(|| anyhow::anyhow!("no replica of {}: {nodes}", primary[1]))?;
+    let port: u16 = replica[1]
+        .split(['@', ','])
+        .next()
+        .and_then(|addr| addr.rsplit(':').next())
+        .ok_or_else(|| anyhow::anyhow!("address {}", replica[1]))?
+        .parse()?;
+    cluster
+        .nodes()
+        .iter()
+        .position(|n| n.port() == port)
+        .ok_or_else(|| anyhow::anyhow!("no node on port {port}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_wait_for_the_replica_of_the_key_slot_in_a_cluster() -> anyhow::Result<()> {
+    // a WAIT sent anywhere else would answer 1 at once (the other primaries'
+    // replicas are up and that connection wrote nothing)
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await??;
+    let redis = Redis::connect(RedisConfig::from_url(&cluster.url())?).await?;
+    let key = redis.keys().key("wc").id("frozen").build()?;
+    let frozen = replica_serving(&cluster, hash_slot(key.as_str()))?;
+    let other = (0..64)
+        .map(|i| redis.keys().key("wc").id(&i.to_string()).build())
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|k| replica_serving(&cluster, hash_slot(k.as_str())).is_ok_and(|r| r != frozen))
+        .expect("a key served by another shard");
+
+    cluster.nodes()[frozen].pause()?;
+    let batch = redis.replicated(concern(Duration::from_millis(200)), &key)?;
+    let _: () = batch.set(key.as_str(), "v", None, None, false).await?;
+    let lagging = batch.send().await;
+    let batch = redis.replicated(concern(Duration::from_millis(200)), &other)?;
+    let _: () = batch.set(other.as_str(), "v", None, None, false).await?;
+    let healthy = batch.send().await;
+    cluster.nodes()[frozen].resume()?;
+
+    let err = lagging.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotReplicated {
+                acked: 0,
+                wanted: 1
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(healthy?, vec![Value::from("OK")]);
     redis.shutdown().await?;
     Ok(())
 }
