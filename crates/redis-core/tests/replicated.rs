@@ -265,7 +265,7 @@ async fn should_wait_for_the_replica_of_the_key_slot_in_a_cluster() -> anyhow::R
     let key = redis.keys().key("wc").id("frozen").build()?;
     let frozen = replica_serving(&cluster, hash_slot(key.as_str()))?;
     let other = (0..64)
-        .map(|i| redis.keys().key("wc").id(&i.to_string()).build())
+        .map(|i| redis.keys().key("wc").id(i.to_string()).build())
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .find(|k| replica_serving(&cluster, hash_slot(k.as_str())).is_ok_and(|r| r != frozen))
