@@ -13,6 +13,8 @@ use super::support::*;
 /// What a planned failover did to a steady writer.
 struct Planned {
     lost: Vec<u64>,
+    /// The first write acknowledged by the new primary.
+    first_new_id: u64,
     acked: usize,
     follow: Duration,
 }
@@ -66,6 +68,9 @@ async fn planned_failover(paused: bool, concern: Option<WriteConcern>) -> anyhow
     );
     Ok(Planned {
         lost,
+        first_new_id: log
+            .first_new_id
+            .expect("a write acknowledged by the new primary"),
         acked: log.acked.len(),
         follow,
     })
@@ -90,14 +95,30 @@ async fn paused_sentinel_failover_loses_no_acknowledged_write_and_follows_in_bou
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_sentinel_failover_loses_at_most_the_writes_at_the_promotion() -> anyhow::Result<()> {
+async fn plain_sentinel_failover_loses_only_the_writes_just_before_the_promotion(
+) -> anyhow::Result<()> {
     let _one_at_a_time = aeturnis_testkit::one_failover_at_a_time().await;
     let run = planned_failover(false, None).await?;
-    assert!(
-        run.lost.len() <= PLAIN_FAILOVER_LOSS,
-        "acknowledged writes lost: {:?}",
-        run.lost
-    );
+    // asynchronous replication: the writes the old primary acknowledged
+    // while they were still on the replication link are gone (how many
+    // depends on the replication lag at that instant: 0-2 on a quiet
+    // machine, 25 seen under load). They are one run of consecutive ids
+    // before the first write the new primary acknowledged: nothing written
+    // after the switch is lost (no split brain).
+    if let (Some(first), Some(last)) = (run.lost.first(), run.lost.last()) {
+        assert_eq!(
+            last - first + 1,
+            run.lost.len() as u64,
+            "acknowledged writes lost, not one run: {:?}",
+            run.lost
+        );
+        assert!(
+            *last < run.first_new_id,
+            "a write lost after the switch: {:?}, first on the new primary {}",
+            run.lost,
+            run.first_new_id
+        );
+    }
     assert!(
         run.follow <= FOLLOW_BOUND,
         "clients reached the new primary {:?} after the switch, bound {FOLLOW_BOUND:?}",

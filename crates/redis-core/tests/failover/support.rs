@@ -15,11 +15,6 @@ use tokio::task::JoinHandle;
 /// The documented bound: from the sentinels' `+switch-master` to every client
 /// of the handle connected to the new primary (guide, "Failover").
 pub(crate) const FOLLOW_BOUND: Duration = Duration::from_secs(1);
-/// A plain `SENTINEL FAILOVER` (no write pause, no write concern) loses the
-/// writes the old primary acknowledged in the instant before the replica's
-/// promotion, still on the replication link: for one sequential writer, at
-/// most this many. With a write concern it loses none (asserted).
-pub(crate) const PLAIN_FAILOVER_LOSS: usize = 5;
 /// After an unplanned failover: from the promotion to the client on the new
 /// primary (fred's reconnect backoff, capped at 400 ms + 50 ms jitter by
 /// `sentinel_config`, plus the watcher's nudge), and from the replica's
@@ -52,6 +47,8 @@ pub(crate) struct WriterLog {
     pub(crate) on_new: Option<Instant>,
     /// The first write acknowledged while every client was on the new primary.
     pub(crate) first_new_ack: Option<Instant>,
+    /// Its id.
+    pub(crate) first_new_id: Option<u64>,
 }
 
 /// One sequential writer: `SET fo:{id} id` with increasing ids, recording
@@ -87,6 +84,7 @@ impl Writer {
                         a.fetch_add(1, Ordering::Relaxed);
                         if on_new && log.first_new_ack.is_none() {
                             log.first_new_ack = Some(now);
+                            log.first_new_id = Some(id);
                             *n.lock().unwrap() = Some(now);
                         }
                     }
