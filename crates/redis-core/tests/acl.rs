@@ -21,10 +21,7 @@ const PREFIX: &str = "app:";
 /// A server with the user `app` (password `app-secret`) made from the rules.
 fn server_with_app_user() -> anyhow::Result<RedisServer> {
     let server = RedisServer::start_standalone()?;
-    let rules = acl_rules(PREFIX);
-    let mut args = vec!["ACL", "SETUSER", "app", "on", ">app-secret"];
-    args.extend(rules.iter().map(String::as_str));
-    server.cli(&args)?;
+    server.acl_setuser("app", "app-secret", &acl_rules(PREFIX))?;
     Ok(server)
 }
 
