@@ -102,7 +102,7 @@ async fn plain_sentinel_failover_loses_only_the_writes_just_before_the_promotion
     // asynchronous replication: the writes the old primary acknowledged
     // while they were still on the replication link are gone (how many
     // depends on the replication lag at that instant: 0-2 on a quiet
-    // machine, 25 seen under load). They are one run of consecutive ids
+    // machine, 25-29 seen under load). They are one run of consecutive ids
     // before the first write the new primary acknowledged: nothing written
     // after the switch is lost (no split brain).
     if let (Some(first), Some(last)) = (run.lost.first(), run.lost.last()) {
