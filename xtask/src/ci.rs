@@ -6,10 +6,11 @@ use anyhow::bail;
 
 use crate::util::{self, step};
 
-/// `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings`,
+/// `cargo fmt --all --check`, `cargo clippy --workspace --all-targets` (with
+/// [`FEATURES`]) `-- -D warnings`,
 /// `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-D warnings`, the
 /// package checks ([`package::check_all`](crate::package::check_all)), then
-/// [`test::run`](crate::test::run). Stops at the first failing step.
+/// [`test::run`](crate::test::run) with [`FEATURES`]. Stops at the first failing step.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     if !args.is_empty() {
         bail!("cargo xtask ci takes no arguments (got {args:?})");
@@ -20,12 +21,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         util::run(util::cargo().args(["fmt", "--all", "--check"]))
     })?;
     step(
-        "cargo clippy --workspace --all-targets -- -D warnings",
+        "cargo clippy --workspace --all-targets --features aeturnis-redis-core/tls -- -D warnings",
         || {
             util::run(
                 util::cargo()
-                    .args(["clippy", "--workspace", "--all-targets", "--"])
-                    .args(["-D", "warnings"]),
+                    .args(["clippy", "--workspace", "--all-targets"])
+                    .args(FEATURES)
+                    .args(["--", "-D", "warnings"]),
             )
         },
     )?;
@@ -40,8 +42,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         },
     )?;
     crate::package::check_all()?;
-    crate::test::run(&[])
+    crate::test::run(&FEATURES.map(String::from))
 }
+
+/// The optional features CI builds and tests too: the core's `tls`
+/// (`crates/redis-core/tests/tls.rs` runs only with it). One feature set for
+/// clippy and the tests, so fred is built once.
+const FEATURES: [&str; 2] = ["--features", "aeturnis-redis-core/tls"];
 
 /// Makes sure `cargo SUBCOMMAND` works, installing the rustup component if not.
 fn ensure_component(component: &str, subcommand: &str) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ use crate::failover::Watcher;
 use crate::health::{ConnectionState, Health, HealthStatus};
 use crate::keys::{KeySpace, RedisKey};
 use crate::script::LuaScript;
+use crate::watchdog;
 
 enum Backend {
     Single(Client),
@@ -82,7 +83,7 @@ impl Redis {
     pub async fn connect(config: RedisConfig) -> Result<Redis> {
         config.validate()?;
         let keys = KeySpace::new(&config.key_prefix)?;
-        let builder = builder_for(&config);
+        let builder = builder_for(&config)?;
         let backend = if config.pool_size.get() == 1 {
             Backend::Single(builder.build()?)
         } else {
@@ -96,6 +97,7 @@ impl Redis {
             Backend::Single(c) => vec![c.clone()],
             Backend::Pool(p) => p.clients().to_vec(),
         };
+        tasks.extend(watchdog::start(&clients, config.unresponsive_timeout));
         let watcher = match Watcher::start(&config, clients)? {
             Some((watcher, watching)) => {
                 tasks.extend(watching);
@@ -406,7 +408,7 @@ impl Redis {
     /// the shared multiplexed connection.
     pub async fn dedicated_client(&self) -> Result<Client> {
         self.ensure_open()?;
-        let builder = self.builder();
+        let builder = self.builder()?;
         let client = builder.build()?;
         self.init_bounded(&client).await?;
         Ok(client)
@@ -416,14 +418,14 @@ impl Redis {
     /// re-subscribes to its channels after every reconnect.
     pub async fn subscriber(&self) -> Result<SubscriberClient> {
         self.ensure_open()?;
-        let client = self.builder().build_subscriber_client()?;
+        let client = self.builder()?.build_subscriber_client()?;
         self.init_bounded(&client).await?;
         // the task lives as long as the client; detach it
         drop(client.manage_subscriptions());
         Ok(client)
     }
 
-    fn builder(&self) -> Builder {
+    fn builder(&self) -> Result<Builder> {
         builder_for(&self.inner.config)
     }
 
@@ -518,14 +520,14 @@ impl Redis {
 }
 
 /// A fred builder carrying every setting of `config`.
-fn builder_for(config: &RedisConfig) -> Builder {
-    let (fred_config, policy, connection, performance) = config.fred_parts();
+fn builder_for(config: &RedisConfig) -> Result<Builder> {
+    let (fred_config, policy, connection, performance) = config.fred_parts()?;
     let mut builder = Builder::from_config(fred_config);
     builder
         .set_policy(policy)
         .set_connection_config(connection)
         .set_performance_config(performance);
-    builder
+    Ok(builder)
 }
 
 fn describe(topology: &Topology) -> String {

@@ -77,10 +77,22 @@ pub enum Error {
         /// The connection state when the call was made.
         state: ConnectionState,
     },
+    /// A write sent with a [`WriteConcern`](crate::WriteConcern) reached
+    /// fewer replicas than it asks within its timeout (`WAIT`). The write
+    /// was applied on the primary and may still reach the replicas (and
+    /// survive a failover); it is not acknowledged.
+    #[error("the write reached {acked} of the {wanted} replicas asked for")]
+    NotReplicated {
+        /// Replicas that acknowledged the write.
+        acked: u32,
+        /// Replicas the write concern asks for.
+        wanted: u32,
+    },
 }
 
 impl Classify for Error {
-    /// Invalid input: [`Config`](Error::Config), [`Key`](Error::Key),
+    /// Invalid input: [`Config`](Error::Config), [`Key`](Error::Key), a TLS
+    /// handshake failure ([`is_tls`](Error::is_tls)),
     /// [`Encode`](Error::Encode), [`CrossSlot`](Error::CrossSlot), a fred
     /// argument error, credentials or ACL permissions the server refused
     /// ([`is_auth`](Error::is_auth)) and a sentinel service name the
@@ -88,12 +100,15 @@ impl Classify for Error {
     /// connection, a timeout, [`Shutdown`](Error::Shutdown),
     /// [`Disconnected`](Error::Disconnected), and the server replies
     /// `LOADING`, `BUSY`, `OOM`, `CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`,
-    /// `READONLY` and `NOREPLICAS` (a failover or an overloaded server).
+    /// `READONLY` and `NOREPLICAS` (a failover or an overloaded server),
+    /// and [`NotReplicated`](Error::NotReplicated).
     /// Everything else is internal.
     fn class(&self) -> ErrorClass {
         match self {
             Error::Redis(e) => {
-                if matches!(
+                if is_tls(e) {
+                    ErrorClass::InvalidInput
+                } else if matches!(
                     e.kind(),
                     FredErrorKind::IO
                         | FredErrorKind::Timeout
@@ -114,9 +129,10 @@ impl Classify for Error {
                     ErrorClass::Internal
                 }
             }
-            Error::Timeout { .. } | Error::Shutdown | Error::Disconnected { .. } => {
-                ErrorClass::Unavailable
-            }
+            Error::Timeout { .. }
+            | Error::Shutdown
+            | Error::Disconnected { .. }
+            | Error::NotReplicated { .. } => ErrorClass::Unavailable,
             Error::Config(_) | Error::Key(_) | Error::Encode { .. } | Error::CrossSlot { .. } => {
                 ErrorClass::InvalidInput
             }
@@ -145,8 +161,9 @@ impl Error {
     pub fn is_connection(&self) -> bool {
         match self {
             Error::Redis(e) => {
-                matches!(e.kind(), FredErrorKind::IO | FredErrorKind::Canceled)
-                    || is_connection_details(e.details())
+                !is_tls(e)
+                    && (matches!(e.kind(), FredErrorKind::IO | FredErrorKind::Canceled)
+                        || is_connection_details(e.details()))
             }
             Error::Shutdown | Error::Disconnected { .. } => true,
             _ => false,
@@ -170,6 +187,25 @@ impl Error {
         matches!(self, Error::Redis(e) if is_auth(e))
     }
 
+    /// The TLS handshake failed: the server's certificate is not signed by
+    /// a trusted CA ([`RedisConfig::tls_ca_file`](crate::RedisConfig::tls_ca_file)
+    /// or the system roots), does not name the host, or has expired; or the
+    /// server does not speak TLS. Classed as invalid input: fix the
+    /// certificates or the configuration.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::Redis(e) if is_tls(e))
+    }
+
+    /// The ACL user lacks a permission (`NOPERM`); the message names the
+    /// command, key or channel refused. A refinement of
+    /// [`is_auth`](Error::is_auth); see [`crate::acl`] for the rules the
+    /// crates need.
+    #[must_use]
+    pub fn is_no_permission(&self) -> bool {
+        matches!(self, Error::Redis(e) if e.details().starts_with("NOPERM"))
+    }
+
     /// The server refused the script because it is not in its script cache.
     #[must_use]
     pub fn is_noscript(&self) -> bool {
@@ -189,6 +225,20 @@ fn is_connection_details(details: &str) -> bool {
 /// the sentinels still name the old primary, so this is not transient.)
 fn is_unknown_sentinel_service(e: &FredError) -> bool {
     e.kind() == &FredErrorKind::Sentinel && e.details().contains("Missing primary address")
+}
+
+/// A TLS failure: fred's `Tls` kind, or rustls's verdict carried in an I/O
+/// error (the handshake runs inside tokio-rustls, which reports through
+/// `std::io::Error`).
+fn is_tls(e: &FredError) -> bool {
+    // the `Tls` kind exists only with fred's TLS features
+    #[cfg(feature = "tls")]
+    if e.kind() == &FredErrorKind::Tls {
+        return true;
+    }
+    ["InvalidCertificate", "invalid peer certificate"]
+        .iter()
+        .any(|p| e.details().contains(p))
 }
 
 fn is_auth(e: &FredError) -> bool {
@@ -240,7 +290,7 @@ mod tests {
             FredErrorKind::Unknown,
             "NOPERM User app has no permissions to run the 'flushall' command",
         ));
-        assert!(denied.is_auth() && denied.is_invalid_input());
+        assert!(denied.is_auth() && denied.is_invalid_input() && denied.is_no_permission());
         let wrong = Error::from(FredError::new(FredErrorKind::Auth, "WRONGPASS invalid"));
         assert!(wrong.is_auth() && !wrong.is_retryable());
         let other = Error::from(FredError::new(FredErrorKind::Unknown, "ERR syntax error"));
@@ -252,6 +302,17 @@ mod tests {
         };
         assert!(down.is_connection() && down.is_unavailable());
         assert!(down.to_string().contains("connecting"), "{down}");
+        // what a server signed by an untrusted CA gives (seen in tests/tls.rs)
+        let untrusted = Error::from(FredError::new(
+            FredErrorKind::IO,
+            "Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) }",
+        ));
+        assert!(untrusted.is_tls() && untrusted.is_invalid_input() && !untrusted.is_connection());
+        let lagging = Error::NotReplicated {
+            acked: 0,
+            wanted: 1,
+        };
+        assert!(lagging.is_unavailable() && !lagging.is_connection());
         assert_eq!(
             Error::Decode {
                 key: "k".into(),

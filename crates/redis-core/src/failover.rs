@@ -84,7 +84,7 @@ impl Watcher {
     pub(crate) fn start(
         config: &RedisConfig,
         clients: Vec<Client>,
-    ) -> FredResult<Option<(Watcher, Vec<Task>)>> {
+    ) -> crate::Result<Option<(Watcher, Vec<Task>)>> {
         let Topology::Sentinel {
             service_name,
             nodes,
@@ -97,7 +97,7 @@ impl Watcher {
         let mut tasks = Vec::with_capacity(nodes.len() + 1);
         let retry = config.reconnect.min_delay.max(RECHECK);
         for (host, port) in nodes {
-            let subscriber = sentinel_builder(config, host, *port).build_subscriber_client()?;
+            let subscriber = sentinel_builder(config, host, *port)?.build_subscriber_client()?;
             tasks.push(tokio::spawn(listen(subscriber.clone(), retry, tx.clone())));
             subscribers.push(subscriber);
         }
@@ -125,8 +125,12 @@ impl Watcher {
 /// timeouts, reconnect policy and credentials (fred authenticates to the
 /// sentinels with the same ones), no database, and retries on the first
 /// connection too.
-fn sentinel_builder(config: &RedisConfig, host: &str, port: u16) -> Builder {
-    let (mut fred, policy, connection, performance) = config.fred_parts();
+fn sentinel_builder(
+    config: &RedisConfig,
+    host: &str,
+    port: u16,
+) -> Result<Builder, crate::ConfigError> {
+    let (mut fred, policy, connection, performance) = config.fred_parts()?;
     fred.server = ServerConfig::new_centralized(host, port);
     fred.database = None;
     fred.fail_fast = false;
@@ -135,7 +139,7 @@ fn sentinel_builder(config: &RedisConfig, host: &str, port: u16) -> Builder {
         .set_policy(policy)
         .set_connection_config(connection)
         .set_performance_config(performance);
-    builder
+    Ok(builder)
 }
 
 /// Subscribes to `+switch-master` on one sentinel (again after every

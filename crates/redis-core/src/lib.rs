@@ -22,6 +22,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`acl`] | the least-privilege ACL rules for an application user |
 //! | [`config`] | [`RedisConfig`]: URL, environment, builder; the variable table |
 //! | [`env`](mod@env) | [`Env`]: the typed environment reader every crate's `from_env` uses |
 //! | [`duration`] | Duration to milliseconds, with the one rounding rule and bounds |
@@ -33,10 +34,11 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `tls` | `rediss://` URLs and [`RedisConfig::tls`], through fred's rustls (ring) support |
+//! | `tls` | `rediss://` URLs, [`RedisConfig::tls`] and [`RedisConfig::tls_ca_file`], through fred's rustls (ring) support |
 
 pub use fred;
 
+pub mod acl;
 pub mod class;
 mod client;
 mod clock;
@@ -49,8 +51,10 @@ mod failover;
 mod health;
 pub mod keys;
 pub mod prelude;
+mod replicated;
 pub mod scan;
 mod script;
+mod watchdog;
 
 /// Design notes: what fred does for us, replay, server time, failing fast,
 /// failover.
@@ -66,5 +70,6 @@ pub use env::Env;
 pub use error::{Error, Result};
 pub use health::{ConnectionState, Health, HealthStatus};
 pub use keys::{escape_pattern, hash_slot, KeyError, KeySpace, RedisKey};
+pub use replicated::{Replicated, WriteConcern};
 pub use scan::KeyScan;
 pub use script::LuaScript;

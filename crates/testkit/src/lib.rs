@@ -10,6 +10,8 @@
 //! | [`Masters`] | N independent masters, for Redlock |
 //! | [`Cluster`] | a 6-node cluster: 3 primaries, 3 replicas, with [`failover`](Cluster::failover) |
 //! | [`Sentinel`] | 1 primary, 1 replica, 3 sentinels watching `mymaster`, with [`failover`](Sentinel::failover) |
+//! | [`TlsRedis`] | a standalone server that also serves TLS, with a CA and certificates generated at start |
+//! | [`FaultProxy`] | a TCP proxy in front of a server that adds latency, black-holes, resets or cuts replies ([`Fault`]), switchable at run time |
 //! | [`eventually`] | the one polling helper: probe until `Ok`, with a deadline |
 //! | [`TestCtx`] | a shared topology for behaviour tests, reused from `cargo xtask test` when it exported one |
 //!
@@ -41,18 +43,22 @@ mod macros;
 mod masters;
 mod poll;
 mod process;
+mod proxy;
 mod resp;
 mod sentinel;
 mod server;
 mod shared;
+mod tls;
 
 pub use cluster::Cluster;
 pub use lifetime::{set_lifetime, Lifetime, ServerRecord};
 pub use masters::Masters;
 pub use poll::{eventually, one_failover_at_a_time, POLL_EVERY};
+pub use proxy::{Fault, FaultProxy};
 pub use sentinel::Sentinel;
 pub use server::RedisServer;
 pub use shared::{redlock_urls, TestCtx, TestOutcome, Topology};
+pub use tls::TlsRedis;
 
 /// Environment variable holding the URL of a running standalone server to reuse.
 pub const STANDALONE_URL_ENV: &str = "AETURNIS_TEST_STANDALONE_URL";

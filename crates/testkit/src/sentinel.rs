@@ -242,7 +242,8 @@ impl Sentinel {
                 );
                 Ok(())
             },
-        )?;
+        )
+        .with_context(|| self.sentinel_logs())?;
         Ok(survivor)
     }
 
@@ -266,6 +267,19 @@ impl Sentinel {
         let port = down.port();
         resp::text(port, &["REPLICAOF", "127.0.0.1", &primary.to_string()])?;
         self.wait_settled(primary, port, false)
+    }
+
+    /// The last lines of every sentinel's log, for a failure message (a
+    /// sentinel that misses a promotion under load says why: TILT, no quorum).
+    fn sentinel_logs(&self) -> String {
+        let mut out = String::new();
+        for sentinel in &self.sentinels {
+            let log = sentinel.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            out.push_str(&format!("sentinel {}:\n{tail}\n", sentinel.port()));
+        }
+        out
     }
 
     /// Waits until `primary` is a master with `replica` in sync, and every sentinel

@@ -169,6 +169,20 @@ impl RedisServer {
         Ok(stdout)
     }
 
+    /// Creates (or replaces) the ACL user `user` with password `password`
+    /// and `rules`, one rule an item (such as the core's
+    /// `aeturnis_redis_core::acl::acl_rules(prefix)`): `ACL SETUSER user
+    /// reset on >password rules...`.
+    ///
+    /// # Errors
+    /// As [`cli`](RedisServer::cli): Redis refused a rule.
+    pub fn acl_setuser(&self, user: &str, password: &str, rules: &[String]) -> anyhow::Result<()> {
+        let password = format!(">{password}");
+        let mut args = vec!["ACL", "SETUSER", user, "reset", "on", password.as_str()];
+        args.extend(rules.iter().map(String::as_str));
+        self.cli(&args).map(drop)
+    }
+
     /// The working directory (config copy, log, `nodes.conf`).
     pub fn dir(&self) -> &std::path::Path {
         &self.launch.dir

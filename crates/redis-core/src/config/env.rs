@@ -72,6 +72,7 @@ impl RedisConfig {
                 }
             }
         };
+        config.tls_ca_file = env.string("REDIS_TLS_CA_FILE").map(Into::into);
         if let Some(v) = env.string("CACHE_KEY_PREFIX") {
             KeySpace::new(&v)
                 .map_err(|e| ConfigError::invalid("CACHE_KEY_PREFIX", e.to_string()))?;

@@ -7,19 +7,26 @@ use fred::types::config::{
     ServerConfig, UnresponsiveConfig,
 };
 
-use super::{RedisConfig, Topology};
+use super::{ConfigError, RedisConfig, Topology};
 use crate::duration::ceil_millis;
 
 impl RedisConfig {
     /// fred's config, reconnect policy, connection and performance settings.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a `tls_ca_file` that cannot be read or
+    /// holds no certificate.
     pub(crate) fn fred_parts(
         &self,
-    ) -> (
-        FredConfig,
-        ReconnectPolicy,
-        ConnectionConfig,
-        PerformanceConfig,
-    ) {
+    ) -> Result<
+        (
+            FredConfig,
+            ReconnectPolicy,
+            ConnectionConfig,
+            PerformanceConfig,
+        ),
+        ConfigError,
+    > {
         fn to_server(nodes: &[(String, u16)]) -> Vec<(&str, u16)> {
             nodes.iter().map(|(h, p)| (h.as_str(), *p)).collect()
         }
@@ -44,9 +51,7 @@ impl RedisConfig {
         };
         #[cfg(feature = "tls")]
         if self.tls {
-            fred.tls = fred::types::config::TlsConnector::default_rustls()
-                .ok()
-                .map(Into::into);
+            fred.tls = Some(super::tls::connector(self.tls_ca_file.as_deref())?.into());
         }
         // fred takes u32 milliseconds; validate() bounds max_delay, and the
         // jitter and delays saturate rather than wrap
@@ -87,6 +92,6 @@ impl RedisConfig {
             default_command_timeout: self.command_timeout,
             ..PerformanceConfig::default()
         };
-        (fred, policy, connection, performance)
+        Ok((fred, policy, connection, performance))
     }
 }

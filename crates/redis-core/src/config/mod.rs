@@ -13,6 +13,7 @@
 //! | `REDIS_SENTINEL_SERVICE` | sentinel service (master) name | `mymaster` |
 //! | `REDIS_SENTINEL_NODES` | `host:port,...` sentinels when the topology is `sentinel` | required for sentinel |
 //! | `REDIS_TLS` | `true` to use TLS (needs the `tls` feature) | `false` |
+//! | `REDIS_TLS_CA_FILE` | PEM file of the CA certificates to trust instead of the system roots | system roots |
 //! | `REDIS_CONNECT_TIMEOUT_MS` | bound on connecting, milliseconds | `10000` |
 //! | `REDIS_COMMAND_TIMEOUT_MS` | default per-command timeout, milliseconds | `5000` |
 //! | `REDIS_POOL_SIZE` | number of multiplexed connections (≥ 1) | `1` |
@@ -30,9 +31,12 @@ mod env;
 mod error;
 mod fred;
 mod secret;
+#[cfg(feature = "tls")]
+mod tls;
 mod url;
 
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::ConfigError;
@@ -149,6 +153,10 @@ pub struct RedisConfig {
     pub database: Option<u8>,
     /// Use TLS (`rediss://`); needs the crate's `tls` feature. Default: `false`.
     pub tls: bool,
+    /// A PEM file of the CA certificates to trust for TLS, instead of the
+    /// system roots (`REDIS_TLS_CA_FILE`); read when connecting. Default:
+    /// none (the system roots).
+    pub tls_ca_file: Option<PathBuf>,
     /// Key namespace prefix. Default: `aeturnis:`.
     pub key_prefix: String,
     /// Value codec. Default: MessagePack.
@@ -160,7 +168,9 @@ pub struct RedisConfig {
     /// with a timeout error after at most this long. Default: 5 s.
     pub command_timeout: Duration,
     /// A connection with a reply outstanding for this long is treated as dead
-    /// and reconnected. `None` disables the check. Default: 10 s.
+    /// and reconnected: fred's check, plus a `PING` per client every this
+    /// long, bounded by it, which also catches a dead connection under steady
+    /// traffic (guide, "Down or slow"). `None` disables both. Default: 10 s.
     pub unresponsive_timeout: Option<Duration>,
     /// Reconnect backoff. Default: see [`ReconnectConfig`].
     pub reconnect: ReconnectConfig,
@@ -198,6 +208,7 @@ impl Default for RedisConfig {
             password: None,
             database: None,
             tls: false,
+            tls_ca_file: None,
             key_prefix: KeySpace::DEFAULT_PREFIX.to_owned(),
             codec: CodecKind::MessagePack,
             connect_timeout: Duration::from_secs(10),
@@ -279,6 +290,14 @@ impl RedisConfig {
     #[must_use]
     pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
+        self
+    }
+
+    /// Trusts the CA certificates of the PEM file at `path` for TLS instead
+    /// of the system roots.
+    #[must_use]
+    pub fn with_tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
         self
     }
 
@@ -405,7 +424,14 @@ impl RedisConfig {
                 "built without the `tls` feature",
             ));
         }
-        Ok(())
+        if self.tls_ca_file.is_some() && !self.tls {
+            return Err(ConfigError::invalid(
+                "tls_ca_file",
+                "set without TLS (use rediss:// or REDIS_TLS=true)",
+            ));
+        }
+        // reads and parses the CA file, if any
+        self.fred_parts().map(drop)
     }
 }
 

@@ -8,17 +8,13 @@ use std::time::{Duration, Instant};
 use aeturnis_redis_core::fred::clients::Client;
 use aeturnis_redis_core::fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use aeturnis_redis_core::fred::prelude::{Builder, Config, KeysInterface, ServerConfig};
-use aeturnis_redis_core::{ReconnectConfig, Redis, RedisConfig};
+use aeturnis_redis_core::{Error, ReconnectConfig, Redis, RedisConfig, WriteConcern};
 use aeturnis_testkit::{eventually, Sentinel};
 use tokio::task::JoinHandle;
 
 /// The documented bound: from the sentinels' `+switch-master` to every client
 /// of the handle connected to the new primary (guide, "Failover").
 pub(crate) const FOLLOW_BOUND: Duration = Duration::from_secs(1);
-/// A plain `SENTINEL FAILOVER` (no write pause) loses the writes the old
-/// primary acknowledged in the instant before the replica's promotion, still
-/// on the replication link: for one sequential writer, at most this many.
-pub(crate) const PLAIN_FAILOVER_LOSS: usize = 5;
 /// After an unplanned failover: from the promotion to the client on the new
 /// primary (fred's reconnect backoff, capped at 400 ms + 50 ms jitter by
 /// `sentinel_config`, plus the watcher's nudge), and from the replica's
@@ -43,15 +39,21 @@ pub(crate) fn all_on(redis: &Redis, port: u16) -> bool {
 pub(crate) struct WriterLog {
     pub(crate) acked: Vec<u64>,
     pub(crate) errors: u64,
+    /// Writes the primary applied but fewer replicas than the write concern
+    /// asks acknowledged ([`Error::NotReplicated`]): not acknowledged.
+    pub(crate) not_replicated: u64,
     pub(crate) last_error: Option<String>,
     /// When every client was first seen on the new primary.
     pub(crate) on_new: Option<Instant>,
     /// The first write acknowledged while every client was on the new primary.
     pub(crate) first_new_ack: Option<Instant>,
+    /// Its id.
+    pub(crate) first_new_id: Option<u64>,
 }
 
 /// One sequential writer: `SET fo:{id} id` with increasing ids, recording
-/// every acknowledged id.
+/// every acknowledged id. With a write concern, each `SET` goes through
+/// [`Redis::replicated`] and counts as acknowledged only when it returns `Ok`.
 pub(crate) struct Writer {
     stop: Arc<AtomicBool>,
     acks: Arc<AtomicU64>,
@@ -60,7 +62,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(redis: Redis, new_port: u16) -> Writer {
+    pub(crate) fn start_with(redis: Redis, new_port: u16, concern: Option<WriteConcern>) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let acks = Arc::new(AtomicU64::new(0));
         let new_seen = Arc::new(Mutex::new(None));
@@ -70,10 +72,7 @@ impl Writer {
             let mut id = 0_u64;
             while !s.load(Ordering::Relaxed) {
                 id += 1;
-                let result: Result<(), _> = redis
-                    .client()
-                    .set(format!("fo:{id}"), id, None, None, false)
-                    .await;
+                let result = write(&redis, concern, id).await;
                 let on_new = all_on(&redis, new_port);
                 let now = Instant::now();
                 if on_new && log.on_new.is_none() {
@@ -85,10 +84,14 @@ impl Writer {
                         a.fetch_add(1, Ordering::Relaxed);
                         if on_new && log.first_new_ack.is_none() {
                             log.first_new_ack = Some(now);
+                            log.first_new_id = Some(id);
                             *n.lock().unwrap() = Some(now);
                         }
                     }
                     Err(e) => {
+                        if matches!(e, Error::NotReplicated { .. }) {
+                            log.not_replicated += 1;
+                        }
                         log.errors += 1;
                         log.last_error = Some(e.to_string());
                         // the refusals (NOREPLICAS) come back at once: do not spin
@@ -140,6 +143,21 @@ impl Writer {
     pub(crate) async fn finish(self) -> anyhow::Result<WriterLog> {
         self.stop.store(true, Ordering::Relaxed);
         Ok(self.handle.await?)
+    }
+}
+
+/// `SET fo:{id} id`, through a replicated batch when `concern` is set.
+async fn write(redis: &Redis, concern: Option<WriteConcern>, id: u64) -> Result<(), Error> {
+    let key = format!("fo:{id}");
+    match concern {
+        None => Ok(redis.client().set(key, id, None, None, false).await?),
+        Some(concern) => {
+            // the slot key only routes WAIT in a cluster; this is sentinel
+            let slot = redis.keys().key("fo").build()?;
+            let batch = redis.replicated(concern, &slot)?;
+            let _: () = batch.set(key, id, None, None, false).await?;
+            batch.send().await.map(drop)
+        }
     }
 }
 
