@@ -36,10 +36,21 @@ use std::sync::LazyLock;
 
 use aeturnis_redis_core::LuaScript;
 
-/// Shared prologue: the arguments.
+/// Shared prologue: the shebang, then the arguments.
+///
+/// `#!lua` (no flags) declares a script that may write and may not use
+/// memory past `maxmemory`: under OOM (`maxmemory` with `noeviction`) Redis
+/// refuses the whole call before it runs, with `-OOM`. Without it Redis
+/// checks only the script's first write, and the sliding log's first write,
+/// `ZREMRANGEBYSCORE`, is one OOM does not block: its `ZADD` then wrote past
+/// the cap and the check answered "allowed". So under OOM every call of
+/// every algorithm (check, peek, refund) fails the same way, writing
+/// nothing: an error classed unavailable (`Classify::is_unavailable`, and
+/// the core's `is_out_of_memory`), which the limiter's failure policy
+/// decides.
 macro_rules! prologue {
     () => {
-        r"
+        r"#!lua
 local key = KEYS[1]
 local mode = ARGV[1]
 local limit = tonumber(ARGV[2])
