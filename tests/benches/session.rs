@@ -452,8 +452,8 @@ async fn profile(url: &str, what: &str) -> anyhow::Result<()> {
     let n: usize = n.parse()?;
     let redis = connect(url, "bench-session-prof:").await?;
     let client = redis.client().clone();
-    let five = SessionConfig::default()
-        .with_max_per_user(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN));
+    let five =
+        SessionConfig::default().with_max_per_user(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN));
     let users: Arc<Vec<UserId>> = Arc::new((0..USERS).map(user).collect::<anyhow::Result<_>>()?);
     let sample = match case {
         "create" => {
@@ -579,7 +579,12 @@ fn own_cpu() -> anyhow::Result<f64> {
     // the fields after the command name's closing parenthesis
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after ')'
     Ok((ticks(11) + ticks(12)) / 100.0)
 }

@@ -403,10 +403,7 @@ async fn should_refuse_every_call_of_every_algorithm_under_oom_without_writing(
     for (i, (algorithm, limit)) in cases.iter().enumerate() {
         let name = format!("oom{i}");
         limiters.push((
-            RateLimiter::new(
-                redis.clone(),
-                config(&name, *algorithm, *limit, HOUR)?,
-            )?,
+            RateLimiter::new(redis.clone(), config(&name, *algorithm, *limit, HOUR)?)?,
             RateLimiter::new(
                 redis.clone(),
                 config(&name, *algorithm, *limit, HOUR)?
@@ -425,7 +422,10 @@ async fn should_refuse_every_call_of_every_algorithm_under_oom_without_writing(
     let is_oom = |what: &str, r: Result<(), aeturnis_ratelimit::Error>| -> anyhow::Result<()> {
         match r {
             Err(aeturnis_ratelimit::Error::Redis(e)) if e.is_out_of_memory() => {
-                ensure!(e.is_unavailable() && e.is_retryable(), "{what}: {e} not retryable");
+                ensure!(
+                    e.is_unavailable() && e.is_retryable(),
+                    "{what}: {e} not retryable"
+                );
                 Ok(())
             }
             other => anyhow::bail!("{what}: expected the OOM error, got {other:?}"),
