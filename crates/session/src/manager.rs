@@ -39,6 +39,15 @@ pub struct SessionManager {
 }
 
 impl SessionManager {
+    /// The index TTL that outlives a session whose TTL is the idle one:
+    /// idle + touch interval + 1 s (sent to the scripts, which then need
+    /// not format it).
+    pub(crate) fn index_keep_ms(&self) -> u64 {
+        self.idle_ms
+            .saturating_add(self.touch_ms)
+            .saturating_add(1000)
+    }
+
     /// A manager over `redis` (keys go under the connection's key prefix).
     /// Fails when `config` does not [`validate`](SessionConfig::validate).
     pub fn new(redis: Redis, config: SessionConfig) -> Result<Self> {

@@ -65,11 +65,13 @@ end
 }
 
 /// Get and slide.
-/// KEYS: session. ARGV: idle ms, touch interval ms, index head, member.
+/// KEYS: session. ARGV: idle ms, touch interval ms, index head, member,
+/// index TTL ms for a session whose TTL is the idle one (idle + touch
+/// interval + 1 s).
 /// Returns false, or {value, now, ttl}.
 ///
-/// Written without the shared helpers (see [`CREATE`]): on every read when
-/// the touch interval is zero.
+/// Written as [`CREATE`] is (no helpers, numbers as text where the text is
+/// at hand): it runs on every read when the touch interval is zero.
 pub(crate) static GET_SLIDE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "session_get_slide",
@@ -84,7 +86,7 @@ local touch = tonumber(ARGV[2])
 -- the new expiry: PX idle, or PXAT abs to the millisecond when the
 -- absolute expiry comes first (a PX counted from the script's cached clock
 -- could land 1 ms late)
-local unit, at = 'PX', idle
+local unit, at = 'PX', ARGV[1]
 if abs - now <= idle then unit, at = 'PXAT', abs end
 if ttl > 0 and now - struct.unpack('>I8', v, 10) < touch then
   if unit == 'PXAT' then redis.call('PEXPIREAT', KEYS[1], at)
@@ -110,10 +112,11 @@ redis.call('SET', KEYS[1], v, unit, at)
 -- the index outlives every session it lists: TTL + touch interval + 1 s
 -- (an index that already listed the member has a TTL: one call, never
 -- shortening it)
-local keep = ttl + touch + 1000
-if redis.call('ZADD', idx, now, ARGV[4]) == 0 then
+local keep = ARGV[5]
+if ttl < idle then keep = ttl + touch + 1000 end
+if redis.call('ZADD', idx, t[1] .. string.sub('00000' .. t[2], -6, -4), ARGV[4]) == 0 then
   redis.call('PEXPIRE', idx, keep, 'GT')
-elseif redis.call('PTTL', idx) < keep then
+elseif redis.call('PTTL', idx) < tonumber(keep) then
   redis.call('PEXPIRE', idx, keep)
 end
 return {v, now, ttl}
@@ -123,7 +126,8 @@ return {v, now, ttl}
 
 /// Create, evicting the least recently used sessions over the limit.
 /// KEYS: session, index. ARGV: member, fields, idle ms, absolute ms, max,
-/// touch interval ms, session head.
+/// touch interval ms, session head, index TTL ms for a session whose TTL is
+/// the idle one (idle + touch interval + 1 s).
 /// Returns {false, now, ttl, 1, evicted, evicted duration ms} for a fresh
 /// session (the caller has every field: the value is not sent back), or
 /// {value, now, ttl, 0 (replay) / -1 (taken), 0, 0}.
@@ -131,21 +135,25 @@ return {v, now, ttl}
 /// Eight calls at most on the fresh path at the limit (`TIME`, `SET NX`,
 /// `ZRANGE`, one `MGET` of the listed sessions, `DEL`, `ZREM`, `ZADD`,
 /// `PEXPIRE`), four under it. Written without the shared helpers: every
-/// `local function` is a fresh closure on every run, and at this script's
-/// rate what it saves shows (`callgrind` on the server, see the session
-/// bench history).
+/// `local function` is a fresh closure on every run. Numbers that Redis
+/// would format with `%.17g` (≈5k instructions for a timestamp) go out as
+/// text instead where the text is at hand: the idle TTL and the index TTL
+/// as the caller sent them, the score as `TIME`'s own digits (`callgrind`
+/// on the server, see the session bench history).
 pub(crate) static CREATE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "session_create",
         r#"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+-- the same milliseconds as text, for the score
+local now_s = t[1] .. string.sub('00000' .. t[2], -6, -4)
 local idle = tonumber(ARGV[3])
 local absolute = now + tonumber(ARGV[4])
 local ttl = math.min(idle, absolute - now)
 local v = string.char(1) .. struct.pack('>I8I8I8', now, now, absolute) .. ARGV[2]
 -- PXAT to the millisecond when the absolute expiry comes first
-local unit, at = 'PX', idle
+local unit, at = 'PX', ARGV[3]
 if absolute - now <= idle then unit, at = 'PXAT', absolute end
 -- NX: a replay (or an id taken by another session) changes nothing
 if not redis.call('SET', KEYS[1], v, 'NX', unit, at) then
@@ -209,14 +217,15 @@ if indexed >= max then
   end
   indexed = indexed - #gone
 end
-redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZADD', KEYS[2], now_s, ARGV[1])
 -- the index outlives every session it lists: TTL + touch interval + 1 s;
 -- an index that still had members has a TTL (one call, never shortening
 -- it), a new one needs its first
-local keep = ttl + tonumber(ARGV[6]) + 1000
+local keep = ARGV[8]
+if ttl < idle then keep = ttl + tonumber(ARGV[6]) + 1000 end
 if indexed > 0 then
   redis.call('PEXPIRE', KEYS[2], keep, 'GT')
-elseif redis.call('PTTL', KEYS[2]) < keep then
+elseif redis.call('PTTL', KEYS[2]) < tonumber(keep) then
   redis.call('PEXPIRE', KEYS[2], keep)
 end
 return {false, now, ttl, 1, evicted, ended}

@@ -55,6 +55,7 @@ impl SessionManager {
             int(u64::from(self.config.max_per_user.get())),
             int(self.touch_ms),
             Value::from(self.session_head(id.tag())?),
+            int(self.index_keep_ms()),
         ];
         let reply: Value = self
             .redis
