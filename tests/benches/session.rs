@@ -374,8 +374,10 @@ async fn create(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()>
     m.revoke_all(&users[0]).await?;
     let script = Script::from_lua(RAW_CREATE);
     script.load(&client).await?;
-    let (ours, baseline) = interleaved_medians(
-        || {
+    // raw fred sending our own create script with the same arguments
+    let same = Arc::new(SameLua::new(&m, &users).await?);
+    let rounds = interleaved_rounds(vec![
+        side(|| {
             let (m, users) = (m.clone(), Arc::clone(&users));
             measure(CONCURRENCY, OPS, move |i| {
                 let (m, users) = (m.clone(), Arc::clone(&users));
@@ -384,16 +386,25 @@ async fn create(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()>
                     Ok(())
                 }
             })
-        },
-        || {
+        }),
+        side(|| {
             let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
             measure(CONCURRENCY, OPS, move |i| {
                 let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
                 raw_create(client, script, bytes, i)
             })
-        },
-    )
+        }),
+        side(|| {
+            let same = Arc::clone(&same);
+            measure(CONCURRENCY, OPS, move |i| {
+                let same = Arc::clone(&same);
+                async move { same.create(i).await }
+            })
+        }),
+    ])
     .await?;
+    let (ours, baseline) = median_pair(&rounds, 0, 1)?;
+    let (ours_same, same_lua) = median_pair(&rounds, 0, 2)?;
     // memory: now every user has 5 sessions
     let five = bytes_per_session(&m, &users).await?;
     report(
@@ -410,8 +421,114 @@ async fn create(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()>
         .with_baseline_latency(baseline)
         .with_redis_bytes_per_item(five),
     );
+    // what the library adds to its own script (client side)
+    report(
+        records,
+        BenchRecord::new(
+            LAYER,
+            "create (evicting, 5 per user)",
+            CONCURRENCY,
+            "multi_thread(2)",
+            ours_same,
+            "fred EVALSHA same Lua (custom, pipelined)",
+            same_lua.ops_per_sec,
+        )
+        .with_baseline_latency(same_lua),
+    );
     let _ = redis.shutdown().await;
     Ok(())
+}
+
+/// Raw fred sending the manager's own create script (`EVALSHA` through
+/// `Client::custom`, pipelined, as the core sends it) with the arguments
+/// the manager sends, under its own prefix: fresh random ids, each user's
+/// stored fields, 5 per user. The gap to the library is what the library
+/// adds on the client; the gap between this and the hand-written script is
+/// what the script's guarantees cost.
+struct SameLua {
+    client: Client,
+    sha: aeturnis_redis_core::fred::bytes_utils::Str,
+    /// Per user: the fields as stored, the index key and the session head.
+    users: Vec<(UserId, Bytes, String, String)>,
+    /// idle, absolute, max, touch interval, index TTL (ms).
+    args: [i64; 5],
+}
+
+impl SameLua {
+    const PREFIX: &'static str = "bench-session-createlua:";
+
+    async fn new(m: &SessionManager, users: &[UserId]) -> anyhow::Result<SameLua> {
+        let (script, args) = m.create_script_for_tests();
+        let client = m.redis().client().clone();
+        script.load(&client).await?;
+        // each user's fields, as the manager stores them (after the
+        // 25-byte header)
+        let lua = connect_same(m).await?;
+        let mut per_user = Vec::with_capacity(users.len());
+        for (i, u) in users.iter().enumerate() {
+            let s = lua.create(u, metadata(i)).await?;
+            let key = format!(
+                "{}s:{{{}}}:{}",
+                Self::PREFIX,
+                s.id.tag(),
+                &s.id.as_str()[5..]
+            );
+            let value: Bytes = client.get(&key).await?;
+            let tag = u.slot_tag();
+            per_user.push((
+                u.clone(),
+                value.slice(25..),
+                format!("{}su:{{{tag}}}:{}", Self::PREFIX, u.as_str()),
+                format!("{}s:{{{tag}}}:", Self::PREFIX),
+            ));
+        }
+        let args = args.map(|a| i64::try_from(a).unwrap_or(i64::MAX));
+        Ok(SameLua {
+            client,
+            sha: script.sha1().into(),
+            users: per_user,
+            args,
+        })
+    }
+
+    async fn create(&self, i: usize) -> anyhow::Result<()> {
+        let (user, fields, index, head) = &self.users[i % self.users.len()];
+        let id = SessionId::generate(user);
+        let member = &id.as_str()[5..];
+        let key = format!("{head}{member}");
+        let [idle, absolute, max, touch, keep] = self.args;
+        let frame: Vec<Value> = vec![
+            Value::String(self.sha.clone()),
+            Value::Integer(2),
+            key.as_str().into(),
+            index.as_str().into(),
+            member.into(),
+            Value::Bytes(fields.clone()),
+            Value::Integer(idle),
+            Value::Integer(absolute),
+            Value::Integer(max),
+            Value::Integer(touch),
+            head.as_str().into(),
+            Value::Integer(keep),
+        ];
+        let slot = aeturnis_redis_core::hash_slot(&key);
+        let reply: Vec<Value> = self
+            .client
+            .custom(
+                CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false),
+                frame,
+            )
+            .await?;
+        anyhow::ensure!(reply.get(3) == Some(&Value::Integer(1)), "not created");
+        Ok(())
+    }
+}
+
+/// A manager like `m` under the same-Lua side's prefix.
+async fn connect_same(m: &SessionManager) -> anyhow::Result<SessionManager> {
+    let config = m.redis().config().clone().with_key_prefix(SameLua::PREFIX);
+    let redis = Redis::connect(config).await?;
+    Ok(SessionManager::new(redis, m.config().clone())?)
 }
 
 /// One create by the hand-written script.

@@ -98,6 +98,26 @@ impl SessionManager {
         self
     }
 
+    /// Tests and benches only (cargo feature `test-hooks`): the create
+    /// script and the arguments after the fields that this manager sends
+    /// it (idle ms, absolute ms, max, touch interval ms), then the index TTL
+    /// it sends last; for a raw baseline that sends the same script with
+    /// the same arguments.
+    #[cfg(feature = "test-hooks")]
+    #[must_use]
+    pub fn create_script_for_tests(&self) -> (&'static aeturnis_redis_core::LuaScript, [u64; 5]) {
+        (
+            &crate::scripts::CREATE,
+            [
+                self.idle_ms,
+                self.absolute_ms,
+                u64::from(self.config.max_per_user.get()),
+                self.touch_ms,
+                self.index_keep_ms(),
+            ],
+        )
+    }
+
     // ---- keys -----------------------------------------------------------
 
     pub(crate) fn session_key(&self, id: &SessionId) -> Result<RedisKey> {
