@@ -13,6 +13,14 @@
 //!   `LuaInterface::evalsha` is never pipelined (fred treats `EVALSHA` as
 //!   non-pipelinable), so it is recorded as a second, slower baseline for the
 //!   1,000-key case.
+//! * Peer rows: rate-limiter-flexible's `RateLimiterRedis.consume` on one
+//!   ioredis client, run by Node (`benches/peer/rlflexible.js`, packages
+//!   pinned in `benches/peer/package.json`, installed by `cargo xtask
+//!   bench` into `target/bench/node`) with the same concurrency (50), keys
+//!   (1,000), quota (1,000 per second per key) and number of calls, in the
+//!   same interleaved rounds as the limiter's sliding log (the default),
+//!   GCRA (its millisecond script at this quota) and fixed window. When
+//!   xtask finds no `node`/`npm` the rows are skipped and the run says so.
 //! * `MEMORY USAGE` of one key per algorithm; for the sliding log, per entry
 //!   (a key holding 100 entries, divided by 100). The key is a realistic
 //!   one: limiter `api`, subject `LimitKey::ip(203.0.113.9)`, default prefix,
@@ -264,9 +272,134 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
             round[RAW_GCRA].ops_per_sec / round[RAW_LOG].ops_per_sec,
         );
     }
+    peer_rows(url, &redis, &raw, &gcra_fx, &log_fx, &mut records).await?;
     redis.shutdown().await?;
     raw.quit().await?;
     Ok(records)
+}
+
+/// Where `cargo xtask bench` installed the Node peer's packages
+/// (`target/bench/node/node_modules`); unset when it found no `node`/`npm`.
+const NODE_MODULES_ENV: &str = "AETURNIS_BENCH_NODE_MODULES";
+
+/// rate-limiter-flexible's `RateLimiterRedis.consume` on ioredis, run by
+/// Node (`tests/benches/peer/rlflexible.js`) with the same concurrency,
+/// keys, quota (1,000 per second per key: nothing is denied) and number of
+/// calls, in the same interleaved rounds as the limiter's sliding log (the
+/// default), GCRA (its millisecond script at this quota) and fixed window.
+/// Skipped, saying so, when xtask found no `node`/`npm`.
+async fn peer_rows(
+    url: &str,
+    redis: &Redis,
+    raw: &Client,
+    gcra_fx: &Arc<Fixture>,
+    log_fx: &Arc<Fixture>,
+    records: &mut Vec<BenchRecord>,
+) -> anyhow::Result<()> {
+    let Ok(modules) = std::env::var(NODE_MODULES_ENV) else {
+        println!(
+            "{LAYER} rate-limiter-flexible rows skipped: {NODE_MODULES_ENV} is unset \
+             (`cargo xtask bench` found no node/npm to install the peer with)"
+        );
+        return Ok(());
+    };
+    let fixed_fx = Arc::new(fixture_with(
+        redis,
+        raw,
+        "fixed_1k",
+        Algorithm::FixedWindow,
+        REALISTIC_LIMIT,
+        |i| LimitKey::new(&i.to_string()),
+    )?);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer/rlflexible.js");
+    let url = url.to_owned();
+    let rounds = interleaved_rounds(vec![
+        side(move || node_peer(url.clone(), modules.clone(), script.clone())),
+        side(|| run(Arc::clone(log_fx), Side::Limiter, false)),
+        side(|| run(Arc::clone(gcra_fx), Side::Limiter, false)),
+        side(|| run(Arc::clone(&fixed_fx), Side::Limiter, false)),
+    ])
+    .await?;
+    let baseline = "rate-limiter-flexible 11.4.0 consume (ioredis 6.1.0, Node)";
+    for (i, case) in [
+        (
+            1,
+            "sliding log (default) check vs rate-limiter-flexible, 1000/s, 1000 keys",
+        ),
+        (
+            2,
+            "gcra (ms script) check vs rate-limiter-flexible, 1000/s, 1000 keys",
+        ),
+        (
+            3,
+            "fixed window check vs rate-limiter-flexible, 1000/s, 1000 keys",
+        ),
+    ] {
+        let (ours, peer) = median_pair(&rounds, i, 0)?;
+        let record = BenchRecord::new(
+            LAYER,
+            case,
+            CONCURRENCY,
+            "multi_thread(2)",
+            ours,
+            baseline,
+            peer.ops_per_sec,
+        )
+        .with_baseline_latency(peer);
+        print(&record, peer);
+        records.push(record);
+    }
+    for (i, round) in rounds.iter().enumerate() {
+        println!(
+            "{LAYER} vs rate-limiter-flexible, round {}: peer {:.0}/s; sliding log {:.2}, gcra {:.2}, fixed window {:.2}",
+            i + 1,
+            round[0].ops_per_sec,
+            round[1].ops_per_sec / round[0].ops_per_sec,
+            round[2].ops_per_sec / round[0].ops_per_sec,
+            round[3].ops_per_sec / round[0].ops_per_sec,
+        );
+    }
+    Ok(())
+}
+
+/// One run of the Node peer; its keys (`rlflx:k0`..) are its own.
+async fn node_peer(
+    url: String,
+    modules: String,
+    script: std::path::PathBuf,
+) -> anyhow::Result<Sample> {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("node")
+            .arg(&script)
+            .env("NODE_PATH", &modules)
+            .env("REDIS_URL", &url)
+            .env("POINTS", REALISTIC_LIMIT.to_string())
+            .env("DURATION", WINDOW.as_secs().to_string())
+            .env("KEY_PREFIX", "rlflx")
+            .env("CONCURRENCY", CONCURRENCY.to_string())
+            .env("KEYS", KEYS.to_string())
+            .env("OPS", OPS.to_string())
+            .output()
+            .context("running node")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "the rate-limiter-flexible peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("peer output {:?}", String::from_utf8_lossy(&out.stdout)))?;
+        let num = |k: &str| {
+            v[k].as_f64()
+                .with_context(|| format!("peer output lacks {k}"))
+        };
+        Ok(Sample::new(
+            num("ops_per_sec")?,
+            num("p50_us")?,
+            num("p99_us")?,
+        ))
+    })
+    .await?
 }
 
 /// `MEMORY USAGE` of one key (GCRA, counters) or, for the sliding log, of a

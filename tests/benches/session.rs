@@ -42,7 +42,7 @@ use std::time::Duration;
 use aeturnis_redis_core::fred::bytes::Bytes;
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::scripts::Script;
-use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand};
+use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand, InfoKind};
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_session::{
     CharacterId, Session, SessionConfig, SessionId, SessionManager, SessionMetadata, UserId,
@@ -129,6 +129,9 @@ fn report(records: &mut Vec<BenchRecord>, record: BenchRecord) {
 fn main() -> anyhow::Result<()> {
     let url = bench_redis_url()?;
     let runtime = multi_thread_runtime()?;
+    if let Ok(what) = std::env::var(PROFILE_ENV) {
+        return runtime.block_on(profile(&url, &what));
+    }
     let mut records = Vec::new();
     runtime.block_on(async {
         get_and_slide(&url, &mut records).await?;
@@ -244,28 +247,7 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
     let mut tower_ids = Vec::with_capacity(USERS);
     for (i, id) in ids.iter().enumerate() {
         let s = m.get(id).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
-        let mut data = HashMap::new();
-        data.insert("user".to_owned(), serde_json::json!(s.user.as_str()));
-        data.insert(
-            "ip".to_owned(),
-            serde_json::json!(s.metadata.ip_address.map(|a| a.to_string())),
-        );
-        data.insert(
-            "user_agent".to_owned(),
-            serde_json::json!(s.metadata.user_agent),
-        );
-        data.insert("device".to_owned(), serde_json::json!(s.metadata.device));
-        data.insert(
-            "location".to_owned(),
-            serde_json::json!(s.metadata.location),
-        );
-        data.insert("created".to_owned(), serde_json::json!(i));
-        data.insert("last_seen".to_owned(), serde_json::json!(i));
-        let mut record = Record {
-            id: Id::default(),
-            data,
-            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
-        };
+        let mut record = tower_record(&s.user, i);
         store
             .create(&mut record)
             .await
@@ -280,24 +262,7 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
             let (store, ids) = (store.clone(), Arc::clone(&tower_ids));
             measure(CONCURRENCY, OPS, move |i| {
                 let (store, ids) = (store.clone(), Arc::clone(&ids));
-                async move {
-                    let id = &ids[i % ids.len()];
-                    let mut record = store
-                        .load(id)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
-                        .ok_or_else(|| anyhow::anyhow!("missing tower session"))?;
-                    record.expiry_date =
-                        time::OffsetDateTime::now_utc() + time::Duration::minutes(30);
-                    record
-                        .data
-                        .insert("last_seen".to_owned(), serde_json::json!(i));
-                    store
-                        .save(&record)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    Ok(())
-                }
+                async move { tower_load_save(&store, &ids, i).await }
             })
         }),
     ])
@@ -336,6 +301,47 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
     Ok(())
 }
 
+/// The same fields as our session (its metadata as `metadata(i)` gives
+/// it), in a tower-sessions record.
+fn tower_record(user: &UserId, i: usize) -> Record {
+    let m = metadata(i);
+    let mut data = HashMap::new();
+    data.insert("user".to_owned(), serde_json::json!(user.as_str()));
+    data.insert(
+        "ip".to_owned(),
+        serde_json::json!(m.ip_address.map(|a| a.to_string())),
+    );
+    data.insert("user_agent".to_owned(), serde_json::json!(m.user_agent));
+    data.insert("device".to_owned(), serde_json::json!(m.device));
+    data.insert("location".to_owned(), serde_json::json!(m.location));
+    data.insert("created".to_owned(), serde_json::json!(i));
+    data.insert("last_seen".to_owned(), serde_json::json!(i));
+    Record {
+        id: Id::default(),
+        data,
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(30),
+    }
+}
+
+/// tower-sessions' per-request load + save (a new expiry, last seen).
+async fn tower_load_save(store: &RedisStore<Client>, ids: &[Id], i: usize) -> anyhow::Result<()> {
+    let id = &ids[i % ids.len()];
+    let mut record = store
+        .load(id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .ok_or_else(|| anyhow::anyhow!("missing tower session"))?;
+    record.expiry_date = time::OffsetDateTime::now_utc() + time::Duration::minutes(30);
+    record
+        .data
+        .insert("last_seen".to_owned(), serde_json::json!(i));
+    store
+        .save(&record)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
 /// A hand-written create: store the bytes with the idle TTL, index by time,
 /// evict the oldest over the limit.
 const RAW_CREATE: &str = r#"
@@ -368,8 +374,10 @@ async fn create(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()>
     m.revoke_all(&users[0]).await?;
     let script = Script::from_lua(RAW_CREATE);
     script.load(&client).await?;
-    let (ours, baseline) = interleaved_medians(
-        || {
+    // raw fred sending our own create script with the same arguments
+    let same = Arc::new(SameLua::new(&m, &users).await?);
+    let rounds = interleaved_rounds(vec![
+        side(|| {
             let (m, users) = (m.clone(), Arc::clone(&users));
             measure(CONCURRENCY, OPS, move |i| {
                 let (m, users) = (m.clone(), Arc::clone(&users));
@@ -378,34 +386,25 @@ async fn create(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()>
                     Ok(())
                 }
             })
-        },
-        || {
+        }),
+        side(|| {
             let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
             measure(CONCURRENCY, OPS, move |i| {
                 let (client, script, bytes) = (client.clone(), script.clone(), bytes.clone());
-                async move {
-                    let u = i % USERS;
-                    let tag = format!("{:04x}", u % 65536);
-                    let member = format!("{i:022}");
-                    let keys = vec![
-                        format!("bench-session-rawc:s:{{{tag}}}:{member}"),
-                        format!("bench-session-rawc:su:{{{tag}}}:player-{u:06}"),
-                    ];
-                    let args: Vec<Value> = vec![
-                        Value::Bytes(bytes),
-                        Value::Integer(IDLE_MS),
-                        Value::Integer(i as i64),
-                        member.into(),
-                        Value::Integer(5),
-                        format!("bench-session-rawc:s:{{{tag}}}:").into(),
-                    ];
-                    let _: i64 = script.evalsha(&client, keys, args).await?;
-                    Ok(())
-                }
+                raw_create(client, script, bytes, i)
             })
-        },
-    )
+        }),
+        side(|| {
+            let same = Arc::clone(&same);
+            measure(CONCURRENCY, OPS, move |i| {
+                let same = Arc::clone(&same);
+                async move { same.create(i).await }
+            })
+        }),
+    ])
     .await?;
+    let (ours, baseline) = median_pair(&rounds, 0, 1)?;
+    let (ours_same, same_lua) = median_pair(&rounds, 0, 2)?;
     // memory: now every user has 5 sessions
     let five = bytes_per_session(&m, &users).await?;
     report(
@@ -422,8 +421,289 @@ async fn create(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Result<()>
         .with_baseline_latency(baseline)
         .with_redis_bytes_per_item(five),
     );
+    // what the library adds to its own script (client side)
+    report(
+        records,
+        BenchRecord::new(
+            LAYER,
+            "create (evicting, 5 per user)",
+            CONCURRENCY,
+            "multi_thread(2)",
+            ours_same,
+            "fred EVALSHA same Lua (custom, pipelined)",
+            same_lua.ops_per_sec,
+        )
+        .with_baseline_latency(same_lua),
+    );
     let _ = redis.shutdown().await;
     Ok(())
+}
+
+/// Raw fred sending the manager's own create script (`EVALSHA` through
+/// `Client::custom`, pipelined, as the core sends it) with the arguments
+/// the manager sends, under its own prefix: fresh random ids, each user's
+/// stored fields, 5 per user. The gap to the library is what the library
+/// adds on the client; the gap between this and the hand-written script is
+/// what the script's guarantees cost.
+struct SameLua {
+    client: Client,
+    sha: aeturnis_redis_core::fred::bytes_utils::Str,
+    /// Per user: the fields as stored, the index key and the session head.
+    users: Vec<(UserId, Bytes, String, String)>,
+    /// idle, absolute, max, touch interval, index TTL (ms).
+    args: [i64; 5],
+}
+
+impl SameLua {
+    const PREFIX: &'static str = "bench-session-createlua:";
+
+    async fn new(m: &SessionManager, users: &[UserId]) -> anyhow::Result<SameLua> {
+        let (script, args) = m.create_script_for_tests();
+        let client = m.redis().client().clone();
+        script.load(&client).await?;
+        // each user's fields, as the manager stores them (after the
+        // 25-byte header)
+        let lua = connect_same(m).await?;
+        let mut per_user = Vec::with_capacity(users.len());
+        for (i, u) in users.iter().enumerate() {
+            let s = lua.create(u, metadata(i)).await?;
+            let key = format!(
+                "{}s:{{{}}}:{}",
+                Self::PREFIX,
+                s.id.tag(),
+                &s.id.as_str()[5..]
+            );
+            let value: Bytes = client.get(&key).await?;
+            let tag = u.slot_tag();
+            per_user.push((
+                u.clone(),
+                value.slice(25..),
+                format!("{}su:{{{tag}}}:{}", Self::PREFIX, u.as_str()),
+                format!("{}s:{{{tag}}}:", Self::PREFIX),
+            ));
+        }
+        let args = args.map(|a| i64::try_from(a).unwrap_or(i64::MAX));
+        Ok(SameLua {
+            client,
+            sha: script.sha1().into(),
+            users: per_user,
+            args,
+        })
+    }
+
+    async fn create(&self, i: usize) -> anyhow::Result<()> {
+        let (user, fields, index, head) = &self.users[i % self.users.len()];
+        let id = SessionId::generate(user);
+        let member = &id.as_str()[5..];
+        let key = format!("{head}{member}");
+        let [idle, absolute, max, touch, keep] = self.args;
+        let frame: Vec<Value> = vec![
+            Value::String(self.sha.clone()),
+            Value::Integer(2),
+            key.as_str().into(),
+            index.as_str().into(),
+            member.into(),
+            Value::Bytes(fields.clone()),
+            Value::Integer(idle),
+            Value::Integer(absolute),
+            Value::Integer(max),
+            Value::Integer(touch),
+            head.as_str().into(),
+            Value::Integer(keep),
+        ];
+        let slot = aeturnis_redis_core::hash_slot(&key);
+        let reply: Vec<Value> = self
+            .client
+            .custom(
+                CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false),
+                frame,
+            )
+            .await?;
+        anyhow::ensure!(reply.get(3) == Some(&Value::Integer(1)), "not created");
+        Ok(())
+    }
+}
+
+/// A manager like `m` under the same-Lua side's prefix.
+async fn connect_same(m: &SessionManager) -> anyhow::Result<SessionManager> {
+    let config = m.redis().config().clone().with_key_prefix(SameLua::PREFIX);
+    let redis = Redis::connect(config).await?;
+    Ok(SessionManager::new(redis, m.config().clone())?)
+}
+
+/// One create by the hand-written script.
+async fn raw_create(client: Client, script: Script, bytes: Bytes, i: usize) -> anyhow::Result<()> {
+    let u = i % USERS;
+    let tag = format!("{:04x}", u % 65536);
+    let member = format!("{i:022}");
+    let keys = vec![
+        format!("bench-session-rawc:s:{{{tag}}}:{member}"),
+        format!("bench-session-rawc:su:{{{tag}}}:player-{u:06}"),
+    ];
+    let args: Vec<Value> = vec![
+        Value::Bytes(bytes),
+        Value::Integer(IDLE_MS),
+        Value::Integer(i as i64),
+        member.into(),
+        Value::Integer(5),
+        format!("bench-session-rawc:s:{{{tag}}}:").into(),
+    ];
+    let _: i64 = script.evalsha(&client, keys, args).await?;
+    Ok(())
+}
+
+/// `AETURNIS_BENCH_PROFILE=<case>:<n>` runs `n` operations of one side
+/// alone (c=50, as the rows) and prints its rate, the CPU time per
+/// operation of this process and of the Redis server (`INFO cpu`), and the
+/// server's `INFO commandstats` for them (reset first): where an
+/// operation's time goes on each side. Under `valgrind --tool=callgrind`
+/// with two values of `n`, the difference gives the client's instructions
+/// per operation. Cases: `create`, `create-raw`, `touch` (every read
+/// touches), `touch-tower` (tower-sessions load+save).
+const PROFILE_ENV: &str = "AETURNIS_BENCH_PROFILE";
+
+async fn profile(url: &str, what: &str) -> anyhow::Result<()> {
+    let (case, n) = what
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("{PROFILE_ENV}={what}: expected <case>:<n>"))?;
+    let n: usize = n.parse()?;
+    let redis = connect(url, "bench-session-prof:").await?;
+    let client = redis.client().clone();
+    let five =
+        SessionConfig::default().with_max_per_user(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN));
+    let users: Arc<Vec<UserId>> = Arc::new((0..USERS).map(user).collect::<anyhow::Result<_>>()?);
+    let sample = match case {
+        "create" => {
+            let m = SessionManager::new(redis.clone(), five)?;
+            // every user at the limit first
+            for i in 0..USERS * 5 {
+                m.create(&users[i % USERS], metadata(i)).await?;
+            }
+            profiled(case, &client, n, move |i| {
+                let (m, users) = (m.clone(), Arc::clone(&users));
+                async move {
+                    m.create(&users[i % USERS], metadata(i)).await?;
+                    Ok(())
+                }
+            })
+            .await?
+        }
+        "create-raw" => {
+            let m = SessionManager::new(redis.clone(), five)?;
+            let s = m.create(&users[0], metadata(0)).await?;
+            let key = format!(
+                "bench-session-prof:s:{{{}}}:{}",
+                s.id.tag(),
+                &s.id.as_str()[5..]
+            );
+            let bytes: Bytes = client.get(&key).await?;
+            let script = Script::from_lua(RAW_CREATE);
+            script.load(&client).await?;
+            for i in 0..USERS * 5 {
+                raw_create(client.clone(), script.clone(), bytes.clone(), i).await?;
+            }
+            let c = client.clone();
+            profiled(case, &client, n, move |i| {
+                raw_create(c.clone(), script.clone(), bytes.clone(), USERS * 5 + i)
+            })
+            .await?
+        }
+        "touch" => {
+            let m = SessionManager::new(
+                redis.clone(),
+                SessionConfig::default().with_touch_interval(Duration::ZERO),
+            )?;
+            let ids = Arc::new(populate(&m).await?);
+            profiled(case, &client, n, move |i| {
+                let (m, ids) = (m.clone(), Arc::clone(&ids));
+                async move {
+                    anyhow::ensure!(m.get(&ids[i % ids.len()]).await?.is_some(), "missing");
+                    Ok(())
+                }
+            })
+            .await?
+        }
+        "touch-tower" => {
+            let store = RedisStore::new(client.clone());
+            let mut ids = Vec::with_capacity(USERS);
+            for (i, u) in users.iter().enumerate() {
+                let mut record = tower_record(u, i);
+                store
+                    .create(&mut record)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                ids.push(record.id);
+            }
+            let ids = Arc::new(ids);
+            profiled(case, &client, n, move |i| {
+                let (store, ids) = (store.clone(), Arc::clone(&ids));
+                async move { tower_load_save(&store, &ids, i).await }
+            })
+            .await?
+        }
+        other => anyhow::bail!("{PROFILE_ENV}: unknown case {other:?}"),
+    };
+    println!(
+        "{LAYER} profile {case}: {:.0} ops/s, p50 {:.0} µs",
+        sample.ops_per_sec, sample.p50_us
+    );
+    let _ = redis.shutdown().await;
+    Ok(())
+}
+
+/// One measured run of `op` with the CPU both sides spent on it.
+async fn profiled<F, Fut>(case: &str, client: &Client, n: usize, op: F) -> anyhow::Result<Sample>
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let () = client.config_resetstat().await?;
+    let (redis_before, ours_before) = (redis_cpu(client).await?, own_cpu()?);
+    let sample = measure(CONCURRENCY, n, op).await?;
+    let (redis_after, ours_after) = (redis_cpu(client).await?, own_cpu()?);
+    // `measure` adds a warm-up of n / 10 calls (at least c)
+    let ops = (n + (n / 10).max(CONCURRENCY)) as f64;
+    println!(
+        "{LAYER} profile {case}: CPU per op: client {:.1} µs, Redis {:.1} µs",
+        (ours_after - ours_before) * 1e6 / ops,
+        (redis_after - redis_before) * 1e6 / ops
+    );
+    let stats: String = client.info(Some(InfoKind::CommandStats)).await?;
+    for line in stats.lines().filter(|l| l.starts_with("cmdstat_")) {
+        let line = line.split(",rejected").next().unwrap_or(line);
+        println!("{LAYER} profile {case}: {line}");
+    }
+    Ok(sample)
+}
+
+/// The Redis server's CPU seconds (user + system) so far.
+async fn redis_cpu(client: &Client) -> anyhow::Result<f64> {
+    let text: String = client.info(Some(InfoKind::Cpu)).await?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            matches!(k, "used_cpu_sys" | "used_cpu_user")
+                .then(|| v.trim().parse::<f64>().ok())
+                .flatten()
+        })
+        .sum())
+}
+
+/// This process's CPU seconds (user + system) so far, from `/proc`.
+fn own_cpu() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // the fields after the command name's closing parenthesis
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after ')'
+    Ok((ticks(11) + ticks(12)) / 100.0)
 }
 
 async fn bytes_per_session(m: &SessionManager, users: &[UserId]) -> anyhow::Result<f64> {

@@ -51,12 +51,25 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&out_dir)?;
     let _ = std::fs::remove_file(&records_path);
 
+    // the rate-limit bench's Node peer, when node and npm are installed
+    let node_modules = if layers.contains(&"ratelimit") {
+        node_peer(&root.join("tests/benches/peer"), &out_dir.join("node"))?
+    } else {
+        None
+    };
+
     let topologies = vec!["standalone".to_owned(), "redlock".to_owned()];
     redis::with_topologies("bench", &topologies, |entries| {
         let mut env = vec![(
             "AETURNIS_BENCH_OUT".to_owned(),
             records_path.display().to_string(),
         )];
+        if let Some(modules) = &node_modules {
+            env.push((
+                "AETURNIS_BENCH_NODE_MODULES".to_owned(),
+                modules.display().to_string(),
+            ));
+        }
         for entry in entries {
             match entry["topology"].as_str() {
                 Some("standalone") => {
@@ -145,6 +158,36 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         docs_json.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Installs the Node peer's packages (`tests/benches/peer/package.json`,
+/// pinned versions) into `dir` with `npm install` and returns its
+/// `node_modules`, or `None` (saying so) when `node` or `npm` is missing:
+/// the rate-limit bench then skips the rate-limiter-flexible rows.
+fn node_peer(
+    peer: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let (Some(node), Some(npm)) = (util::version_of("node"), util::version_of("npm")) else {
+        println!(
+            "node or npm not found: the rate-limiter-flexible rows of the ratelimit bench are skipped"
+        );
+        return Ok(None);
+    };
+    std::fs::create_dir_all(dir)?;
+    std::fs::copy(peer.join("package.json"), dir.join("package.json"))
+        .context("copying the Node peer's package.json")?;
+    step(
+        &format!("npm install the Node peer (node {node}, npm {npm})"),
+        || {
+            util::run(
+                Command::new("npm")
+                    .args(["install", "--no-audit", "--no-fund", "--no-package-lock"])
+                    .current_dir(dir),
+            )
+        },
+    )?;
+    Ok(Some(dir.join("node_modules")))
 }
 
 /// The previous records of the layers not run now, then this run's, in

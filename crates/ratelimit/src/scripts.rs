@@ -36,10 +36,21 @@ use std::sync::LazyLock;
 
 use aeturnis_redis_core::LuaScript;
 
-/// Shared prologue: the arguments.
+/// Shared prologue: the shebang, then the arguments.
+///
+/// `#!lua` (no flags) declares a script that may write and may not use
+/// memory past `maxmemory`: under OOM (`maxmemory` with `noeviction`) Redis
+/// refuses the whole call before it runs, with `-OOM`. Without it Redis
+/// checks only the script's first write, and the sliding log's first write,
+/// `ZREMRANGEBYSCORE`, is one OOM does not block: its `ZADD` then wrote past
+/// the cap and the check answered "allowed". So under OOM every call of
+/// every algorithm (check, peek, refund) fails the same way, writing
+/// nothing: an error classed unavailable (`Classify::is_unavailable`, and
+/// the core's `is_out_of_memory`), which the limiter's failure policy
+/// decides.
 macro_rules! prologue {
     () => {
-        r"
+        r"#!lua
 local key = KEYS[1]
 local mode = ARGV[1]
 local limit = tonumber(ARGV[2])
@@ -114,9 +125,12 @@ else
   count = redis.call('ZCOUNT', key, '(' .. fmt('%.0f', now - window), '+inf')
 end
 if mode == 'c' and not mine and count + cost <= limit then
+  -- the score as TIME's own digits: Redis would format the number with
+  -- %.17g, ~5k instructions for a µs timestamp
+  local now_s = t[1] .. string.sub('00000' .. t[2], -6)
   local args = {}
   for i = 1, cost do
-    args[2 * i - 1] = now
+    args[2 * i - 1] = now_s
     args[2 * i] = id .. ':' .. i
   end
   redis.call('ZADD', key, unpack(args))

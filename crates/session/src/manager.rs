@@ -39,6 +39,15 @@ pub struct SessionManager {
 }
 
 impl SessionManager {
+    /// The index TTL that outlives a session whose TTL is the idle one:
+    /// idle + touch interval + 1 s (sent to the scripts, which then need
+    /// not format it).
+    pub(crate) fn index_keep_ms(&self) -> u64 {
+        self.idle_ms
+            .saturating_add(self.touch_ms)
+            .saturating_add(1000)
+    }
+
     /// A manager over `redis` (keys go under the connection's key prefix).
     /// Fails when `config` does not [`validate`](SessionConfig::validate).
     pub fn new(redis: Redis, config: SessionConfig) -> Result<Self> {
@@ -87,6 +96,26 @@ impl SessionManager {
     pub fn with_clock_skew_ms_for_tests(mut self, skew_ms: i64) -> Self {
         self.clock_skew_ms = skew_ms;
         self
+    }
+
+    /// Tests and benches only (cargo feature `test-hooks`): the create
+    /// script and the arguments after the fields that this manager sends
+    /// it (idle ms, absolute ms, max, touch interval ms), then the index TTL
+    /// it sends last; for a raw baseline that sends the same script with
+    /// the same arguments.
+    #[cfg(feature = "test-hooks")]
+    #[must_use]
+    pub fn create_script_for_tests(&self) -> (&'static aeturnis_redis_core::LuaScript, [u64; 5]) {
+        (
+            &crate::scripts::CREATE,
+            [
+                self.idle_ms,
+                self.absolute_ms,
+                u64::from(self.config.max_per_user.get()),
+                self.touch_ms,
+                self.index_keep_ms(),
+            ],
+        )
     }
 
     // ---- keys -----------------------------------------------------------

@@ -129,6 +129,7 @@ impl SessionManager {
             int(self.touch_ms),
             Value::from(self.index_head(id.tag())?),
             Value::from(id.random_part()),
+            int(self.index_keep_ms()),
         ];
         let reply: Value = self
             .redis

@@ -183,6 +183,29 @@ impl<'a> Reader<'a> {
 
 /// Decodes a stored session. `now_ms` and `ttl_ms` give the idle expiry:
 /// from one script reply, or the fast read's clock estimate and idle TTL.
+/// The session a create just stored, from the fields the caller sent
+/// and the script's clock: what decoding the stored value would give,
+/// without sending the value back.
+pub(crate) fn fresh(
+    id: SessionId,
+    user: UserId,
+    metadata: SessionMetadata,
+    now_ms: u64,
+    ttl_ms: u64,
+    absolute_ms: u64,
+) -> Session {
+    Session {
+        id,
+        user,
+        character: None,
+        metadata,
+        created_at: time(now_ms),
+        last_seen: time(now_ms),
+        expires_at: time(now_ms.saturating_add(ttl_ms)),
+        absolute_expires_at: time(now_ms.saturating_add(absolute_ms)),
+    }
+}
+
 pub(crate) fn decode(
     id: SessionId,
     key: &str,

@@ -65,86 +65,102 @@ end
 }
 
 /// Get and slide.
-/// KEYS: session. ARGV: idle ms, touch interval ms, index head, member.
+/// KEYS: session. ARGV: idle ms, touch interval ms, index head, member,
+/// index TTL ms for a session whose TTL is the idle one (idle + touch
+/// interval + 1 s).
 /// Returns false, or {value, now, ttl}.
+///
+/// Written as [`CREATE`] is (no helpers, numbers as text where the text is
+/// at hand): it runs on every read when the touch interval is zero.
 pub(crate) static GET_SLIDE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "session_get_slide",
-        concat!(
-            helpers!(),
-            r#"
+        r#"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-local now = now_ms()
-local idle, abs = tonumber(ARGV[1]), u64(v, 18)
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local idle, abs = tonumber(ARGV[1]), struct.unpack('>I8', v, 18)
 local ttl = math.min(idle, abs - now)
+local touch = tonumber(ARGV[2])
+-- the new expiry: PX idle, or PXAT abs to the millisecond when the
+-- absolute expiry comes first (a PX counted from the script's cached clock
+-- could land 1 ms late)
+local unit, at = 'PX', ARGV[1]
+if abs - now <= idle then unit, at = 'PXAT', abs end
+if ttl > 0 and now - struct.unpack('>I8', v, 10) < touch then
+  if unit == 'PXAT' then redis.call('PEXPIREAT', KEYS[1], at)
+  else redis.call('PEXPIRE', KEYS[1], at) end
+  return {v, now, ttl}
+end
+-- the user's index: its head and the (escaped) user id stored in v
+local len = string.byte(v, 26) * 256 + string.byte(v, 27)
+local user = string.sub(v, 28, 27 + len)
+if string.find(user, '[%%:{}]') then
+  user = string.gsub(user, '[%%:{}]',
+    {['%'] = '%25', [':'] = '%3A', ['{'] = '%7B', ['}'] = '%7D'})
+end
+local idx = ARGV[3] .. user
 if ttl <= 0 then
   redis.call('DEL', KEYS[1])
-  redis.call('ZREM', index_of(ARGV[3], v), ARGV[4])
+  redis.call('ZREM', idx, ARGV[4])
   return false
 end
-local touch = tonumber(ARGV[2])
-if now - u64(v, 10) < touch then
-  expire(KEYS[1], idle, abs, now)
-else
-  -- record last seen: one SET of the patched value, with the new TTL
-  v = string.sub(v, 1, 9) .. p64(now) .. string.sub(v, 18)
-  redis.call('SET', KEYS[1], v, expiry(idle, abs, now))
-  local idx = index_of(ARGV[3], v)
-  if redis.call('ZADD', idx, now, ARGV[4]) == 0 then
-    raise_index(idx, ttl + touch)
-  else
-    keep_index(idx, ttl + touch)
-  end
+-- record last seen: one SET of the patched value, with the new TTL
+v = string.sub(v, 1, 9) .. struct.pack('>I8', now) .. string.sub(v, 18)
+redis.call('SET', KEYS[1], v, unit, at)
+-- the index outlives every session it lists: TTL + touch interval + 1 s
+-- (an index that already listed the member has a TTL: one call, never
+-- shortening it)
+local keep = ARGV[5]
+if ttl < idle then keep = ttl + touch + 1000 end
+if redis.call('ZADD', idx, t[1] .. string.sub('00000' .. t[2], -6, -4), ARGV[4]) == 0 then
+  redis.call('PEXPIRE', idx, keep, 'GT')
+elseif redis.call('PTTL', idx) < tonumber(keep) then
+  redis.call('PEXPIRE', idx, keep)
 end
 return {v, now, ttl}
-"#
-        ),
+"#,
     )
 });
 
 /// Create, evicting the least recently used sessions over the limit.
 /// KEYS: session, index. ARGV: member, fields, idle ms, absolute ms, max,
-/// touch interval ms, session head.
-/// Returns {value, now, ttl, fresh (1) / replay (0) / taken (-1), evicted,
-/// evicted duration ms}.
+/// touch interval ms, session head, index TTL ms for a session whose TTL is
+/// the idle one (idle + touch interval + 1 s).
+/// Returns {false, now, ttl, 1, evicted, evicted duration ms} for a fresh
+/// session (the caller has every field: the value is not sent back), or
+/// {value, now, ttl, 0 (replay) / -1 (taken), 0, 0}.
 ///
 /// Eight calls at most on the fresh path at the limit (`TIME`, `SET NX`,
 /// `ZRANGE`, one `MGET` of the listed sessions, `DEL`, `ZREM`, `ZADD`,
-/// `PEXPIRE`), four under it.
+/// `PEXPIRE`), four under it. Written without the shared helpers: every
+/// `local function` is a fresh closure on every run. Numbers that Redis
+/// would format with `%.17g` (≈5k instructions for a timestamp) go out as
+/// text instead where the text is at hand: the idle TTL and the index TTL
+/// as the caller sent them, the score as `TIME`'s own digits (`callgrind`
+/// on the server, see the session bench history).
 pub(crate) static CREATE: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "session_create",
-        concat!(
-            helpers!(),
-            r#"
--- cmd(prefix..., items...) in chunks: unpack() has a limit on its results
-local function call_chunked(cmd, first, items)
-  local out = {}
-  for i = 1, #items, 1000 do
-    local last = math.min(i + 999, #items)
-    local r
-    if first then
-      r = redis.call(cmd, first, unpack(items, i, last))
-    else
-      r = redis.call(cmd, unpack(items, i, last))
-    end
-    if type(r) == 'table' then
-      for j = 1, #r do out[#out + 1] = r[j] end
-    end
-  end
-  return out
-end
-local now = now_ms()
+        r#"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+-- the same milliseconds as text, for the score
+local now_s = t[1] .. string.sub('00000' .. t[2], -6, -4)
 local idle = tonumber(ARGV[3])
 local absolute = now + tonumber(ARGV[4])
 local ttl = math.min(idle, absolute - now)
-local v = string.char(1) .. p64(now) .. p64(now) .. p64(absolute) .. ARGV[2]
+local v = string.char(1) .. struct.pack('>I8I8I8', now, now, absolute) .. ARGV[2]
+-- PXAT to the millisecond when the absolute expiry comes first
+local unit, at = 'PX', ARGV[3]
+if absolute - now <= idle then unit, at = 'PXAT', absolute end
 -- NX: a replay (or an id taken by another session) changes nothing
-if not redis.call('SET', KEYS[1], v, 'NX', expiry(idle, absolute, now)) then
+if not redis.call('SET', KEYS[1], v, 'NX', unit, at) then
   local existing = redis.call('GET', KEYS[1])
   local len = string.byte(ARGV[2], 1) * 256 + string.byte(ARGV[2], 2)
-  local same = user_of(existing) == string.sub(ARGV[2], 3, 2 + len)
+  local elen = string.byte(existing, 26) * 256 + string.byte(existing, 27)
+  local same = string.sub(existing, 28, 27 + elen) == string.sub(ARGV[2], 3, 2 + len)
   return {existing, now, redis.call('PTTL', KEYS[1]), same and 0 or -1, 0, 0}
 end
 local max = tonumber(ARGV[5])
@@ -155,44 +171,65 @@ local evicted, ended = 0, 0
 -- members are harmless until then; list and eviction drop them)
 if indexed >= max then
   local keys = {}
-  for i, m in ipairs(members) do keys[i] = ARGV[7] .. m end
-  local values = call_chunked('MGET', nil, keys)
+  for i = 1, indexed do keys[i] = ARGV[7] .. members[i] end
+  -- MGET in chunks: unpack() has a limit on its results
+  local values
+  if indexed <= 1000 then
+    values = redis.call('MGET', unpack(keys))
+  else
+    values = {}
+    for i = 1, indexed, 1000 do
+      local r = redis.call('MGET', unpack(keys, i, math.min(i + 999, indexed)))
+      for j = 1, #r do values[#values + 1] = r[j] end
+    end
+  end
   -- a member is live when its session exists and is within its absolute
   -- expiry (a key that lingers past it is deleted, like an expired one)
   local live = 0
   for i = 1, indexed do
     local val = values[i]
-    if val and u64(val, 18) > now then live = live + 1 else values[i] = false end
+    if val and struct.unpack('>I8', val, 18) > now then
+      live = live + 1
+    else
+      values[i] = false
+    end
   end
   local excess = live - max + 1
   local dead, gone = {}, {}
-  for i, m in ipairs(members) do
+  for i = 1, indexed do
     if not values[i] then
-      gone[#gone + 1] = m
+      gone[#gone + 1] = members[i]
       dead[#dead + 1] = keys[i]
     elseif excess > 0 then
       -- members come oldest first: the least recently used go
       excess = excess - 1
-      ended = ended + now - u64(values[i], 2)
+      ended = ended + now - struct.unpack('>I8', values[i], 2)
       evicted = evicted + 1
-      gone[#gone + 1] = m
+      gone[#gone + 1] = members[i]
       dead[#dead + 1] = keys[i]
     end
   end
-  if #dead > 0 then call_chunked('DEL', nil, dead) end
-  if #gone > 0 then call_chunked('ZREM', KEYS[2], gone) end
+  -- dead[i] is the key of gone[i]: one chunking for both
+  for i = 1, #dead, 1000 do
+    local last = math.min(i + 999, #dead)
+    redis.call('DEL', unpack(dead, i, last))
+    redis.call('ZREM', KEYS[2], unpack(gone, i, last))
+  end
   indexed = indexed - #gone
 end
-redis.call('ZADD', KEYS[2], now, ARGV[1])
--- an index that still had members has a TTL; a new one needs its first
+redis.call('ZADD', KEYS[2], now_s, ARGV[1])
+-- the index outlives every session it lists: TTL + touch interval + 1 s;
+-- an index that still had members has a TTL (one call, never shortening
+-- it), a new one needs its first
+local keep = ARGV[8]
+if ttl < idle then keep = ttl + tonumber(ARGV[6]) + 1000 end
 if indexed > 0 then
-  raise_index(KEYS[2], ttl + tonumber(ARGV[6]))
-else
-  keep_index(KEYS[2], ttl + tonumber(ARGV[6]))
+  redis.call('PEXPIRE', KEYS[2], keep, 'GT')
+elseif redis.call('PTTL', KEYS[2]) < tonumber(keep) then
+  redis.call('PEXPIRE', KEYS[2], keep)
 end
-return {v, now, ttl, 1, evicted, ended}
-"#
-        ),
+return {false, now, ttl, 1, evicted, ended}
+"#,
     )
 });
 

@@ -12,7 +12,7 @@ use crate::id::{CharacterId, SessionId, UserId};
 use crate::manager::SessionManager;
 use crate::metadata::SessionMetadata;
 use crate::record::{self, Session};
-use crate::reply::{array, int, integer, optional_session, session_from};
+use crate::reply::{array, int, integer, non_negative, optional_session, session_from};
 use crate::scripts;
 use crate::stats::StatsDelta;
 
@@ -55,6 +55,7 @@ impl SessionManager {
             int(u64::from(self.config.max_per_user.get())),
             int(self.touch_ms),
             Value::from(self.session_head(id.tag())?),
+            int(self.index_keep_ms()),
         ];
         let reply: Value = self
             .redis
@@ -68,18 +69,27 @@ impl SessionManager {
                 reason: "the id is taken by another user's session",
             });
         }
-        let session = session_from(id, &key, &items)?;
-        if outcome == 1 {
-            let evicted = integer(&items[4])?;
-            self.record(StatsDelta {
-                active: 1 - evicted,
-                created: 1,
-                ended: evicted,
-                ended_ms: integer(&items[5])?,
-                user: Some(user.as_str()),
-            });
+        if outcome != 1 {
+            // a replay: the session the first call stored
+            return session_from(id, &key, &items);
         }
-        Ok(session)
+        let evicted = integer(&items[4])?;
+        self.record(StatsDelta {
+            active: 1 - evicted,
+            created: 1,
+            ended: evicted,
+            ended_ms: integer(&items[5])?,
+            user: Some(user.as_str()),
+        });
+        // fresh: the script stored what was sent, and does not send it back
+        Ok(record::fresh(
+            id,
+            user.clone(),
+            metadata,
+            non_negative(integer(&items[1])?),
+            non_negative(integer(&items[2])?),
+            self.absolute_ms,
+        ))
     }
 
     /// Pushes the idle expiry `by` further (capped by the absolute expiry).

@@ -377,3 +377,86 @@ async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Res
     drop(server);
     Ok(())
 }
+
+/// Under OOM (`maxmemory` with `noeviction`) Redis refuses every limiter
+/// script before it runs (the scripts declare `#!lua`): every check, peek
+/// and refund of every algorithm fails with the OOM error, classed
+/// unavailable, writes nothing, and the failure policy decides a check.
+/// Before the shebang the sliding log's first write (`ZREMRANGEBYSCORE`,
+/// not blocked by OOM) let its `ZADD` write past the cap and answer
+/// "allowed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_refuse_every_call_of_every_algorithm_under_oom_without_writing(
+) -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let redis = connect_url(&server.url(), "oom:", Duration::from_secs(5)).await?;
+    // GCRA twice: 100 an hour runs the millisecond script; 7 an hour (an
+    // interval of 514,285.714 ms) the microsecond one
+    let cases = [
+        (ALGORITHMS[0], 100),
+        (ALGORITHMS[1], 100),
+        (ALGORITHMS[2], 100),
+        (Algorithm::gcra(), 7),
+        (ALGORITHMS[3], 100),
+    ];
+    let mut limiters = Vec::new();
+    for (i, (algorithm, limit)) in cases.iter().enumerate() {
+        let name = format!("oom{i}");
+        limiters.push((
+            RateLimiter::new(redis.clone(), config(&name, *algorithm, *limit, HOUR)?)?,
+            RateLimiter::new(
+                redis.clone(),
+                config(&name, *algorithm, *limit, HOUR)?
+                    .with_failure_policy(FailurePolicy::FailClosed),
+            )?,
+            *limit,
+        ));
+    }
+    let used = LimitKey::user("used")?;
+    let fresh = LimitKey::user("fresh")?;
+    for (limiter, _, _) in &limiters {
+        ensure!(limiter.check(&used).await?.allowed);
+    }
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])?;
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"])?;
+    let is_oom = |what: &str, r: Result<(), aeturnis_ratelimit::Error>| -> anyhow::Result<()> {
+        match r {
+            Err(aeturnis_ratelimit::Error::Redis(e)) if e.is_out_of_memory() => {
+                ensure!(
+                    e.is_unavailable() && e.is_retryable(),
+                    "{what}: {e} not retryable"
+                );
+                Ok(())
+            }
+            other => anyhow::bail!("{what}: expected the OOM error, got {other:?}"),
+        }
+    };
+    for (limiter, closed, _) in &limiters {
+        let name = limiter.config().algorithm.name();
+        for key in [&used, &fresh] {
+            is_oom(name, limiter.check(key).await.map(drop))?;
+            is_oom(name, limiter.peek(key, NonZeroU32::MIN).await.map(drop))?;
+            is_oom(
+                name,
+                limiter
+                    .refund(key, NonZeroU32::MIN, aeturnis_ratelimit::RequestId::new())
+                    .await,
+            )?;
+            let decided = closed.check(key).await?;
+            ensure!(
+                !decided.allowed && decided.source == DecisionSource::FailClosed,
+                "{name}: the failure policy did not decide: {decided:?}"
+            );
+        }
+    }
+    server.cli(&["CONFIG", "SET", "maxmemory", "0"])?;
+    for (limiter, _, limit) in &limiters {
+        let name = limiter.config().algorithm.name();
+        // only the check before OOM was counted; nothing was written since
+        let left = limiter.peek(&used, NonZeroU32::MIN).await?.remaining;
+        ensure!(left == limit - 1, "{name}: {left} left of {limit}");
+        let exists: i64 = redis.client().exists(&limiter.redis_key(&fresh)?).await?;
+        ensure!(exists == 0, "{name}: a refused check wrote its key");
+    }
+    Ok(())
+}
