@@ -57,6 +57,10 @@ mod stats;
 mod ttl;
 mod write_ttl;
 
+#[cfg(feature = "near")]
+#[cfg_attr(docsrs, doc(cfg(feature = "near")))]
+pub mod near;
+
 /// The caching guide (`docs/caching.md`).
 #[doc = include_str!("../docs/caching.md")]
 pub mod guide {}
