@@ -5,6 +5,7 @@
 //! guarantees, the modes and the trade-offs.
 
 mod config;
+mod flushes;
 mod tier;
 mod tracking;
 
@@ -110,6 +111,7 @@ impl NearCache {
         let tier = Arc::new(Tier::new(&config));
         let tracking = Tracking {
             client: client.clone(),
+            connect_timeout: cache.redis().config().connect_timeout,
             mode: config.mode,
             prefixes: prefixes.clone(),
         };

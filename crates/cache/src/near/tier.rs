@@ -224,9 +224,10 @@ impl Tier {
 
     /// Forgets `fill` (the read failed or found nothing).
     pub(crate) fn abandon(&self, fill: Fill) {
-        let mut shard = self.shard(&fill.key);
-        if shard.get(&fill.key) == Some(&fill.token) {
-            shard.remove(&fill.key);
+        let Fill { key, token, .. } = fill;
+        let mut shard = self.shard(&key);
+        if shard.get(&key) == Some(&token) {
+            shard.remove(&key);
         }
     }
 
@@ -239,8 +240,9 @@ impl Tier {
 
     /// An invalidation of `key` from the server.
     pub(crate) fn invalidate(&self, key: &str) {
-        self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
         self.drop_key(key);
+        // counted once applied: a reader of the counter may rely on it
+        self.counters.invalidations.fetch_add(1, Ordering::Release);
     }
 
     /// Drops everything held and every fill in flight.
@@ -252,7 +254,8 @@ impl Tier {
         }
         self.local.invalidate_all();
         drop(shards);
-        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        // counted once applied, as invalidations are
+        self.counters.flushes.fetch_add(1, Ordering::Release);
         tracing::debug!(?cause, "near cache flushed");
     }
 
@@ -281,8 +284,8 @@ impl Tier {
         NearStats {
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
-            invalidations: c.invalidations.load(Ordering::Relaxed),
-            flushes: c.flushes.load(Ordering::Relaxed),
+            invalidations: c.invalidations.load(Ordering::Acquire),
+            flushes: c.flushes.load(Ordering::Acquire),
             fills: c.fills.load(Ordering::Relaxed),
             fills_refused: c.fills_refused.load(Ordering::Relaxed),
             entries: self.local.entry_count(),

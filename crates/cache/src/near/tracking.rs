@@ -16,10 +16,14 @@ use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::fred::types::client::Invalidation;
 use aeturnis_redis_core::fred::types::{ClusterStateChange, RespVersion};
 use aeturnis_redis_core::Redis;
-use tokio::sync::broadcast::error::RecvError;
+use broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
+use aeturnis_redis_core::fred::error::Error as FredError;
+use tokio::sync::{broadcast, mpsc};
+
 use super::config::TrackingMode;
+use super::flushes::{self, FlushWatch, WatchEvent};
 use super::tier::{FlushCause, Tier};
 use crate::error::{Error, Result};
 
@@ -65,6 +69,8 @@ fn fred(e: aeturnis_redis_core::fred::error::Error) -> Error {
 /// What the task needs to turn tracking on.
 pub(crate) struct Tracking {
     pub(crate) client: Client,
+    /// Bounds each connection of the flush watch.
+    pub(crate) connect_timeout: Duration,
     pub(crate) mode: TrackingMode,
     /// Full key prefixes of the opted-in namespaces (broadcast mode).
     pub(crate) prefixes: Vec<String>,
@@ -120,26 +126,43 @@ impl Tracking {
 pub(crate) async fn start(tracking: Tracking, tier: Arc<Tier>) -> Result<JoinHandle<()>> {
     // subscribe before turning tracking on: nothing is missed
     let client = &tracking.client;
-    let rx = Receivers {
+    let (events, watch_rx) = mpsc::unbounded_channel();
+    let mut rx = Receivers {
         invalidations: client.invalidation_rx(),
         reconnects: client.reconnect_rx(),
         changes: client.cluster_change_rx(),
         errors: client.error_rx(),
+        watch: watch_rx,
     };
+    let watch = flushes::watch(client, tracking.connect_timeout, &events).await?;
     tracking.enable().await?;
     tier.start_serving();
-    Ok(tokio::spawn(run(tracking, tier, rx)))
+    Ok(tokio::spawn(async move {
+        let mut state = State {
+            tracking,
+            events,
+            watch: Some(watch),
+        };
+        run(&mut state, &tier, &mut rx).await;
+    }))
+}
+
+/// The task's own state: the flush watch is rebuilt on every re-enable.
+struct State {
+    tracking: Tracking,
+    events: mpsc::UnboundedSender<WatchEvent>,
+    watch: Option<FlushWatch>,
 }
 
 struct Receivers {
-    invalidations: tokio::sync::broadcast::Receiver<Invalidation>,
-    reconnects: tokio::sync::broadcast::Receiver<Server>,
-    changes: tokio::sync::broadcast::Receiver<Vec<ClusterStateChange>>,
-    errors:
-        tokio::sync::broadcast::Receiver<(aeturnis_redis_core::fred::error::Error, Option<Server>)>,
+    invalidations: broadcast::Receiver<Invalidation>,
+    reconnects: broadcast::Receiver<Server>,
+    changes: broadcast::Receiver<Vec<ClusterStateChange>>,
+    errors: broadcast::Receiver<(FredError, Option<Server>)>,
+    watch: mpsc::UnboundedReceiver<WatchEvent>,
 }
 
-async fn run(tracking: Tracking, tier: Arc<Tier>, mut rx: Receivers) {
+async fn run(state: &mut State, tier: &Tier, rx: &mut Receivers) {
     loop {
         tokio::select! {
             biased;
@@ -149,14 +172,19 @@ async fn run(tracking: Tracking, tier: Arc<Tier>, mut rx: Receivers) {
             },
             server = rx.reconnects.recv() => match server {
                 Err(RecvError::Closed) => break,
-                _ => reenable(&tracking, &tier, &mut rx).await,
+                _ => reenable(state, tier, rx).await,
             },
             change = rx.changes.recv() => match change {
                 Err(RecvError::Closed) => break,
-                _ => reenable(&tracking, &tier, &mut rx).await,
+                _ => reenable(state, tier, rx).await,
+            },
+            event = rx.watch.recv() => match event {
+                Some(WatchEvent::Flushed) => tier.flush(FlushCause::ServerFlush),
+                Some(WatchEvent::Broken) => reenable(state, tier, rx).await,
+                None => break,
             },
             message = rx.invalidations.recv() => match message {
-                Ok(inv) => apply(&tier, &inv),
+                Ok(inv) => apply(tier, &inv),
                 Err(RecvError::Lagged(_)) => tier.flush(FlushCause::Lagged),
                 Err(RecvError::Closed) => break,
             },
@@ -178,17 +206,31 @@ fn apply(tier: &Tier, inv: &Invalidation) {
     }
 }
 
-/// Stops serving, turns tracking on again (retrying until it succeeds; the
-/// task is aborted on shutdown), then serves from an empty tier.
-async fn reenable(tracking: &Tracking, tier: &Tier, rx: &mut Receivers) {
+/// Stops serving, rebuilds the flush watch and turns tracking on again
+/// (retrying until both succeed; the task is aborted on shutdown), then
+/// serves from an empty tier.
+async fn reenable(state: &mut State, tier: &Tier, rx: &mut Receivers) {
     tier.stop_serving(FlushCause::Connection);
     loop {
+        // the old watch's tasks end here: its queued events are moot
+        state.watch = None;
         // events that came before this attempt are covered by it
         drain(&mut rx.reconnects);
         drain(&mut rx.changes);
         drain(&mut rx.errors);
-        match tracking.enable().await {
-            Ok(()) => break,
+        while rx.watch.try_recv().is_ok() {}
+        let tracking = &state.tracking;
+        let attempt = async {
+            let watch =
+                flushes::watch(&tracking.client, tracking.connect_timeout, &state.events).await?;
+            tracking.enable().await?;
+            Ok::<_, Error>(watch)
+        };
+        match attempt.await {
+            Ok(watch) => {
+                state.watch = Some(watch);
+                break;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "near cache: could not turn tracking back on");
                 tokio::time::sleep(RETRY_EVERY).await;
@@ -200,10 +242,9 @@ async fn reenable(tracking: &Tracking, tier: &Tier, rx: &mut Receivers) {
     tracing::info!("near cache: tracking on again, serving");
 }
 
-fn drain<T: Clone>(rx: &mut tokio::sync::broadcast::Receiver<T>) {
+fn drain<T: Clone>(rx: &mut broadcast::Receiver<T>) {
     while !matches!(
         rx.try_recv(),
-        Err(tokio::sync::broadcast::error::TryRecvError::Empty
-            | tokio::sync::broadcast::error::TryRecvError::Closed)
+        Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
     ) {}
 }
