@@ -1,8 +1,6 @@
-//! The near cache (feature `near`): an in-process tier in front of
-//! [`Cache`] reads, kept coherent by RESP3 client tracking.
-//!
-//! See [`NearCache`] and the guide's "Near cache" section for the
-//! guarantees, the modes and the trade-offs.
+//! The near cache: a coherent in-process tier (this module's doc is
+//! `docs/near.md`).
+#![doc = include_str!("../../docs/near.md")]
 
 mod config;
 mod flushes;

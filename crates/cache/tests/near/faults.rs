@@ -181,3 +181,40 @@ async fn should_stop_serving_until_tracking_is_back() -> Result<()> {
     ensure!(!b.is_held(&key));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_stay_coherent_across_a_cluster_failover() -> Result<()> {
+    let _one = aeturnis_testkit::one_failover_at_a_time().await;
+    let cluster = aeturnis_testkit::Cluster::start()?;
+    let (a, b) = pair(&cluster.url(), &prefix("failover")).await?;
+    // no hash tag: the keys spread over every primary
+    let keys: Vec<RedisKey> = (0..32)
+        .map(|i| a.key(NS).id(i.to_string()).build())
+        .collect::<Result<_, _>>()?;
+    for key in &keys {
+        a.set(key, "before", Ttl::Default).await?;
+        b.get::<String>(key).await?;
+    }
+    ensure!(b.stats().entries == keys.len() as u64);
+
+    let _cluster =
+        tokio::task::spawn_blocking(move || cluster.failover().map(|()| cluster)).await??;
+    for key in &keys {
+        eventually("A to write after the failover", WAIT, || async {
+            a.set(key, "after", Ttl::Default).await
+        })
+        .await?;
+    }
+    // every key B held is dropped (invalidated, or flushed on the change)
+    eventually("B to return the new values", WAIT, || async {
+        for key in &keys {
+            let v = b.get::<String>(key).await?;
+            if v.as_deref() != Some("after") {
+                return Err(anyhow::anyhow!("{key}: {v:?} {:?}", b.stats()));
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
