@@ -61,11 +61,7 @@ pub(crate) async fn rows(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
 async fn hit_row(url: &str) -> anyhow::Result<BenchRecord> {
     let plain = cache(url).await?;
     let keys = Arc::new(keys(&plain, HIT_KEYS).await?);
-    let near = NearCache::new(
-        cache(url).await?,
-        NearConfig::for_namespaces([NS]),
-    )
-    .await?;
+    let near = NearCache::new(cache(url).await?, NearConfig::for_namespaces([NS])).await?;
     let (mut redis_runs, mut near_runs) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let (c, k) = (plain.clone(), Arc::clone(&keys));
@@ -137,11 +133,7 @@ async fn zipf_rows(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     let keys = Arc::new(keys(&writer, ZIPF_KEYS).await?);
     let ranks = Arc::new(zipf_ranks(ZIPF_KEYS, ZIPF_OPS));
     let plain = cache(url).await?;
-    let near = NearCache::new(
-        cache(url).await?,
-        NearConfig::for_namespaces([NS]),
-    )
-    .await?;
+    let near = NearCache::new(cache(url).await?, NearConfig::for_namespaces([NS])).await?;
 
     // invalidation delay: write sent -> invalidation at the reader
     let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
@@ -155,7 +147,10 @@ async fn zipf_rows(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
                 let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
                 for key in inv.keys.iter().filter_map(|k| k.as_str()) {
                     if let Some(sent) = p.remove(key) {
-                        delays.lock().unwrap_or_else(|e| e.into_inner()).push(now - sent);
+                        delays
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(now - sent);
                     }
                 }
             }
@@ -168,7 +163,18 @@ async fn zipf_rows(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     for _ in 0..3 {
         plain_runs.push(zipf_run(&plain, None, &writer, &keys, &ranks, &value, &pending).await?);
         let before = near.stats();
-        near_runs.push(zipf_run(&plain, Some(&near), &writer, &keys, &ranks, &value, &pending).await?);
+        near_runs.push(
+            zipf_run(
+                &plain,
+                Some(&near),
+                &writer,
+                &keys,
+                &ranks,
+                &value,
+                &pending,
+            )
+            .await?,
+        );
         let after = near.stats();
         let (h, m) = (after.hits - before.hits, after.misses - before.misses);
         hit_rates.push(h as f64 / (h + m).max(1) as f64);

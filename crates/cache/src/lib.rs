@@ -51,14 +51,14 @@ mod collections;
 mod config;
 mod counter;
 mod error;
+#[cfg(feature = "near")]
+pub mod near;
 mod pattern;
 pub mod schema;
 mod sorted;
 mod stats;
 mod ttl;
 mod write_ttl;
-#[cfg(feature = "near")]
-pub mod near;
 
 /// The caching guide (`docs/caching.md`).
 #[doc = include_str!("../docs/caching.md")]

@@ -48,10 +48,13 @@ impl Drop for FlushWatch {
         for task in &self.tasks {
             task.abort();
         }
-        for client in self.clients.drain(..) {
-            tokio::spawn(async move {
-                let _ = client.quit().await;
-            });
+        // no runtime (it is shutting down): the connections go with it
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            for client in self.clients.drain(..) {
+                runtime.spawn(async move {
+                    let _ = client.quit().await;
+                });
+            }
         }
     }
 }

@@ -76,6 +76,13 @@ impl Drop for Inner {
         if let Ok(Some(task)) = self.task.get_mut().map(Option::take) {
             task.abort();
         }
+        // fred keeps a connection open until QUIT
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let client = self.client.clone();
+            runtime.spawn(async move {
+                let _ = client.quit().await;
+            });
+        }
     }
 }
 

@@ -168,7 +168,9 @@ async fn run(state: &mut State, tier: &Tier, rx: &mut Receivers) {
             biased;
             error = rx.errors.recv() => match error {
                 Err(RecvError::Closed) => break,
-                _ => tier.stop_serving(FlushCause::Connection),
+                // invalidations may be lost: stop serving at once, then
+                // turn tracking on again (it waits for the reconnect)
+                _ => reenable(state, tier, rx).await,
             },
             server = rx.reconnects.recv() => match server {
                 Err(RecvError::Closed) => break,

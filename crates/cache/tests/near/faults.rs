@@ -216,5 +216,6 @@ async fn should_stay_coherent_across_a_cluster_failover() -> Result<()> {
         Ok(())
     })
     .await?;
+    println!("after the failover: {:?}", b.stats());
     Ok(())
 }
