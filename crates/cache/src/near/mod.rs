@@ -172,6 +172,10 @@ impl NearCache {
             return self.inner.cache.get(key).await;
         }
         if let Some(entry) = self.inner.tier.get(key.as_str()) {
+            // a hit never awaits anything: without this a task reading hot
+            // keys in a loop would starve the runtime's I/O (and the
+            // invalidation task)
+            tokio::task::coop::consume_budget().await;
             if let Some(value) = entry.decoded::<T>() {
                 return Ok(Some(value));
             }
@@ -197,6 +201,7 @@ impl NearCache {
             return self.inner.cache.get_bytes(key).await;
         }
         if let Some(entry) = self.inner.tier.get(key.as_str()) {
+            tokio::task::coop::consume_budget().await;
             return Ok(Some(entry.bytes.clone()));
         }
         Ok(self
