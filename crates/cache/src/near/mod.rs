@@ -211,7 +211,7 @@ impl NearCache {
     }
 
     /// Reads `key` from Redis on the tracking connection (`GET` and `PTTL`
-    /// in one pipeline); `hold` runs between the reply and the insert (the
+    /// sent together); `hold` runs between the reply and the insert (the
     /// fill-race test holds the reply there).
     async fn read_through(
         &self,
@@ -220,14 +220,17 @@ impl NearCache {
     ) -> Result<Option<(Bytes, Option<Arc<tier::Entry>>)>> {
         let started = Instant::now();
         let fill = self.inner.tier.begin(key.as_str());
-        let pipeline = self.inner.client.pipeline();
-        let reply = async {
-            let _: () = pipeline.get(key).await?;
-            let _: () = pipeline.pttl(key).await?;
-            pipeline.all::<(Option<Bytes>, i64)>().await
-        }
-        .await
-        .map_err(|e| Error::from_fred(key.as_str(), e));
+        // both on the tracking connection, auto-pipelined with every other
+        // task's commands (one round trip; a fred `Pipeline` object is sent
+        // on its own and measured slower under concurrency)
+        let client = &self.inner.client;
+        let (value, pttl) = tokio::join!(
+            client.get::<Option<Bytes>, _>(key),
+            client.pttl::<i64, _>(key)
+        );
+        let reply = value
+            .and_then(|v| pttl.map(|t| (v, t)))
+            .map_err(|e| Error::from_fred(key.as_str(), e));
         let reply = self.inner.cache.finish(OpKind::Get, started, reply);
         hold.await;
         match (reply, fill) {
