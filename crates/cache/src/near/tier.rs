@@ -11,7 +11,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -73,8 +73,8 @@ pub(crate) struct Fill {
 
 #[derive(Default)]
 struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: Striped,
+    misses: Striped,
     invalidations: AtomicU64,
     flushes: AtomicU64,
     fills: AtomicU64,
@@ -155,7 +155,7 @@ impl Tier {
         } else {
             &self.counters.misses
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.add_one();
         found
     }
 
@@ -282,8 +282,8 @@ impl Tier {
         self.local.run_pending_tasks();
         let c = &self.counters;
         NearStats {
-            hits: c.hits.load(Ordering::Relaxed),
-            misses: c.misses.load(Ordering::Relaxed),
+            hits: c.hits.sum(),
+            misses: c.misses.sum(),
             invalidations: c.invalidations.load(Ordering::Acquire),
             flushes: c.flushes.load(Ordering::Acquire),
             fills: c.fills.load(Ordering::Relaxed),
@@ -292,6 +292,35 @@ impl Tier {
             bytes: c.bytes.load(Ordering::Relaxed),
             serving: self.is_serving(),
         }
+    }
+}
+
+/// A counter bumped on every read: one cache line per stripe, a thread
+/// keeps to its stripe, so threads reading hot keys do not contend on it.
+#[derive(Default)]
+struct Striped([Padded; STRIPES]);
+
+const STRIPES: usize = 8;
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Padded(AtomicU64);
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+}
+
+impl Striped {
+    #[inline]
+    fn add_one(&self) {
+        let i = STRIPE.try_with(|s| *s).unwrap_or(0);
+        self.0[i].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
     }
 }
 
