@@ -127,17 +127,23 @@ type Pending = Arc<Mutex<HashMap<String, Instant>>>;
 
 async fn zipf_rows(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     let writer = cache(url).await?;
-    let keys = Arc::new(keys(&writer, ZIPF_KEYS).await?);
-    let ranks = Arc::new(zipf_ranks(ZIPF_KEYS, ZIPF_OPS));
-    let plain = cache(url).await?;
-    let near = NearCache::new(cache(url).await?, NearConfig::for_namespaces([NS])).await?;
+    let keys = keys(&writer, ZIPF_KEYS).await?;
+    let z: &'static Zipf = Box::leak(Box::new(Zipf {
+        plain: cache(url).await?,
+        near: NearCache::new(cache(url).await?, NearConfig::for_namespaces([NS])).await?,
+        writer,
+        keys,
+        ranks: zipf_ranks(ZIPF_KEYS, ZIPF_OPS),
+        value: "y".repeat(98),
+        pending: Arc::new(Mutex::new(HashMap::new())),
+    }));
+    let (near, pending) = (&z.near, &z.pending);
 
     // invalidation delay: write sent -> invalidation at the reader
-    let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
     let delays = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let listener = {
         let mut rx = near.tracking_client().invalidation_rx();
-        let (pending, delays) = (Arc::clone(&pending), Arc::clone(&delays));
+        let (pending, delays) = (Arc::clone(pending), Arc::clone(&delays));
         tokio::spawn(async move {
             while let Ok(inv) = rx.recv().await {
                 let now = Instant::now();
@@ -154,24 +160,12 @@ async fn zipf_rows(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
         })
     };
 
-    let value = Arc::new("y".repeat(98));
     let (mut plain_runs, mut near_runs) = (Vec::new(), Vec::new());
     let mut hit_rates = Vec::new();
     for _ in 0..3 {
-        plain_runs.push(zipf_run(&plain, None, &writer, &keys, &ranks, &value, &pending).await?);
+        plain_runs.push(zipf_run(z, false).await?);
         let before = near.stats();
-        near_runs.push(
-            zipf_run(
-                &plain,
-                Some(&near),
-                &writer,
-                &keys,
-                &ranks,
-                &value,
-                &pending,
-            )
-            .await?,
-        );
+        near_runs.push(zipf_run(z, true).await?);
         // a write whose invalidation did not come during its run is not
         // matched with one caused by a later run's write
         pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -211,54 +205,43 @@ async fn zipf_rows(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
         ),
     );
     near.shutdown().await?;
-    plain.redis().shutdown().await?;
-    writer.redis().shutdown().await?;
+    z.plain.redis().shutdown().await?;
+    z.writer.redis().shutdown().await?;
     Ok(vec![record])
 }
 
-async fn zipf_run(
-    plain: &Cache,
-    near: Option<&NearCache>,
-    writer: &Cache,
-    keys: &Arc<Vec<RedisKey>>,
-    ranks: &Arc<Vec<u32>>,
-    value: &Arc<String>,
-    pending: &Pending,
-) -> anyhow::Result<Sample> {
-    let (plain, near, writer) = (plain.clone(), near.cloned(), writer.clone());
-    let (keys, ranks, value, pending) = (
-        Arc::clone(keys),
-        Arc::clone(ranks),
-        Arc::clone(value),
-        Arc::clone(pending),
-    );
-    measure(50, ZIPF_OPS, move |i| {
-        let (plain, near, writer) = (plain.clone(), near.clone(), writer.clone());
-        let (keys, ranks, value, pending) = (
-            Arc::clone(&keys),
-            Arc::clone(&ranks),
-            Arc::clone(&value),
-            Arc::clone(&pending),
-        );
-        async move {
-            let key = &keys[ranks[i % ranks.len()] as usize];
-            if i % 100 == 99 {
-                // 1 %: the other process writes
-                // a write to a key the reader holds (so tracks) must reach it
-                if near.as_ref().is_some_and(|n| n.is_held(key)) {
-                    let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-                    p.insert(key.as_str().to_owned(), Instant::now());
-                }
-                writer.set(key, value.as_str(), Ttl::Default).await?;
-            } else {
-                let v: Option<String> = match &near {
-                    Some(near) => near.get(key).await?,
-                    None => plain.get(key).await?,
-                };
-                anyhow::ensure!(v.is_some(), "missing value");
+/// Everything a Zipf run touches, leaked for the process: the closures copy
+/// one reference instead of bumping shared reference counts per operation.
+struct Zipf {
+    plain: Cache,
+    near: NearCache,
+    writer: Cache,
+    keys: Vec<RedisKey>,
+    ranks: Vec<u32>,
+    value: String,
+    pending: Pending,
+}
+
+async fn zipf_run(z: &'static Zipf, with_near: bool) -> anyhow::Result<Sample> {
+    measure(50, ZIPF_OPS, move |i| async move {
+        let key = &z.keys[z.ranks[i % z.ranks.len()] as usize];
+        if i % 100 == 99 {
+            // 1 %: the other process writes; a write to a key the reader
+            // holds (so tracks) must reach it
+            if with_near && z.near.is_held(key) {
+                let mut p = z.pending.lock().unwrap_or_else(|e| e.into_inner());
+                p.insert(key.as_str().to_owned(), Instant::now());
             }
-            Ok(())
+            z.writer.set(key, z.value.as_str(), Ttl::Default).await?;
+        } else {
+            let v: Option<String> = if with_near {
+                z.near.get(key).await?
+            } else {
+                z.plain.get(key).await?
+            };
+            anyhow::ensure!(v.is_some(), "missing value");
         }
+        Ok(())
     })
     .await
 }
