@@ -217,5 +217,7 @@ async fn should_stay_coherent_across_a_cluster_failover() -> Result<()> {
     })
     .await?;
     println!("after the failover: {:?}", b.stats());
-    Ok(())
+    // tracking comes back on the new layout, and with it coherence
+    until(&b, "the tier to serve again", |s| s.serving).await?;
+    coherent_again(&a, &b, &keys[0]).await
 }
