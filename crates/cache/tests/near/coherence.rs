@@ -233,8 +233,11 @@ async fn should_never_keep_a_value_longer_than_its_redis_ttl(ctx: TestCtx) -> Re
 }
 
 aeturnis_testkit::topology_tests!(
-    should_never_return_the_old_value_once_the_write_returned_and_its_invalidation_arrived,
+    sentinel: should_never_return_the_old_value_once_the_write_returned_and_its_invalidation_arrived,
     should_not_keep_a_value_read_before_its_invalidation,
+);
+
+aeturnis_testkit::topology_tests!(
     should_hold_only_the_opted_in_namespaces,
     should_drop_the_local_copy_when_writing_through_it,
     should_be_coherent_for_keys_on_every_node,

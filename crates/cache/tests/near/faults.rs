@@ -70,7 +70,7 @@ async fn coherent_again(
 }
 
 aeturnis_testkit::topology_tests!(
-    should_flush_and_serve_again_when_its_tracking_connection_is_killed
+    sentinel: should_flush_and_serve_again_when_its_tracking_connection_is_killed
 );
 
 fn prefix(test: &str) -> String {
