@@ -7,10 +7,16 @@
 //! * c=1 on a current-thread runtime: the same get / set, for p50/p99 latency
 //!   next to raw fred's.
 //!
+//! * the near cache (`near` module): a local hit against `Cache::get`, and a
+//!   Zipf(1.0) workload with 1 % writes from a second client.
+//!
 //! Raw and typed runs alternate (3 rounds); every figure is the median of
 //! its 3 runs. Run it with `cargo xtask bench cache`.
 
 #![allow(clippy::print_stdout)]
+
+#[path = "cache_near.rs"]
+mod near;
 
 use std::sync::Arc;
 
@@ -97,6 +103,7 @@ fn main() -> anyhow::Result<()> {
             anyhow::Ok(())
         })?;
     }
+    records.extend(multi_thread_runtime()?.block_on(near::rows(&url))?);
     append_records(&records)
 }
 

@@ -40,9 +40,10 @@
 //! | [`CacheStats`], [`RedisStats`] | in-process counters; Redis figures on demand (`Serialize`) |
 //! | [`Error`], [`Classify`] | typed errors; invalid input / unavailable / internal |
 //! | [`Schema`] | `user:{id}:profile`, `char:{id}:inventory`, `leaderboard:{type}` |
+//! | `near` (feature `near`) | `NearCache`: an in-process tier kept coherent by RESP3 client tracking |
 //!
-//! The crate has no cargo features. The guide (key conventions, TTL
-//! choice, stats) is in [`guide`].
+//! One cargo feature, `near` (off by default). The guide (key conventions,
+//! TTL choice, stats, near cache) is in [`guide`].
 
 mod bulk;
 mod cache;
@@ -50,6 +51,8 @@ mod collections;
 mod config;
 mod counter;
 mod error;
+#[cfg(feature = "near")]
+pub mod near;
 mod pattern;
 pub mod schema;
 mod sorted;
