@@ -13,6 +13,9 @@ pub enum Error {
     /// A cookie name is empty or holds characters a cookie name cannot.
     #[error("cookie name `{0}` is not an RFC 6265 token")]
     InvalidCookieName(String),
+    /// A cookie `Path` or `Domain` with `;` or a control character.
+    #[error("cookie attribute `{0}` holds `;` or a control character")]
+    InvalidCookieAttribute(String),
     /// An IPv6 grouping prefix above 128 bits.
     #[error("IPv6 prefix /{0} is longer than 128 bits")]
     InvalidPrefix(u8),

@@ -54,9 +54,9 @@ pub mod ratelimit;
 #[cfg(feature = "session")]
 pub mod session;
 
-pub use aeturnis_redis_core as core;
 #[cfg(feature = "ratelimit")]
 pub use aeturnis_ratelimit;
+pub use aeturnis_redis_core as core;
 #[cfg(feature = "session")]
 pub use aeturnis_session;
 

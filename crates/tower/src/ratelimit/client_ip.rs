@@ -186,7 +186,9 @@ pub(crate) fn group_ip(ip: IpAddr, v6_prefix: u8) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) if v6_prefix < 128 => {
             let bits = u128::from(v6);
-            let mask = u128::MAX.checked_shl(128 - u32::from(v6_prefix)).unwrap_or(0);
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(v6_prefix))
+                .unwrap_or(0);
             IpAddr::V6((bits & mask).into())
         }
         other => other,
@@ -205,7 +207,10 @@ mod tests {
     fn should_parse_every_node_form() {
         assert_eq!(parse_node("192.0.2.1"), Some(ip("192.0.2.1")));
         assert_eq!(parse_node("192.0.2.1:8080"), Some(ip("192.0.2.1")));
-        assert_eq!(parse_node("\"[2001:db8::1]:4711\""), Some(ip("2001:db8::1")));
+        assert_eq!(
+            parse_node("\"[2001:db8::1]:4711\""),
+            Some(ip("2001:db8::1"))
+        );
         assert_eq!(parse_node("2001:db8::1"), Some(ip("2001:db8::1")));
         assert_eq!(parse_node("unknown"), None);
         assert_eq!(parse_node("_hidden"), None);
@@ -216,8 +221,14 @@ mod tests {
 
     #[test]
     fn should_group_ipv6_by_prefix_and_leave_ipv4_alone() {
-        assert_eq!(group_ip(ip("2001:db8:1:2:3:4:5:6"), 64), ip("2001:db8:1:2::"));
-        assert_eq!(group_ip(ip("2001:db8:1:2:3:4:5:6"), 128), ip("2001:db8:1:2:3:4:5:6"));
+        assert_eq!(
+            group_ip(ip("2001:db8:1:2:3:4:5:6"), 64),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            group_ip(ip("2001:db8:1:2:3:4:5:6"), 128),
+            ip("2001:db8:1:2:3:4:5:6")
+        );
         assert_eq!(group_ip(ip("2001:db8:1:2:3:4:5:6"), 0), ip("::"));
         assert_eq!(group_ip(ip("::ffff:192.0.2.1"), 64), ip("192.0.2.1"));
     }

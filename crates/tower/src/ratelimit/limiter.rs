@@ -107,7 +107,11 @@ impl Verdict {
             .with("limit", self.decision.limit)
             .with("remaining", self.decision.remaining)
         };
-        Some(problem.with("limiter", self.limiter.as_str()).with_retry_after(wait))
+        Some(
+            problem
+                .with("limiter", self.limiter.as_str())
+                .with_retry_after(wait),
+        )
     }
 }
 
@@ -131,11 +135,10 @@ impl LimitError {
     pub fn problem(&self) -> Problem {
         match self {
             LimitError::Key(KeyError::NoSession) => {
-                Problem::new(StatusCode::UNAUTHORIZED, KeyError::NoSession.to_string())
-                    .with_header(
-                        http::header::WWW_AUTHENTICATE,
-                        http::HeaderValue::from_static("Bearer"),
-                    )
+                Problem::new(StatusCode::UNAUTHORIZED, KeyError::NoSession.to_string()).with_header(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                )
             }
             LimitError::Key(KeyError::Layer(e)) | LimitError::Limiter(e) => Problem::from_class(e),
             LimitError::Key(e @ KeyError::NoPeerAddress) => Problem::from_class(e),
