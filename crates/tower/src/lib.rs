@@ -20,7 +20,7 @@
 //! let app: Router = Router::new()
 //!     .route("/me", get(|session: Session| async move { session.user.to_string() }))
 //!     .layer(RateLimitLayer::preset(&redis, Preset::Api)?)
-//!     .layer(SessionLayer::new(sessions, SessionLayerConfig::default()));
+//!     .layer(SessionLayer::new(sessions, SessionLayerConfig::default())?);
 //! # Ok(()) }
 //! ```
 //!

@@ -20,10 +20,13 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// use aeturnis_tower::Problem;
 /// use http::StatusCode;
 /// let response = Problem::new(StatusCode::UNAUTHORIZED, "log in first")
-///     .into_response::<String>();
+///     .into_response::<bytes::Bytes>();
 /// assert_eq!(response.status(), 401);
 /// assert_eq!(response.headers()["content-type"], "application/problem+json");
-/// assert!(response.body().contains(r#""detail":"log in first""#));
+/// let body: serde_json::Value = serde_json::from_slice(response.body())?;
+/// assert_eq!(body["detail"], "log in first");
+/// assert_eq!(body["title"], "Unauthorized");
+/// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]

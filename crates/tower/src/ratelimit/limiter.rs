@@ -236,7 +236,11 @@ impl<K, C> RequestLimiter<K, C> {
                     let composed = check_all(&pairs, cost)
                         .await
                         .map_err(|e| LimitError::Limiter(LayerError::new(e)))?;
-                    (composed.allowed, composed.decisions)
+                    let mut decisions = composed.decisions;
+                    if !composed.allowed {
+                        refunded(&mut decisions, cost);
+                    }
+                    (composed.allowed, decisions)
                 }
             };
             let index = reported(allowed, &decisions);
@@ -250,6 +254,22 @@ impl<K, C> RequestLimiter<K, C> {
             #[cfg(feature = "metrics")]
             crate::metrics::record_verdict(&verdict);
             Ok(verdict)
+        }
+    }
+}
+
+/// A composed denial refunded every limiter that admitted the request
+/// ([`check_all`]): their headers show the units as they are after the
+/// refund. (A refund that could not reach Redis is logged by the limiter
+/// and the unit stays taken; the header is then one unit optimistic.)
+fn refunded(decisions: &mut [Decision], cost: NonZeroU32) {
+    for d in decisions.iter_mut() {
+        let consumed = matches!(
+            d.source,
+            DecisionSource::Redis | DecisionSource::LocalFallback
+        );
+        if d.allowed && !d.shadowed && consumed {
+            d.remaining = d.remaining.saturating_add(cost.get()).min(d.limit);
         }
     }
 }
