@@ -34,6 +34,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "session")]
+use aeturnis_redis_core::duration::ceil_millis;
 use aeturnis_redis_core::fred::interfaces::ServerInterface;
 use aeturnis_redis_core::Redis;
 use serde_json::{json, Map, Value};
@@ -120,7 +122,7 @@ impl Health {
     }
 
     /// Registers the session manager's [`stats`](aeturnis_session::SessionManager::stats)
-    /// (active sessions, unique users, average duration).
+    /// (`active`, `unique_users`, `created`, `ended`, `average_duration_ms`).
     #[cfg(feature = "session")]
     #[must_use]
     pub fn with_sessions(
@@ -130,7 +132,17 @@ impl Health {
     ) -> Health {
         self.with_stats(name, move || {
             let sessions = sessions.clone();
-            async move { sessions.stats().await }
+            async move {
+                sessions.stats().await.map(|s| {
+                    json!({
+                        "active": s.active,
+                        "unique_users": s.unique_users,
+                        "created": s.created,
+                        "ended": s.ended,
+                        "average_duration_ms": s.average_duration.map(ceil_millis),
+                    })
+                })
+            }
         })
     }
 

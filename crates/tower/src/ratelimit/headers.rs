@@ -63,7 +63,7 @@ fn sf_string(out: &mut String, name: &str) {
 }
 
 /// Writes the headers for `limiters` and their `decisions` (same order)
-/// into `headers`: `RateLimit-Policy: "api";q=100;w=60` (one member per
+/// into `headers`, after any members already there: `RateLimit-Policy: "api";q=100;w=60` (one member per
 /// limiter) and `RateLimit: "api";r=42;t=17`, plus the legacy form (of the
 /// decision that matters, `reported`) when asked.
 pub(crate) fn write(
@@ -96,19 +96,30 @@ pub(crate) fn write(
             ceil_secs(decision.reset_after)
         );
     }
-    if let Ok(v) = HeaderValue::from_str(&policy) {
-        headers.insert(RATELIMIT_POLICY, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&state) {
-        headers.insert(RATELIMIT, v);
-    }
-    if legacy {
+    append(headers, RATELIMIT_POLICY, policy);
+    append(headers, RATELIMIT, state);
+    // the legacy fields hold one limit: an inner layer's (the more specific
+    // route limit) stays
+    if legacy && !headers.contains_key(X_RATELIMIT_LIMIT) {
         headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(reported.limit));
         headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(reported.remaining));
         headers.insert(
             X_RATELIMIT_RESET,
             HeaderValue::from(ceil_secs(reported.reset_after)),
         );
+    }
+}
+
+/// Sets `name` to `members`, after the members already there: a layer
+/// inside this one (a per-route limit inside the API limit) wrote its own
+/// policies first, and the field lists them all.
+fn append(headers: &mut HeaderMap, name: HeaderName, members: String) {
+    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(inner) if !inner.is_empty() => format!("{inner}, {members}"),
+        _ => members,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(name, v);
     }
 }
 

@@ -14,8 +14,10 @@ use crate::ratelimit::limiter::{Cost, RequestLimiter, UnitCost};
 
 /// Checks each request before the inner service sees it.
 ///
-/// Admitted: the inner response, with `RateLimit-Policy` / `RateLimit`
-/// when [`HeaderOptions::on_allowed`]. Denied: 429 with `Retry-After`, the
+/// Admitted: the [`Verdict`](super::Verdict) goes into the request's
+/// extensions (a handler reads `remaining` from it), then the inner
+/// response, with `RateLimit-Policy` / `RateLimit` when
+/// [`HeaderOptions::on_allowed`] (appended to those of an inner layer). Denied: 429 with `Retry-After`, the
 /// draft's headers and a problem+json body; a fail-closed denial (Redis
 /// down) is 503 with `Retry-After`. A request without a key, or a limiter
 /// error, answers by [`LimitError::problem`](super::LimitError::problem).
@@ -65,7 +67,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let check = self.limiter.check(&request);
         // the clone is not ready; the service polled ready goes into the future
         let clone = self.inner.clone();
@@ -84,6 +86,8 @@ where
                 }
                 return Ok(response);
             }
+            // handlers and later layers can read it (`Extension<Verdict>`)
+            request.extensions_mut().insert(verdict.clone());
             let mut response = inner.call(request).await?;
             if options.on_allowed {
                 verdict.write_headers(response.headers_mut(), options.legacy);
