@@ -26,19 +26,19 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`ratelimit`] | `RateLimitLayer`, key extractors (peer, trusted-proxy client IP, session user, header, closure), draft-11 headers, the protocol-agnostic `RequestLimiter` |
-//! | [`session`] | `SessionLayer` (cookie or bearer, lazy load-and-slide once per request), `SessionHandle` (login, rotate, logout), axum extractors |
-//! | [`health`] | `/health/live`, `/health/ready`, `/health/redis`, `/health/detailed` |
-//! | [`metrics`] | the metric names and `record_stats` |
+//! | `ratelimit` | `RateLimitLayer`, key extractors (peer, trusted-proxy client IP, session user, header, closure), draft-11 headers, the protocol-agnostic `RequestLimiter` |
+//! | `session` | `SessionLayer` (cookie or bearer, lazy load-and-slide once per request), `SessionHandle` (login, rotate, logout), axum extractors |
+//! | `health` | `/health/live`, `/health/ready`, `/health/redis`, `/health/detailed` |
+//! | `metrics` | the metric names and the `record_*` gauges |
 //! | [`Problem`] | the RFC 9457 problem+json body of every error response |
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `ratelimit` | yes | [`ratelimit`] over aeturnis-ratelimit |
-//! | `session` | yes | [`session`] over aeturnis-session |
-//! | `health` | yes | [`health`] |
+//! | `ratelimit` | yes | `ratelimit` over aeturnis-ratelimit |
+//! | `session` | yes | `session` over aeturnis-session |
+//! | `health` | yes | `health` |
 //! | `axum` | no | extractors, the health router, `ConnectInfo` as peer address |
-//! | `metrics` | no | [`metrics`]: counters and gauges through the `metrics` facade |
+//! | `metrics` | no | counters and gauges through the `metrics` facade |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -4,12 +4,12 @@
 //!
 //! | name | type | labels | what |
 //! |---|---|---|---|
-//! | `aeturnis_ratelimit_checks_total` | counter | `limiter`, `outcome` (`allowed`, `denied`, `fail_closed`) | every check of a [`RateLimitLayer`](crate::RateLimitLayer) / [`RequestLimiter`](crate::ratelimit::RequestLimiter) |
+//! | `aeturnis_ratelimit_checks_total` | counter | `limiter`, `outcome` (`allowed`, `denied`, `fail_closed`) | every check of a `RateLimitLayer` / `RequestLimiter` |
 //! | `aeturnis_ratelimit_fallback_total` | counter | `limiter`, `source` (`fail_open`, `fail_closed`, `local_fallback`) | checks decided without Redis |
-//! | `aeturnis_session_loads_total` | counter | `outcome` (`found`, `missing`) | lazy session loads of a [`SessionLayer`](crate::SessionLayer) |
-//! | `aeturnis_ratelimit_violations` | gauge | `limiter` | a limiter's violations since start ([`record_limiter_stats`]) |
+//! | `aeturnis_session_loads_total` | counter | `outcome` (`found`, `missing`) | lazy session loads of a `SessionLayer` |
+//! | `aeturnis_ratelimit_violations` | gauge | `limiter` | a limiter's violations since start (`record_limiter_stats`) |
 //! | `aeturnis_ratelimit_redis_unavailable` | gauge | `limiter` | a limiter's checks decided by its failure policy |
-//! | `aeturnis_sessions_active` | gauge | | active sessions ([`record_session_stats`]) |
+//! | `aeturnis_sessions_active` | gauge | | active sessions (`record_session_stats`) |
 //! | `aeturnis_sessions_unique_users` | gauge | | users with a session |
 //! | `aeturnis_sessions_average_duration_seconds` | gauge | | average length of ended sessions |
 //!

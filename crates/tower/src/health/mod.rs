@@ -9,7 +9,7 @@
 //! | `/health/redis` | [`Health::redis`] | connection state, PING latency (warn above the threshold), server version, role, memory, keys |
 //! | `/health/detailed` | [`Health::detailed`] | `/health/redis` plus every registered layer's stats |
 //!
-//! With the `axum` feature, [`Health::router`] serves all four.
+//! With the `axum` feature, `Health::router` serves all four.
 //!
 //! ```no_run
 //! use aeturnis_tower::health::Health;

@@ -34,7 +34,7 @@
 //! |---|---|
 //! | [`PeerIp`] | the TCP peer (IPv6 grouped by /64) |
 //! | [`ClientIp`] | the first untrusted hop of `Forwarded` / `X-Forwarded-For`, read from the right |
-//! | [`SessionUser`] | the user of the request's session (feature `session`) |
+//! | `SessionUser` | the user of the request's session (feature `session`) |
 //! | [`HeaderKey`] | one header's value |
 //! | any `Fn(&R) -> Result<LimitKey, KeyError>` | whatever it returns, for any request type |
 //!

@@ -1,11 +1,10 @@
 //! Sessions as a tower layer: [`SessionLayer`] reads the token from a
 //! cookie or `Authorization: Bearer` and puts a lazy [`SessionHandle`] in
-//! each request; with the `axum` feature, [`Session`] and `Option<Session>`
+//! each request; with the `axum` feature, `Session` and `Option<Session>`
 //! extract it.
 //!
 //! - **Lazy, once:** Redis is asked only when a handler, an extractor or a
-//!   later layer (the [`SessionUser`](crate::ratelimit::SessionUser) rate
-//!   limit key) calls [`SessionHandle::get`]; that first call loads and
+//!   later layer (the `SessionUser` rate limit key) calls [`SessionHandle::get`]; that first call loads and
 //!   slides the session in one round trip, later ones reuse it.
 //! - **Cookies:** secure defaults (`Secure`, `HttpOnly`, `SameSite=Lax`,
 //!   `Path=/`, host-only), all configurable ([`CookieConfig`]).
@@ -13,7 +12,7 @@
 //!   absolute lifetime left; [`SessionHandle::rotate`] sets the new id;
 //!   [`SessionHandle::logout`] revokes and clears it; a cookie whose session
 //!   is gone (expired, revoked) is cleared on the response.
-//! - **401:** the required [`Session`] extractor answers 401 with
+//! - **401:** the required `Session` extractor answers 401 with
 //!   `WWW-Authenticate: Bearer` and an `application/problem+json` body.
 //!
 //! ```no_run
