@@ -41,7 +41,9 @@
 //! # Any protocol: a WebSocket message limiter
 //!
 //! [`RequestLimiter`] is the same check without HTTP: a key function over
-//! any type. Here each chat message of a socket is checked, and a denied
+//! any type. [`GenericRateLimitLayer`] wraps it as a tower layer for any
+//! request type (a gRPC service), a denial being the error
+//! [`Limited::Denied`]. Here each chat message of a socket is checked, and a denied
 //! one is answered in-band instead of closing the socket:
 //!
 //! ```no_run
@@ -72,6 +74,7 @@
 
 mod client_ip;
 mod future;
+mod generic;
 mod headers;
 mod key;
 mod layer;
@@ -80,6 +83,7 @@ mod service;
 
 pub use client_ip::{ClientIp, ForwardedHeader};
 pub use future::ResponseFuture;
+pub use generic::{GenericRateLimit, GenericRateLimitLayer, GenericResponseFuture, Limited};
 pub use headers::{
     HeaderOptions, RATELIMIT, RATELIMIT_POLICY, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING,
     X_RATELIMIT_RESET,

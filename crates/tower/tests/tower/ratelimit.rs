@@ -199,7 +199,60 @@ async fn should_key_on_the_session_user_whatever_the_address(ctx: TestCtx) {
     assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
 }
 
+/// A game message: what a WebSocket or gRPC handler would limit.
+struct Move {
+    player: &'static str,
+}
+
+async fn should_limit_any_request_type_with_the_generic_service(ctx: TestCtx) {
+    use aeturnis_tower::ratelimit::{GenericRateLimitLayer, Limited, RequestLimiter};
+    use tower::{Layer, ServiceExt};
+    let redis = redis(&ctx).await;
+    let per_player = RequestLimiter::new(
+        limiter(&redis, "moves", 2, Duration::from_secs(60)),
+        |m: &Move| {
+            aeturnis_ratelimit::LimitKey::user(m.player)
+                .map_err(|e| aeturnis_tower::KeyError::Layer(aeturnis_tower::LayerError::new(e)))
+        },
+    );
+    let service =
+        GenericRateLimitLayer::new(per_player).layer(tower::service_fn(|m: Move| async move {
+            Ok::<_, std::convert::Infallible>(m.player.len())
+        }));
+    for _ in 0..2 {
+        let moved = service.clone().oneshot(Move { player: "ann" }).await;
+        assert_eq!(moved.unwrap(), 3);
+    }
+    match service.clone().oneshot(Move { player: "ann" }).await {
+        Err(Limited::Denied(verdict)) => {
+            assert_eq!(verdict.limiter, "moves");
+            assert!(verdict.retry_after().unwrap() > Duration::ZERO);
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    // another player, another key
+    assert_eq!(service.oneshot(Move { player: "bo" }).await.unwrap(), 2);
+    // an empty player is a key error, not a shared key
+    let keyless = GenericRateLimitLayer::new(RequestLimiter::new(
+        limiter(&redis, "moves2", 2, Duration::from_secs(60)),
+        |m: &Move| {
+            aeturnis_ratelimit::LimitKey::user(m.player)
+                .map_err(|e| aeturnis_tower::KeyError::Layer(aeturnis_tower::LayerError::new(e)))
+        },
+    ))
+    .layer(tower::service_fn(|_: Move| async {
+        Ok::<_, std::convert::Infallible>(0)
+    }));
+    assert!(matches!(
+        keyless.oneshot(Move { player: "" }).await,
+        Err(Limited::Check(aeturnis_tower::ratelimit::LimitError::Key(
+            aeturnis_tower::KeyError::Layer(_)
+        )))
+    ));
+}
+
 aeturnis_testkit::topology_tests!(
+    should_limit_any_request_type_with_the_generic_service,
     should_admit_to_the_quota_then_answer_429_with_problem_json,
     should_name_every_composed_limiter_and_deny_by_the_tighter,
     should_charge_what_the_cost_function_says,
