@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `/health/live` | [`Health::live`] | none: the process answers (no Redis) |
 //! | `/health/ready` | [`Health::ready`] | PING round trip against the latency threshold: fail above it |
-//! | `/health/redis` | [`Health::redis`] | connection state, PING latency (warn above the threshold), server version, role, memory, keys |
+//! | `/health/redis` | [`Health::redis`] | connection state, PING latency (warn above the threshold), server version, role, memory, key count (`DBSIZE`, standalone only: `null` on a cluster) |
 //! | `/health/detailed` | [`Health::detailed`] | `/health/redis` plus every registered layer's stats |
 //!
 //! With the `axum` feature, `Health::router` serves all four.
