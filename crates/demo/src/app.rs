@@ -41,7 +41,15 @@ pub fn app(state: AppState) -> Router {
                 }))
             }
         })
-        .with_sessions("sessions", state.sessions().clone());
+        .with_sessions("sessions", state.sessions().clone())
+        .with_stats("locks", {
+            let locks = state.locks().clone();
+            move || {
+                // acquisitions, waits and hand-offs of the trade locks
+                let stats = locks.stats();
+                async move { Ok::<_, std::convert::Infallible>(stats) }
+            }
+        });
     for (name, limiter) in limits.all() {
         health = health.with_limiter(format!("ratelimit-{name}"), limiter.clone());
     }

@@ -71,6 +71,9 @@ async fn should_report_health_and_stats() -> anyhow::Result<()> {
     assert_eq!(limit("auth")["checks"], 3);
     assert_eq!(limit("auth")["allowed"], 3);
     assert_eq!(limit("chat")["checks"], 0);
+    let locks = &checks["locks:stats"][0]["observedValue"];
+    assert_eq!(locks["acquired"], 0, "{locks}");
+    assert_eq!(locks["waits"], 0, "{locks}");
     Ok(())
 }
 
