@@ -30,6 +30,7 @@ pub(crate) const PUBLISHED: &[(&str, &str)] = &[
     ("aeturnis-lock", "crates/lock"),
     ("aeturnis-ratelimit", "crates/ratelimit"),
     ("aeturnis-patterns", "crates/patterns"),
+    ("aeturnis-tower", "crates/tower"),
 ];
 
 /// What a README example may use besides the one crate: what any user of
@@ -201,6 +202,7 @@ fn selective_use(name: &str, dir: &Path) -> anyhow::Result<()> {
 fn allowed_layers(name: &str) -> &'static [&'static str] {
     match name {
         "aeturnis-patterns" => &["aeturnis-cache"],
+        "aeturnis-tower" => &["aeturnis-session", "aeturnis-ratelimit"],
         _ => &[],
     }
 }

@@ -1,9 +1,19 @@
-//! The router: every route, and the API limit in front of them.
+//! The router: every game route behind aeturnis-tower's layers (the API
+//! limit per client IP, per-route presets, sessions), plus health and
+//! metrics.
 
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use aeturnis_ratelimit::RateLimiter;
+use aeturnis_tower::health::Health;
+use aeturnis_tower::ratelimit::{PeerIp, RateLimitLayer, SessionUser};
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::limits;
 use crate::routes;
 use crate::state::AppState;
 
@@ -11,23 +21,86 @@ use crate::state::AppState;
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the rate limits
 /// key on the peer address (in-process tests insert a
 /// [`ConnectInfo`](axum::extract::ConnectInfo) into each request).
+///
+/// The health endpoints (`/health/live`, `/health/ready`, `/health/redis`,
+/// `/health/detailed`) and `/metrics` sit outside the API limit: probes
+/// and scrapers must not be throttled.
 pub fn app(state: AppState) -> Router {
+    let limits = state.limits();
+    let per_ip = |l: &RateLimiter| RateLimitLayer::new(l.clone(), PeerIp::default());
+    let per_user = |l: &RateLimiter| RateLimitLayer::new(l.clone(), SessionUser);
+    let cache = state.cache().clone();
+    let mut health = Health::new(state.redis().clone())
+        .with_stats("cache", move || {
+            let stats = cache.stats();
+            async move {
+                Ok::<_, std::convert::Infallible>(serde_json::json!({
+                    "hits": stats.hits,
+                    "misses": stats.misses,
+                    "hit_rate": stats.hit_rate(),
+                }))
+            }
+        })
+        .with_sessions("sessions", state.sessions().clone())
+        .with_stats("locks", {
+            let locks = state.locks().clone();
+            move || {
+                // acquisitions, waits and hand-offs of the trade locks
+                let stats = locks.stats();
+                async move { Ok::<_, std::convert::Infallible>(stats) }
+            }
+        });
+    for (name, limiter) in limits.all() {
+        health = health.with_limiter(format!("ratelimit-{name}"), limiter.clone());
+    }
     Router::new()
-        .route("/health", get(routes::health::health))
-        .route("/auth/login", post(routes::auth::login))
+        .route(
+            "/auth/login",
+            post(routes::auth::login).route_layer(per_ip(&limits.auth)),
+        )
         .route("/auth/logout", post(routes::auth::logout))
         .route("/auth/logout-others", post(routes::auth::logout_others))
         .route("/me", get(routes::me::me))
         .route("/me/character", post(routes::me::character))
-        .route("/chat", get(routes::chat::history).post(routes::chat::post))
+        .route(
+            "/chat",
+            post(routes::chat::post)
+                .route_layer(per_user(&limits.chat))
+                .get(routes::chat::history),
+        )
         .route("/players/{id}/profile", get(routes::profile::profile))
-        .route("/combat/action", post(routes::combat::action))
+        .route(
+            "/combat/action",
+            post(routes::combat::action).route_layer(per_user(&limits.combat)),
+        )
         .route("/leaderboard", get(routes::combat::leaderboard))
         .route("/trade", post(routes::trade::trade))
         .fallback(routes::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limits::api_limit,
-        ))
+        .layer(per_ip(&limits.api))
+        .layer(state.session_layer().clone())
+        .layer(middleware::from_fn(log_request))
+        .merge(health.router())
+        .route("/metrics", get(routes::metrics::metrics))
         .with_state(state)
+}
+
+/// Logs each request with its status and duration.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        peer = ?peer,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
 }

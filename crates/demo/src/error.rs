@@ -28,6 +28,9 @@ pub enum Error {
     /// The lock configuration is invalid.
     #[error(transparent)]
     Lock(#[from] aeturnis_lock::Error),
+    /// A tower layer's configuration is invalid.
+    #[error(transparent)]
+    Tower(#[from] aeturnis_tower::Error),
     /// A demo setting is invalid.
     #[error("invalid demo setting `{variable}`: {reason}")]
     Setting {
@@ -49,6 +52,7 @@ impl Classify for Error {
             Error::Session(e) => e.class(),
             Error::RateLimit(e) => e.class(),
             Error::Lock(e) => e.class(),
+            Error::Tower(e) => e.class(),
         }
     }
 }

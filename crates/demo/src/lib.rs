@@ -23,8 +23,9 @@
 //!
 //! | endpoint | what it shows |
 //! |---|---|
-//! | `GET /health` | `Redis::health`, cache, session and rate-limit stats |
-//! | `POST /auth/login` | auth preset per IP, `SessionManager::create` with metadata |
+//! | `GET /health/{live,ready,redis,detailed}` | aeturnis-tower's health: `Redis::health`, cache, session and rate-limit stats |
+//! | `GET /metrics` | Prometheus text of aeturnis-tower's metrics |
+//! | `POST /auth/login` | auth preset per IP, a session with metadata, the cookie and the token |
 //! | `GET /me`, `POST /me/character` | get-and-slide, session list, character binding |
 //! | `POST /auth/logout`, `POST /auth/logout-others` | revoke, revoke others |
 //! | `POST /chat`, `GET /chat` | chat preset per user, a capped list with a TTL |
@@ -32,7 +33,10 @@
 //! | `POST /combat/action`, `GET /leaderboard` | combat preset, leaderboard |
 //! | `POST /trade` | `with_lock` on both players, fencing token, fenced write |
 //!
-//! Every request also passes the API preset per client IP. There is no
+//! The session (cookie or bearer), the rate limits (`RateLimitLayer` with
+//! the IETF `RateLimit` headers) and the health endpoints are
+//! aeturnis-tower's layers; the demo holds only game routes. Every game
+//! request passes the API preset per client IP. There is no
 //! password store: logging in as any well-formed user name succeeds (it is a
 //! demo of the Redis layers, not of authentication).
 //!
@@ -42,7 +46,6 @@ mod app;
 mod config;
 mod error;
 mod extract;
-mod limits;
 mod players;
 mod response;
 mod routes;

@@ -1,13 +1,15 @@
 //! [`AppState`]: the Redis connection and every layer built on it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aeturnis_cache::Cache;
 use aeturnis_lock::LockManager;
 use aeturnis_ratelimit::RateLimiter;
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_session::SessionManager;
+use aeturnis_tower::session::{SessionLayer, SessionLayerConfig};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::DemoConfig;
 use crate::error::Result;
@@ -55,6 +57,8 @@ struct Inner {
     sessions: SessionManager,
     locks: LockManager,
     limits: Limiters,
+    session_layer: SessionLayer,
+    metrics: PrometheusHandle,
     players: HashMap<String, PlayerProfile>,
     config: DemoConfig,
 }
@@ -93,10 +97,16 @@ impl AppState {
             movement: limiter(&config.movement_limit)?,
             api: limiter(&config.api_limit)?,
         };
+        let sessions = SessionManager::new(redis.clone(), config.sessions.clone())?;
+        // the cookie with its secure defaults (browsers accept `Secure` on
+        // localhost), or `Authorization: Bearer`
+        let session_layer = SessionLayer::new(sessions.clone(), SessionLayerConfig::default())?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 cache: Cache::new(redis.clone(), config.cache.clone())?,
-                sessions: SessionManager::new(redis.clone(), config.sessions.clone())?,
+                sessions,
+                session_layer,
+                metrics: prometheus(),
                 locks: LockManager::new(redis.clone(), config.locks.clone())?,
                 limits,
                 players: players::seed(),
@@ -136,6 +146,18 @@ impl AppState {
         &self.inner.limits
     }
 
+    /// The session layer every route runs behind.
+    #[must_use]
+    pub fn session_layer(&self) -> &SessionLayer {
+        &self.inner.session_layer
+    }
+
+    /// The Prometheus recorder's handle (`GET /metrics` renders it).
+    #[must_use]
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.inner.metrics
+    }
+
     /// The settings the state was built with.
     #[must_use]
     pub fn config(&self) -> &DemoConfig {
@@ -147,4 +169,20 @@ impl AppState {
     pub fn load_player(&self, id: &str) -> Option<PlayerProfile> {
         self.inner.players.get(id).cloned()
     }
+}
+
+/// The process's Prometheus recorder, installed as the `metrics` global
+/// recorder on first use (one per process: tests build many states).
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if let Err(e) = metrics::set_global_recorder(recorder) {
+                tracing::warn!(error = %e, "another metrics recorder is installed; /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
 }

@@ -1,15 +1,16 @@
 //! `POST /auth/login`, `/auth/logout`, `/auth/logout-others`.
 
-use aeturnis_ratelimit::LimitKey;
+use std::net::SocketAddr;
+
 use aeturnis_session::{SessionMetadata, UserId, MAX_USER_AGENT_LEN};
-use axum::extract::State;
+use aeturnis_tower::session::{Session, SessionHandle};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::extract::{ClientIp, CurrentSession, JsonBody};
-use crate::limits::enforce;
+use crate::extract::JsonBody;
 use crate::response::ApiError;
 use crate::routes::unix_secs;
 use crate::state::AppState;
@@ -22,17 +23,17 @@ pub(crate) struct Login {
 }
 
 /// Logs in as `user` (no password: this is a demo of the session layer):
-/// the auth limit per client IP, then a new session with the client's
-/// address and user agent.
+/// the auth limit per client IP has admitted it (its route layer), then a
+/// new session with the client's address and user agent, returned as the
+/// token and set as the session cookie.
 pub(crate) async fn login(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    handle: SessionHandle,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Login>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = validate::player_name("user", &body.user)?;
-    // a denial is the `Err`; the login reply carries no rate-limit headers
-    let _admitted = enforce("auth", &state.limits().auth, &LimitKey::ip(ip)).await?;
+    let ip = peer.ip().to_canonical();
     let mut metadata = SessionMetadata::new().with_ip_address(ip);
     if let Some(agent) = headers.get(header::USER_AGENT) {
         let agent = agent
@@ -46,7 +47,7 @@ pub(crate) async fn login(
         metadata = metadata.with_user_agent(agent);
     }
     let user = UserId::new(name)?;
-    let session = state.sessions().create(&user, metadata).await?;
+    let session = handle.login(&user, metadata).await?;
     tracing::info!(user = name, %ip, "login");
     Ok((
         StatusCode::CREATED,
@@ -58,19 +59,19 @@ pub(crate) async fn login(
     ))
 }
 
-/// Revokes the caller's session.
+/// Revokes the caller's session and clears the cookie.
 pub(crate) async fn logout(
-    State(state): State<AppState>,
-    CurrentSession(session): CurrentSession,
+    _session: Session,
+    handle: SessionHandle,
 ) -> Result<Json<Value>, ApiError> {
-    let revoked = state.sessions().revoke(&session.id).await?;
+    let revoked = handle.logout().await?;
     Ok(Json(json!({ "revoked": revoked })))
 }
 
 /// Revokes every other session of the caller's user.
 pub(crate) async fn logout_others(
     State(state): State<AppState>,
-    CurrentSession(session): CurrentSession,
+    Session(session): Session,
 ) -> Result<Json<Value>, ApiError> {
     let revoked = state
         .sessions()

@@ -2,15 +2,16 @@
 
 use std::time::SystemTime;
 
-use aeturnis_ratelimit::LimitKey;
 use aeturnis_redis_core::RedisKey;
+use aeturnis_tower::ratelimit::Verdict;
+use aeturnis_tower::session::Session;
 use axum::extract::State;
+use axum::Extension;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::extract::{CurrentSession, JsonBody};
-use crate::limits::enforce;
+use crate::extract::JsonBody;
 use crate::response::ApiError;
 use crate::routes::unix_secs;
 use crate::state::AppState;
@@ -37,17 +38,18 @@ fn log_key(state: &AppState) -> Result<RedisKey, ApiError> {
     Ok(state.cache().key("chat").part("lobby").build()?)
 }
 
-/// Posts a message: the chat limit per user, then newest-first into the
+/// Posts a message (the chat limit per user admitted it: its route layer),
+/// newest-first into the
 /// log, which is trimmed to [`DemoConfig::chat_capacity`](crate::DemoConfig::chat_capacity)
 /// and expires [`chat_ttl`](crate::DemoConfig::chat_ttl) after the last message.
 pub(crate) async fn post(
     State(state): State<AppState>,
-    CurrentSession(session): CurrentSession,
+    Session(session): Session,
+    Extension(verdict): Extension<Verdict>,
     JsonBody(body): JsonBody<PostMessage>,
 ) -> Result<Json<Value>, ApiError> {
     let text = validate::text("message", &body.message, validate::MAX_MESSAGE_CHARS)?;
     let user = session.user.as_str();
-    let decision = enforce("chat", &state.limits().chat, &LimitKey::user(user)?).await?;
     let message = ChatMessage {
         user: user.to_owned(),
         character: session.character.as_ref().map(|c| c.as_str().to_owned()),
@@ -69,7 +71,9 @@ pub(crate) async fn post(
             .list_trim(&key, 0, i64::from(config.chat_capacity.get()) - 1)
             .await?;
     }
-    Ok(Json(json!({ "ok": true, "remaining": decision.remaining })))
+    Ok(Json(
+        json!({ "ok": true, "remaining": verdict.decision.remaining }),
+    ))
 }
 
 /// The last [`chat_page`](crate::DemoConfig::chat_page) messages, oldest first.

@@ -2,15 +2,16 @@
 
 use std::num::NonZeroU32;
 
-use aeturnis_ratelimit::LimitKey;
 use aeturnis_redis_core::RedisKey;
+use aeturnis_tower::ratelimit::Verdict;
+use aeturnis_tower::session::Session;
 use axum::extract::State;
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::extract::{CurrentSession, JsonBody};
-use crate::limits::enforce;
+use crate::extract::JsonBody;
 use crate::response::ApiError;
 use crate::state::AppState;
 use crate::validate;
@@ -30,11 +31,13 @@ fn board(state: &AppState) -> Result<RedisKey, ApiError> {
     Ok(state.cache().schema().leaderboard("pvp")?)
 }
 
-/// An attack: the combat limit per user, then the damage is added to the
+/// An attack (the combat limit per user admitted it: its route layer): the
+/// damage is added to the
 /// attacker's PvP score.
 pub(crate) async fn action(
     State(state): State<AppState>,
-    CurrentSession(session): CurrentSession,
+    Session(session): Session,
+    Extension(verdict): Extension<Verdict>,
     JsonBody(body): JsonBody<Action>,
 ) -> Result<Json<Value>, ApiError> {
     let target = validate::player_name("target", &body.target)?;
@@ -48,7 +51,6 @@ pub(crate) async fn action(
             validate::MAX_DAMAGE
         )));
     }
-    let decision = enforce("combat", &state.limits().combat, &LimitKey::user(user)?).await?;
     let score = state
         .cache()
         .leaderboard_incr(
@@ -62,7 +64,7 @@ pub(crate) async fn action(
         "target": target,
         "damage": body.damage,
         "score": score,
-        "remaining": decision.remaining,
+        "remaining": verdict.decision.remaining,
     })))
 }
 

@@ -6,7 +6,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::extract::{CurrentSession, JsonBody};
+use aeturnis_tower::session::Session;
+
+use crate::extract::JsonBody;
 use crate::response::ApiError;
 use crate::routes::unix_secs;
 use crate::state::AppState;
@@ -15,7 +17,7 @@ use crate::state::AppState;
 /// sessions their user has.
 pub(crate) async fn me(
     State(state): State<AppState>,
-    CurrentSession(session): CurrentSession,
+    Session(session): Session,
 ) -> Result<Json<Value>, ApiError> {
     let sessions = state.sessions().list(&session.user).await?;
     Ok(Json(json!({
@@ -36,7 +38,7 @@ pub(crate) struct BindCharacter {
 /// Binds a character to the caller's session.
 pub(crate) async fn character(
     State(state): State<AppState>,
-    CurrentSession(session): CurrentSession,
+    Session(session): Session,
     JsonBody(body): JsonBody<BindCharacter>,
 ) -> Result<Json<Value>, ApiError> {
     let character = CharacterId::new(body.character)?;

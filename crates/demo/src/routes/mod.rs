@@ -9,8 +9,8 @@ use crate::response::ApiError;
 pub(crate) mod auth;
 pub(crate) mod chat;
 pub(crate) mod combat;
-pub(crate) mod health;
 pub(crate) mod me;
+pub(crate) mod metrics;
 pub(crate) mod profile;
 pub(crate) mod trade;
 

@@ -5,7 +5,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::extract::{CurrentSession, JsonBody};
+use aeturnis_tower::session::Session;
+
+use crate::extract::JsonBody;
 use crate::response::ApiError;
 use crate::state::AppState;
 use crate::validate;
@@ -37,7 +39,7 @@ pub(crate) fn trade_resource(a: &str, b: &str) -> String {
 /// (`fenced_write`), which refuses a write from an older holder.
 pub(crate) async fn trade(
     State(state): State<AppState>,
-    CurrentSession(session): CurrentSession,
+    Session(session): Session,
     JsonBody(body): JsonBody<Trade>,
 ) -> Result<Json<Value>, ApiError> {
     let with = validate::player_name("with", &body.with)?;

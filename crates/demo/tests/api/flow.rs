@@ -65,9 +65,17 @@ async fn should_serve_the_whole_game_flow(ctx: TestCtx) -> anyhow::Result<()> {
     );
     let retry: u64 = denied.header("retry-after").unwrap().parse()?;
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
-    assert_eq!(denied.header("ratelimit-limit"), Some("10"));
-    assert_eq!(denied.header("ratelimit-remaining"), Some("0"));
-    assert!(denied.body["error"].as_str().unwrap().contains("chat"));
+    // the chat policy first (its route layer), then the API limit's
+    let policy = denied.header("ratelimit-policy").unwrap();
+    assert!(
+        policy.starts_with("\"chat\";q=10;w=60, \"api\";q=100;w=60"),
+        "{policy}"
+    );
+    assert!(denied
+        .header("ratelimit")
+        .unwrap()
+        .starts_with("\"chat\";r=0;t="));
+    assert!(denied.body["detail"].as_str().unwrap().contains("chat"));
     let log = api.get("/chat", None).await;
     let messages = log.body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 10);
@@ -85,7 +93,7 @@ async fn should_serve_the_whole_game_flow(ctx: TestCtx) -> anyhow::Result<()> {
     assert_eq!(second.body, first.body);
     let nobody = api.get("/players/nobody/profile", None).await;
     assert_eq!(nobody.status, StatusCode::NOT_FOUND);
-    assert!(nobody.body["error"].is_string());
+    assert!(nobody.body["detail"].is_string());
 
     // combat and the leaderboard
     let bob = api.login("bob").await;
@@ -162,3 +170,46 @@ async fn should_serve_the_whole_game_flow(ctx: TestCtx) -> anyhow::Result<()> {
 }
 
 topology_tests!(should_serve_the_whole_game_flow);
+
+#[tokio::test]
+async fn should_set_the_session_cookie_on_login_and_clear_it_on_logout() -> anyhow::Result<()> {
+    let api = crate::support::Api::standalone("demo_cookie", DemoConfig::defaults()?).await?;
+    let login = api.login_from(crate::support::PEER, "carol").await;
+    assert_eq!(login.status, StatusCode::CREATED, "{}", login.body);
+    let token = login.body["token"].as_str().unwrap();
+    let set_cookie = login.header("set-cookie").unwrap();
+    let prefix = format!("session={token}; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=");
+    assert!(set_cookie.starts_with(&prefix), "{set_cookie}");
+    // Max-Age: the session's absolute lifetime (SESSION_ABSOLUTE_TTL, 24 h by default)
+    let max_age: u64 = set_cookie[prefix.len()..].parse()?;
+    let absolute = DemoConfig::defaults()?.sessions.absolute_ttl.as_secs();
+    assert!(
+        (absolute - 10..=absolute).contains(&max_age),
+        "Max-Age {max_age}"
+    );
+    // the cookie alone is a session
+    let with_cookie = |method: Method, path: &str| {
+        let mut request = crate::support::Api::request(method, path, None, None);
+        request
+            .headers_mut()
+            .insert("cookie", format!("session={token}").parse().unwrap());
+        request
+    };
+    let me = api.send(with_cookie(Method::GET, "/me")).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["user"], "carol");
+    // logout revokes and clears it
+    let out = api.send(with_cookie(Method::POST, "/auth/logout")).await;
+    assert_eq!(out.body["revoked"], true);
+    assert_eq!(
+        out.header("set-cookie"),
+        Some("session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0")
+    );
+    let gone = api.send(with_cookie(Method::GET, "/me")).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        gone.header("set-cookie"),
+        Some("session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0")
+    );
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! `/health` and its figures, and the whole API while Redis is down: 503
+//! `/health/*` and its figures, and the whole API while Redis is down: 503
 //! with `Retry-After`, then recovery once Redis is back.
 
 use std::time::{Duration, Instant};
@@ -25,27 +25,36 @@ async fn should_report_health_and_stats() -> anyhow::Result<()> {
     api.get("/players/eve/profile", None).await;
     api.get("/players/eve/profile", None).await;
     let asked = Instant::now();
-    let health = api.get("/health", None).await;
+    let health = api.get("/health/detailed", None).await;
     let request_ms = asked.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(health.status, StatusCode::OK, "{}", health.body);
+    assert_eq!(
+        health.header("content-type"),
+        Some("application/health+json")
+    );
     let body = &health.body;
-    assert_eq!(body["status"], "healthy");
-    assert_eq!(body["state"], "connected");
-    assert_eq!(body["role"], "master");
-    assert_eq!(body["error"], Value::Null);
-    assert!(body["server_version"].as_str().unwrap().starts_with('7'));
+    assert_eq!(body["status"], "pass", "{body}");
+    let checks = &body["checks"];
+    let connection = &checks["redis:connection"][0];
+    assert_eq!(connection["observedValue"], "connected");
+    assert_eq!(connection["role"], "master");
+    assert_eq!(connection["output"], Value::Null);
+    assert!(connection["version"].as_str().unwrap().starts_with('7'));
+    assert!(connection["usedMemory"].as_u64().unwrap() > 0);
     // the PING round trip, in milliseconds: measured inside this request
-    let latency = body["latency_ms"].as_f64().unwrap();
+    let latency = checks["redis:responseTime"][0]["observedValue"]
+        .as_f64()
+        .unwrap();
     assert!(
         latency > 0.0 && latency <= request_ms,
-        "latency_ms {latency}, the whole request took {request_ms:.3} ms"
+        "latency {latency} ms, the whole request took {request_ms:.3} ms"
     );
-    assert!(body["used_memory"].as_u64().unwrap() > 0);
-    assert_eq!(body["cache"]["hits"], 1);
-    assert_eq!(body["cache"]["misses"], 1);
-    assert_eq!(body["cache"]["hit_rate"], 0.5);
+    let cache = &checks["cache:stats"][0]["observedValue"];
+    assert_eq!(cache["hits"], 1);
+    assert_eq!(cache["misses"], 1);
+    assert_eq!(cache["hit_rate"], 0.5);
     // three logins, one logout
-    let sessions = &body["sessions"];
+    let sessions = &checks["sessions:stats"][0]["observedValue"];
     assert_eq!(sessions["active"], 2, "{sessions}");
     assert_eq!(sessions["created"], 3, "{sessions}");
     assert_eq!(sessions["ended"], 1, "{sessions}");
@@ -55,12 +64,16 @@ async fn should_report_health_and_stats() -> anyhow::Result<()> {
         u128::from(average) <= started.elapsed().as_millis(),
         "the ended session lived {average} ms, longer than the test"
     );
-    // 3 logins + 1 logout + 2 profiles + this request
-    assert_eq!(body["rate_limits"]["api"]["checks"], 7);
-    assert_eq!(body["rate_limits"]["api"]["allowed"], 7);
-    assert_eq!(body["rate_limits"]["auth"]["checks"], 3);
-    assert_eq!(body["rate_limits"]["auth"]["allowed"], 3);
-    assert_eq!(body["rate_limits"]["chat"]["checks"], 0);
+    // 3 logins + 1 logout + 2 profiles (health is outside the API limit)
+    let limit = |name: &str| &checks[format!("ratelimit-{name}:stats")][0]["observedValue"];
+    assert_eq!(limit("api")["checks"], 6);
+    assert_eq!(limit("api")["allowed"], 6);
+    assert_eq!(limit("auth")["checks"], 3);
+    assert_eq!(limit("auth")["allowed"], 3);
+    assert_eq!(limit("chat")["checks"], 0);
+    let locks = &checks["locks:stats"][0]["observedValue"];
+    assert_eq!(locks["acquired"], 0, "{locks}");
+    assert_eq!(locks["waits"], 0, "{locks}");
     Ok(())
 }
 
@@ -74,7 +87,7 @@ fn assert_unavailable(what: &str, reply: &Reply) {
     );
     assert_eq!(reply.header("retry-after"), Some("1"), "{what}");
     assert_eq!(
-        reply.body["error"], "Redis is unavailable; try again shortly",
+        reply.body["detail"], "Redis is unavailable; try again shortly",
         "{what}"
     );
 }
@@ -94,19 +107,28 @@ async fn should_answer_503_with_retry_after_while_redis_is_down_and_recover() ->
     .await?;
     let api = Api::on(redis, DemoConfig::defaults()?)?;
     let alice = api.login("alice").await;
-    assert_eq!(api.get("/health", None).await.status, StatusCode::OK);
+    assert_eq!(api.get("/health/ready", None).await.status, StatusCode::OK);
 
     server.kill()?;
-    let health = api.get("/health", None).await;
+    let health = api.get("/health/detailed", None).await;
     assert_eq!(
         health.status,
         StatusCode::SERVICE_UNAVAILABLE,
         "{}",
         health.body
     );
-    assert_eq!(health.body["status"], "unhealthy");
-    assert_eq!(health.body["latency_ms"], Value::Null);
-    assert!(health.body["error"].is_string(), "{}", health.body);
+    assert_eq!(health.body["status"], "fail");
+    let checks = &health.body["checks"];
+    assert_eq!(
+        checks["redis:responseTime"][0]["observedValue"],
+        Value::Null
+    );
+    assert!(
+        checks["redis:connection"][0]["output"].is_string(),
+        "{}",
+        health.body
+    );
+    assert_eq!(api.get("/health/live", None).await.status, StatusCode::OK);
     assert_unavailable("GET /leaderboard", &api.get("/leaderboard", None).await);
     assert_unavailable(
         "GET /players/bob/profile",
@@ -122,16 +144,16 @@ async fn should_answer_503_with_retry_after_while_redis_is_down_and_recover() ->
     // the API limit fell back to its local quota for each of those requests
     // (it admitted them rather than answering 429 or 503 itself)
     let api_limit = api.state.limits().api.stats();
-    assert_eq!(api_limit.redis_unavailable, 5);
+    assert_eq!(api_limit.redis_unavailable, 4);
 
     server.restart()?;
     eventually(
-        "/health answers 200 after the restart",
+        "/health/ready answers 200 after the restart",
         Duration::from_secs(20),
         || {
             let api = &api;
             async move {
-                let reply = api.get("/health", None).await;
+                let reply = api.get("/health/ready", None).await;
                 if reply.status == StatusCode::OK {
                     Ok(())
                 } else {

@@ -18,7 +18,7 @@ async fn should_answer_bad_input_with_400() -> anyhow::Result<()> {
         )
         .await;
     assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
-    assert!(not_json.body["error"].is_string());
+    assert!(not_json.body["detail"].is_string());
     let wrong_field = api
         .post("/auth/login", None, json!({ "name": "alice" }))
         .await;
@@ -27,7 +27,7 @@ async fn should_answer_bad_input_with_400() -> anyhow::Result<()> {
         .post("/auth/login", None, json!({ "user": "a{b}" }))
         .await;
     assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
-    assert!(bad_name.body["error"].as_str().unwrap().contains("user"));
+    assert!(bad_name.body["detail"].as_str().unwrap().contains("user"));
     let no_type = api
         .send(Request::post("/auth/login").body(Body::from(r#"{"user":"alice"}"#))?)
         .await;
@@ -73,7 +73,11 @@ async fn should_answer_401_without_a_live_session() -> anyhow::Result<()> {
     let missing = api.get("/me", None).await;
     assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
     assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
-    assert!(missing.body["error"].as_str().unwrap().contains("Bearer"));
+    assert_eq!(
+        missing.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(missing.body["detail"].as_str().unwrap().contains("session"));
     let bogus = api.get("/me", Some("not-a-session-token")).await;
     assert_eq!(bogus.status, StatusCode::UNAUTHORIZED);
     let chat = api.post("/chat", None, json!({ "message": "hi" })).await;
@@ -104,7 +108,7 @@ async fn should_cap_damage_at_ten_thousand_without_scoring_a_refused_hit() -> an
     assert_eq!(max.body["score"], 10_000.0);
     let over = strike(10_001).await;
     assert_eq!(over.status, StatusCode::BAD_REQUEST, "{}", over.body);
-    let error = over.body["error"].as_str().unwrap();
+    let error = over.body["detail"].as_str().unwrap();
     assert!(
         error.contains("damage") && error.contains("10000"),
         "{error}"

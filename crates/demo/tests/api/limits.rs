@@ -27,8 +27,24 @@ fn assert_login_limited(denied: &Reply) {
     let retry: u64 = denied.header("retry-after").unwrap().parse().unwrap();
     // the auth preset blocks for its whole window (15 min)
     assert!((800..=900).contains(&retry), "Retry-After {retry}");
-    assert_eq!(denied.header("ratelimit-limit"), Some("5"));
-    assert_eq!(denied.header("ratelimit-remaining"), Some("0"));
+    // draft-ietf-httpapi-ratelimit-headers-11: the auth policy, 5 per 900 s,
+    // none left
+    assert!(
+        denied
+            .header("ratelimit-policy")
+            .unwrap()
+            .starts_with("\"auth\";q=5;w=900"),
+        "{:?}",
+        denied.header("ratelimit-policy")
+    );
+    assert!(
+        denied
+            .header("ratelimit")
+            .unwrap()
+            .starts_with("\"auth\";r=0;t="),
+        "{:?}",
+        denied.header("ratelimit")
+    );
 }
 
 #[tokio::test]
@@ -99,11 +115,17 @@ async fn should_pass_every_request_through_the_api_limit() -> anyhow::Result<()>
     for _ in 0..3 {
         assert_eq!(api.get("/leaderboard", None).await.status, StatusCode::OK);
     }
-    let denied = api.get("/health", None).await;
+    let denied = api.get("/chat", None).await;
     assert_eq!(denied.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(denied.header("retry-after").is_some());
-    assert_eq!(denied.header("ratelimit-limit"), Some("3"));
-    assert_eq!(denied.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(denied.header("ratelimit-policy"), Some("\"api\";q=3;w=60"));
+    assert!(denied
+        .header("ratelimit")
+        .unwrap()
+        .starts_with("\"api\";r=0;t="));
+    // health probes are not throttled
+    let health = api.get("/health/live", None).await;
+    assert_eq!(health.status, StatusCode::OK);
     // the API limit is per client IP too
     let other = api
         .send_from(
@@ -112,5 +134,36 @@ async fn should_pass_every_request_through_the_api_limit() -> anyhow::Result<()>
         )
         .await;
     assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+    Ok(())
+}
+
+#[tokio::test]
+async fn should_serve_prometheus_metrics_of_the_layers() -> anyhow::Result<()> {
+    let api = Api::standalone("demo_metrics", DemoConfig::defaults()?).await?;
+    let token = api.login("frank").await;
+    assert_eq!(api.get("/me", Some(&token)).await.status, StatusCode::OK);
+    let request = Api::request(Method::GET, "/metrics", None, None);
+    let response = tower::ServiceExt::oneshot(aeturnis_demo::app(api.state.clone()), {
+        let mut request = request;
+        request.extensions_mut().insert(axum::extract::ConnectInfo(
+            PEER.parse::<std::net::SocketAddr>()?,
+        ));
+        request
+    })
+    .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await?
+            .to_vec(),
+    )?;
+    for name in [
+        "aeturnis_ratelimit_checks_total{limiter=\"auth\",outcome=\"allowed\"}",
+        "aeturnis_ratelimit_violations{limiter=\"api\"}",
+        "aeturnis_sessions_active",
+        "aeturnis_session_loads_total",
+    ] {
+        assert!(text.contains(name), "no {name} in:\n{text}");
+    }
     Ok(())
 }

@@ -137,7 +137,7 @@ async fn should_record_each_trade_under_a_growing_fence_and_refuse_a_stale_one(
     let refused = trade(&api, &alice, "bob", "bow").await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
     assert_eq!(refused.header("retry-after"), Some("1"));
-    let error = refused.body["error"].as_str().unwrap();
+    let error = refused.body["detail"].as_str().unwrap();
     assert!(error.contains("lock was lost"), "{error}");
     assert_eq!(
         locks.fenced_read::<TradeRecord>(resource).await?,
