@@ -46,7 +46,7 @@ proptest! {
             Ok(id) => {
                 prop_assert_eq!(id.as_str(), text.as_str());
                 prop_assert_eq!(id.to_string(), text.clone());
-                prop_assert_eq!(text.parse::<SessionId>().unwrap(), id.clone());
+                prop_assert_eq!(&text.parse::<SessionId>().unwrap(), &id);
                 // the Debug form never carries the whole token
                 let debug = format!("{id:?}");
                 prop_assert!(!debug.contains(&text[5..]), "{}", debug);
@@ -96,7 +96,7 @@ proptest! {
         let user = UserId::new(user).unwrap();
         let good = SessionId::generate(&user);
         prop_assert!(good.belongs_to_slot_of(&user));
-        prop_assert_eq!(SessionId::parse(good.as_str()).unwrap(), good.clone());
+        prop_assert_eq!(&SessionId::parse(good.as_str()).unwrap(), &good);
         let mut changed: Vec<char> = good.as_str().chars().collect();
         changed[at] = with;
         let changed: String = changed.into_iter().collect();
@@ -106,7 +106,7 @@ proptest! {
             Ok(other) => {
                 prop_assert_eq!(changed.as_str(), other.as_str());
                 if changed != good.as_str() {
-                    prop_assert_ne!(other, good.clone());
+                    prop_assert_ne!(&other, &good);
                 }
             }
             Err(TokenError::Malformed) => prop_assert_eq!(changed.len(), TOKEN_LEN),
