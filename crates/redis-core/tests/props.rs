@@ -1,6 +1,7 @@
 //! Property tests for what the core decodes from outside: stored bytes of
 //! any shape through the codec, key segments read back from Redis, and
-//! user text given to the key builder. Never a panic, always a typed error;
+//! user text given to the key builder, connection URLs (the password never
+//! shown). Never a panic, always a typed error;
 //! round trips where there is an encoder. No Redis needed.
 
 // a failed expectation in a test should panic with the value
@@ -9,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use aeturnis_redis_core::keys::{decode_segment, encode_segment, MAX_SEGMENT_LEN};
-use aeturnis_redis_core::{Codec, CodecKind, Error, KeyError, KeySpace};
+use aeturnis_redis_core::{Codec, CodecKind, ConfigError, Error, KeyError, KeySpace, RedisConfig};
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -224,5 +225,89 @@ fn rmp_decode_string(bytes: &[u8]) -> Result<String, String> {
     match as_value {
         Ok(serde_json::Value::String(s)) if s.as_bytes() != bytes => Ok(s),
         _ => Err("not a MessagePack string".to_owned()),
+    }
+}
+
+/// A URL assembled from parts that are each right or wrong, with the
+/// password `password` in its user info.
+fn url_with_password(password: &'static str) -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec![
+            "redis",
+            "rediss",
+            "redis-cluster",
+            "redis-sentinel",
+            "REDIS",
+            "http",
+            "",
+        ]),
+        prop::option::of("[a-z_]{0,8}"),
+        prop_oneof![
+            "[a-z0-9.-]{0,12}",
+            Just("[::1]".to_owned()),
+            Just(String::new())
+        ],
+        prop::option::of(prop_oneof!["[0-9]{1,6}", "[a-z0-9-]{0,4}"]),
+        prop::option::of(prop_oneof!["[0-9]{1,3}", ".{0,4}"]),
+        prop::option::of(prop_oneof![
+            "node=[a-z]{1,4}:[0-9]{1,5}",
+            "sentinelServiceName=[a-z]{0,4}",
+            ".{0,8}",
+        ]),
+    )
+        .prop_map(move |(scheme, user, host, port, db, query)| {
+            let mut url = format!("{scheme}://{}:{password}@{host}", user.unwrap_or_default());
+            if let Some(port) = port {
+                url.push_str(&format!(":{port}"));
+            }
+            if let Some(db) = db {
+                url.push_str(&format!("/{db}"));
+            }
+            if let Some(query) = query {
+                url.push_str(&format!("?{query}"));
+            }
+            url
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn should_parse_any_url_or_refuse_it_naming_the_url_without_its_password(
+        url in url_with_password("Pw7Secret9Kx"),
+    ) {
+        const PASSWORD: &str = "Pw7Secret9Kx";
+        match RedisConfig::from_url(&url) {
+            Ok(config) => {
+                let debug = format!("{config:?}");
+                prop_assert!(!debug.contains(PASSWORD), "{}", debug);
+            }
+            Err(e @ ConfigError::Invalid { .. }) => {
+                prop_assert_eq!(e.variable(), "url");
+                let (shown, debug) = (e.to_string(), format!("{e:?}"));
+                prop_assert!(!shown.contains(PASSWORD) && !debug.contains(PASSWORD), "{}", debug);
+            }
+            Err(other) => prop_assert!(false, "{:?} gave {:?}", url, other),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn should_never_show_a_password_of_any_printable_characters(
+        // `Zq` marks both ends, so the text is found only where the password is
+        password in "Zq[!-~]{4,10}Zq",
+        host in "[a-z]{1,6}",
+        port in "[0-9]{1,5}",
+    ) {
+        let url = format!("redis://u:{password}@{host}:{port}/0");
+        let shown = match RedisConfig::from_url(&url) {
+            Ok(config) => format!("{config:?}"),
+            Err(e) => format!("{e} {e:?}"),
+        };
+        prop_assert!(!shown.contains(&password), "{} -> {}", url, shown);
     }
 }
