@@ -1,8 +1,8 @@
 //! Property tests for what the core decodes from outside: stored bytes of
-//! any shape through the codec, key segments read back from Redis, and
-//! user text given to the key builder, connection URLs (the password never
-//! shown). Never a panic, always a typed error;
-//! round trips where there is an encoder. No Redis needed.
+//! any shape through the codec, key segments read back from Redis, user
+//! text given to the key builder, and connection URLs (whose password is
+//! never shown). Never a panic, always a typed error; round trips where
+//! there is an encoder. No Redis needed.
 
 // a failed expectation in a test should panic with the value
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
