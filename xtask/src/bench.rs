@@ -24,6 +24,12 @@ const LAYERS: [&str; 7] = [
 /// Runs the bench target of `LAYER`, or of every layer that has one.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let root = util::root();
+    if args == ["--chart-only"] {
+        for path in crate::chart::from_results(&root.join("docs/bench"))? {
+            println!("wrote {}", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let existing: Vec<&str> = LAYERS
         .iter()
         .copied()
@@ -151,6 +157,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(root.join("docs/bench"))?;
     std::fs::write(&doc_path, doc)?;
     std::fs::write(&docs_json, serde_json::to_string_pretty(&merged)? + "\n")?;
+    let charts = crate::chart::write(&merged, &root.join("docs/bench"))?;
+    println!(
+        "wrote {}",
+        charts
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "wrote {}, {} and {}",
         results.display(),

@@ -5,6 +5,7 @@
 //! cargo xtask test [cargo test args]   start every topology, cargo test --workspace, stop them
 //! cargo xtask ci                       fmt --check, clippy -D warnings, docs -D warnings, test
 //! cargo xtask bench [LAYER]            benches against a fresh Redis -> target/bench/results.json
+//! cargo xtask bench --chart-only       redraw docs/bench/*.svg from docs/bench/results.json
 //! cargo xtask demo                     the demo game API server with its own Redis
 //! cargo xtask package                  package (verified), contents, selective use of each layer
 //! ```
@@ -15,6 +16,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod chart;
 mod ci;
 mod demo;
 mod package;
@@ -35,7 +37,8 @@ tasks:
   ci                    fmt --check, clippy -D warnings, rustdoc -D warnings, then test
   bench [LAYER]         run bench targets against a fresh Redis; writes target/bench/results.json
                         and docs/bench/results.md (layers: core cache session lock ratelimit
-                        patterns tower)
+                        patterns tower); also docs/bench/throughput.svg and latency.svg
+  bench --chart-only    redraw the SVG charts from docs/bench/results.json
   demo [ARGS...]        run the demo game API server (DEMO_ADDR) with its own Redis; ARGS to cargo run
   package               cargo package every publishable crate (verified), check the package
                         contents, and compile each layer's README example in a project of its own";

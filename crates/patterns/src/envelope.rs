@@ -112,6 +112,10 @@ pub(crate) fn decode(bytes: &Bytes) -> Option<Stored> {
 }
 
 #[cfg(test)]
+#[path = "envelope_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,15 +1,17 @@
-//! Secrets never reach logs or `Debug` output: connection events are captured
-//! from tracing while a client authenticates, fails to authenticate and
-//! reconnects, and the password is searched for.
+//! Secrets never reach logs or `Debug` output: every log line at TRACE
+//! level (ours through `tracing`, fred's own through the `log` bridge) is
+//! captured while a client authenticates (default user, ACL user), runs
+//! commands and a script, fails to authenticate and reconnects, and the
+//! password is searched for.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aeturnis_redis_core::fred::prelude::*;
-use aeturnis_redis_core::{Classify, ErrorClass, Redis, RedisConfig};
-use aeturnis_testkit::RedisServer;
+use aeturnis_redis_core::{Classify, ErrorClass, LuaScript, Redis, RedisConfig};
+use aeturnis_testkit::{eventually, RedisServer};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -27,6 +29,27 @@ impl Write for Capture {
 }
 
 impl Capture {
+    /// The one capture of this test binary: a TRACE subscriber writing every
+    /// event to a buffer, installed once, with `log` records (fred's own
+    /// logging) bridged into it. Each test searches it for its own secret.
+    fn global() -> Capture {
+        static CAPTURE: OnceLock<Capture> = OnceLock::new();
+        CAPTURE
+            .get_or_init(|| {
+                let capture = Capture::default();
+                let writer = capture.clone();
+                // `init` also installs the `log` -> tracing bridge (the
+                // `tracing-log` feature), at TRACE
+                tracing_subscriber::fmt()
+                    .with_env_filter("trace")
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone())
+                    .init();
+                capture
+            })
+            .clone()
+    }
+
     fn text(&self) -> String {
         self.0
             .lock()
@@ -37,13 +60,7 @@ impl Capture {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_never_log_or_debug_print_the_password() -> anyhow::Result<()> {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let capture = Capture::global();
 
     const PASSWORD: &str = "Zebra-Quasar-8841";
     let mut server = RedisServer::start_standalone()?;
@@ -90,6 +107,97 @@ async fn should_never_log_or_debug_print_the_password() -> anyhow::Result<()> {
 
     let logs = capture.text();
     assert!(logs.contains("connected to Redis"), "{logs}");
+    assert!(
+        !logs.contains(PASSWORD),
+        "password leaked into logs:\n{logs}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_never_log_an_acl_users_password_at_trace_level() -> anyhow::Result<()> {
+    let capture = Capture::global();
+    const USER: &str = "props-game";
+    const PASSWORD: &str = "Walrus-Nebula-5127";
+    let mut server = RedisServer::start_standalone()?;
+    server.cli(&[
+        "ACL",
+        "SETUSER",
+        USER,
+        "on",
+        &format!(">{PASSWORD}"),
+        "~*",
+        "&*",
+        "+@all",
+    ])?;
+    let port = server.port();
+    let url = format!("redis://{USER}:{PASSWORD}@127.0.0.1:{port}");
+    let config = RedisConfig::from_url(&url)?
+        .with_key_prefix("logs:")
+        .with_command_timeout(Duration::from_millis(500));
+    assert!(!format!("{config:?}").contains(PASSWORD));
+    let redis = Redis::connect(config).await?;
+    assert!(!format!("{redis:?}").contains(PASSWORD));
+
+    // commands, including ones carrying the password as a value and a script
+    let client = redis.client();
+    let key = redis.keys().key("k").build()?;
+    client.set::<(), _, _>(&key, "v", None, None, false).await?;
+    assert_eq!(client.get::<String, _>(&key).await?, "v");
+    let script = LuaScript::new("props_len", "return string.len(ARGV[1])");
+    let n: i64 = redis
+        .script(&script, vec![key.clone()], vec!["abc"])
+        .await?;
+    assert_eq!(n, 3);
+    let me: String = client
+        .custom(
+            aeturnis_redis_core::fred::types::CustomCommand::new_static(
+                "ACL",
+                aeturnis_redis_core::fred::types::ClusterHash::Random,
+                false,
+            ),
+            vec!["WHOAMI"],
+        )
+        .await?;
+    assert_eq!(me, USER);
+
+    // the server drops the connection: fred reconnects and authenticates again
+    let before = capture.text().matches("(re)established").count();
+    server.cli(&[
+        "--user",
+        USER,
+        "--pass",
+        PASSWORD,
+        "--no-auth-warning",
+        "CLIENT",
+        "KILL",
+        "USER",
+        USER,
+    ])?;
+    eventually("the client reconnects", Duration::from_secs(20), || {
+        let reconnected = capture.text().matches("(re)established").count() > before;
+        let client = client.clone();
+        async move {
+            let pong: String = client.ping(None).await.map_err(|e| e.to_string())?;
+            if reconnected && pong == "PONG" {
+                Ok(())
+            } else {
+                Err("no reconnect logged yet".to_owned())
+            }
+        }
+    })
+    .await?;
+    assert_eq!(client.get::<String, _>(&key).await?, "v");
+    redis.shutdown().await?;
+    server.kill()?;
+
+    let logs = capture.text();
+    // the capture holds fred's own TRACE/DEBUG lines, not only ours
+    assert!(
+        logs.contains("fred::"),
+        "no fred log line captured:\n{logs}"
+    );
+    assert!(logs.contains(" TRACE "), "no TRACE line captured:\n{logs}");
     assert!(
         !logs.contains(PASSWORD),
         "password leaked into logs:\n{logs}"

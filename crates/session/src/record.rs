@@ -276,6 +276,10 @@ fn decode_inner(id: SessionId, bytes: &[u8], now_ms: u64, ttl_ms: u64) -> Result
 }
 
 #[cfg(test)]
+#[path = "record_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

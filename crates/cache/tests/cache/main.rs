@@ -17,6 +17,7 @@ mod counters;
 mod faults;
 mod leaderboards;
 mod pattern;
+mod props;
 mod scripts;
 mod stats;
 mod support;

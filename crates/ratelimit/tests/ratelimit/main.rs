@@ -17,6 +17,7 @@ mod composed;
 mod faults;
 mod input;
 mod policies;
+mod props;
 mod replay;
 mod scripts;
 mod stats;

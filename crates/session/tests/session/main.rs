@@ -16,6 +16,7 @@ mod fast_path;
 mod faults;
 mod input;
 mod lifecycle;
+mod props;
 mod replay;
 mod revocation;
 mod scripts;
