@@ -15,7 +15,10 @@ use crate::key::LimitKey;
 /// (`10.1.2.3/8` is `10.0.0.0/8`). An IPv4-mapped IPv6 range
 /// (`::ffff:10.0.0.0/104`) is turned into its IPv4 range, because
 /// addresses are matched in their canonical form (IPv4-mapped IPv6
-/// addresses as IPv4).
+/// addresses as IPv4). An IPv6 range wider than `/96` stays an IPv6 range
+/// and covers IPv6 addresses only: `::/0` means every IPv6 client, not
+/// every client, and `::/80` does not match `::ffff:1.2.3.4` (that client
+/// is `1.2.3.4`). Whitelist IPv4 clients with IPv4 ranges.
 ///
 /// ```
 /// use aeturnis_ratelimit::{parse_ip_range, Error};
