@@ -394,7 +394,32 @@ async fn should_drain_on_shutdown(ctx: TestCtx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A server that lost its data (restart without persistence, failover to
+/// an empty replica) loses the streams and their group: the workers make
+/// the group again and write what was written since.
+async fn should_make_the_group_again_when_the_stream_was_lost(
+    ctx: TestCtx,
+) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = MemSink::default();
+    let wb = WriteBehind::new(&s.cache, config(1), sink.clone())?;
+    wb.start().await?;
+    let (a, b) = (key(&s, "lost-a"), key(&s, "lost-b"));
+    wb.write(&a, &"a1".to_owned()).await?;
+    flush(&wb).await;
+    // the stream and its group vanish, as on a restarted empty server
+    let stream = wb.stream_keys()[0].clone();
+    let _: () = s.redis.client().del(stream.as_str()).await?;
+    wb.write(&b, &"b1".to_owned()).await?;
+    flush(&wb).await;
+    assert_eq!(sink.value(&b).as_deref(), Some("b1"));
+    wb.shutdown().await;
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
 aeturnis_testkit::topology_tests!(
+    should_make_the_group_again_when_the_stream_was_lost,
     should_coalesce_writes_of_one_key_within_a_batch,
     should_retry_a_failing_batch_then_write_it,
     should_dead_letter_a_batch_after_max_attempts,

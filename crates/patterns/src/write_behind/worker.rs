@@ -102,6 +102,13 @@ pub(super) async fn run<W: Writer>(inner: Arc<Inner<W>>, i: usize, client: Clien
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!(stream = %stream, error = %e, "write-behind read failed");
+                if e.details().starts_with("NOGROUP") {
+                    // the stream and its group are gone (a restarted server
+                    // without persistence, a failover to an empty replica, a
+                    // deleted key): make the group again, at the stream's
+                    // start, so writes made since are read
+                    let _ = ensure_group(&inner.redis, &stream, &group).await;
+                }
                 if stopping && failures > inner.config.max_attempts {
                     break;
                 }
