@@ -397,9 +397,7 @@ async fn should_drain_on_shutdown(ctx: TestCtx) -> anyhow::Result<()> {
 /// A server that lost its data (restart without persistence, failover to
 /// an empty replica) loses the streams and their group: the workers make
 /// the group again and write what was written since.
-async fn should_make_the_group_again_when_the_stream_was_lost(
-    ctx: TestCtx,
-) -> anyhow::Result<()> {
+async fn should_make_the_group_again_when_the_stream_was_lost(ctx: TestCtx) -> anyhow::Result<()> {
     let s = setup(&ctx).await?;
     let sink = MemSink::default();
     let wb = WriteBehind::new(&s.cache, config(1), sink.clone())?;
