@@ -237,9 +237,12 @@ async fn lock_checks(
         "lock: no two holders overlapped",
         n == 0,
         format!(
-            "{} grants, {overlaps} overlapping, {} refused within their TTL",
+            "{} grants, {overlaps} overlapping, {} fenced writes refused within their TTL \
+             before any data-losing fault; {} refused within their TTL after one (the fence \
+             counter restarted below a fenced record written with an older grant's fence)",
             grants.len(),
-            n - overlaps
+            n - overlaps,
+            logs.regressed.load(std::sync::atomic::Ordering::Relaxed)
         ),
     );
     // no lost increment: the acknowledged values of an epoch are distinct

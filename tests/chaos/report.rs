@@ -232,7 +232,11 @@ pub(crate) fn markdown(
          a data-losing fault: acknowledged ≤ counter ≤ acknowledged + increments whose write \
          failed and may have landed; no value acknowledged twice), no two grants overlapped (a \
          grant runs from the acquire's reply to the release, or to its send + TTL {}), a write \
-         with an older fence is refused. Limiter (sliding log, {LIMIT} per {}, fail closed): no \
+         with an older fence is refused. A fenced write refused while its grant is within its \
+         TTL counts as an overlap before any data-losing fault; after one it is counted apart: \
+         the fence counter starts again from 1 on the emptied server, below a fenced record \
+         written since with an older grant's fence, so new holders' writes are refused (safe, \
+         not live) until the counter passes it. Limiter (sliding log, {LIMIT} per {}, fail closed): no \
          {} admissions whose send-to-reply span is shorter than the window. Sessions (at most 3 \
          per user): no session whose revoke was acknowledged is read back, no listing over the \
          limit. Cache writes and write-behind: every key holds its last acknowledged value or a \

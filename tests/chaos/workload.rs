@@ -77,6 +77,8 @@ pub(crate) struct Logs {
     /// Increments whose fenced write failed (it may have landed).
     pub(crate) ambiguous: Mutex<Vec<(u64, usize)>>,
     pub(crate) admissions: Mutex<Vec<Admission>>,
+    /// Fenced writes refused within their TTL after a data-losing fault.
+    pub(crate) regressed: std::sync::atomic::AtomicU64,
     /// Writes sent with an older fence (each must be refused).
     pub(crate) stale_probes: std::sync::atomic::AtomicU64,
 }
@@ -399,7 +401,12 @@ async fn lock_worker(mut w: W) {
                 Some(Err(stale)) => {
                     // refused although held: only right if the grant lapsed
                     let held = w.rec.now() - sent;
-                    if held < LOCK_TTL {
+                    if held < LOCK_TTL && w.rec.epoch(sent) > 0 {
+                        // after a data-losing fault the fence counter starts
+                        // again from 1, below a fenced record written since
+                        // with an older grant's fence: refused, not overlapped
+                        w.logs.regressed.fetch_add(1, Ordering::Relaxed);
+                    } else if held < LOCK_TTL {
                         w.rec.violation(
                             "no two holders overlapped",
                             format!(
