@@ -12,6 +12,9 @@
 //! | `AETURNIS_BENCH_REDLOCK_URLS` | comma-separated URLs of 3 independent masters |
 //! | `AETURNIS_BENCH_OUT` | where bench records are appended (JSON lines) |
 //!
+//! The `chaos` binary (`chaos/`, issue 17) is run by `cargo xtask chaos`: every layer
+//! under injected faults, each layer's invariant checked, `docs/reliability.md` written.
+//!
 //! This library holds the small helpers bench and test targets share.
 
 use anyhow::Context;

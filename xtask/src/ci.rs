@@ -10,7 +10,9 @@ use crate::util::{self, step};
 /// [`FEATURES`]) `-- -D warnings`,
 /// `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-D warnings`, the
 /// package checks ([`package::check_all`](crate::package::check_all)), then
-/// [`test::run`](crate::test::run) with [`FEATURES`]. Stops at the first failing step.
+/// [`test::run`](crate::test::run) with [`FEATURES`], then the chaos run's
+/// short mode ([`chaos::short`](crate::chaos::short), about a minute). Stops
+/// at the first failing step.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     if !args.is_empty() {
         bail!("cargo xtask ci takes no arguments (got {args:?})");
@@ -42,7 +44,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         },
     )?;
     crate::package::check_all()?;
-    crate::test::run(&FEATURES.map(String::from))
+    let tests = crate::test::run(&FEATURES.map(String::from))?;
+    if tests != ExitCode::SUCCESS {
+        return Ok(tests);
+    }
+    crate::chaos::short(&FEATURES)
 }
 
 /// The optional features CI builds and tests too: the core's `tls`

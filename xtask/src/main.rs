@@ -3,9 +3,10 @@
 //! ```text
 //! cargo xtask redis up|down|status [--topology standalone|redlock|cluster|sentinel|all]
 //! cargo xtask test [cargo test args]   start every topology, cargo test --workspace, stop them
-//! cargo xtask ci                       fmt --check, clippy -D warnings, docs -D warnings, test
+//! cargo xtask ci                       fmt --check, clippy -D warnings, docs -D warnings, test, chaos (short)
 //! cargo xtask bench [LAYER]            benches against a fresh Redis -> target/bench/results.json
 //! cargo xtask bench --chart-only       redraw docs/bench/*.svg from docs/bench/results.json
+//! cargo xtask chaos [--minutes N] ...   every layer under injected faults -> docs/reliability.md
 //! cargo xtask demo                     the demo game API server with its own Redis
 //! cargo xtask package                  package (verified), contents, selective use of each layer
 //! ```
@@ -17,6 +18,7 @@
 
 mod bench;
 mod chart;
+mod chaos;
 mod ci;
 mod demo;
 mod package;
@@ -34,11 +36,16 @@ tasks:
   redis up|down|status [--topology standalone|redlock|cluster|sentinel|all]
                         start, stop or list local Redis topologies (state in target/redis/)
   test [ARGS...]        start every topology, run `cargo test --workspace ARGS...`, stop them
-  ci                    fmt --check, clippy -D warnings, rustdoc -D warnings, then test
+  ci                    fmt --check, clippy -D warnings, rustdoc -D warnings, then test and
+                        the chaos short mode
   bench [LAYER]         run bench targets against a fresh Redis; writes target/bench/results.json
                         and docs/bench/results.md (layers: core cache session lock ratelimit
                         patterns tower); also docs/bench/throughput.svg and latency.svg
   bench --chart-only    redraw the SVG charts from docs/bench/results.json
+  chaos [--minutes N] [--seed S] [--topology standalone|cluster|all]
+                        a mixed workload over every layer while faults are injected (seeded),
+                        each layer's invariant checked; writes docs/reliability.md, exits
+                        non-zero on a broken invariant (no --minutes: every fault once)
   demo [ARGS...]        run the demo game API server (DEMO_ADDR) with its own Redis; ARGS to cargo run
   package               cargo package every publishable crate (verified), check the package
                         contents, and compile each layer's README example in a project of its own";
@@ -54,6 +61,7 @@ fn main() -> ExitCode {
         "test" => test::run(&rest),
         "ci" => ci::run(&rest),
         "bench" => bench::run(&rest),
+        "chaos" => chaos::run(&rest),
         "demo" => demo::run(&rest),
         "package" => package::run(&rest),
         "help" | "-h" | "--help" => {

@@ -12,11 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aeturnis_patterns::cache::{Cache, CacheConfig};
+use aeturnis_patterns::core::fred::error::ErrorKind;
+use aeturnis_patterns::core::fred::interfaces::ClientLike;
 use aeturnis_patterns::core::fred::interfaces::{HashesInterface, KeysInterface, StreamsInterface};
 use aeturnis_patterns::core::fred::types::Value;
 use aeturnis_patterns::{Error, Pending, Redis, RedisConfig, RedisKey, StreamId};
 use aeturnis_patterns::{WriteBehind, WriteBehindConfig, Writer};
-use aeturnis_testkit::{eventually, Cluster, RedisServer, TestCtx};
+use aeturnis_testkit::{eventually, Cluster, Fault, FaultProxy, RedisServer, TestCtx};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(Debug, thiserror::Error)]
@@ -394,7 +396,30 @@ async fn should_drain_on_shutdown(ctx: TestCtx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A server that lost its data (restart without persistence, failover to
+/// an empty replica) loses the streams and their group: the workers make
+/// the group again and write what was written since.
+async fn should_make_the_group_again_when_the_stream_was_lost(ctx: TestCtx) -> anyhow::Result<()> {
+    let s = setup(&ctx).await?;
+    let sink = MemSink::default();
+    let wb = WriteBehind::new(&s.cache, config(1), sink.clone())?;
+    wb.start().await?;
+    let (a, b) = (key(&s, "lost-a"), key(&s, "lost-b"));
+    wb.write(&a, &"a1".to_owned()).await?;
+    flush(&wb).await;
+    // the stream and its group vanish, as on a restarted empty server
+    let stream = wb.stream_keys()[0].clone();
+    let _: () = s.redis.client().del(stream.as_str()).await?;
+    wb.write(&b, &"b1".to_owned()).await?;
+    flush(&wb).await;
+    assert_eq!(sink.value(&b).as_deref(), Some("b1"));
+    wb.shutdown().await;
+    s.redis.shutdown().await?;
+    Ok(())
+}
+
 aeturnis_testkit::topology_tests!(
+    should_make_the_group_again_when_the_stream_was_lost,
     should_coalesce_writes_of_one_key_within_a_batch,
     should_retry_a_failing_batch_then_write_it,
     should_dead_letter_a_batch_after_max_attempts,
@@ -404,6 +429,52 @@ aeturnis_testkit::topology_tests!(
     should_wait_in_flush_for_every_earlier_write,
     should_drain_on_shutdown,
 );
+
+/// A worker's dedicated connection that stops answering (a black hole, a
+/// middlebox that dropped its state) is replaced: its blocked read times
+/// out, and writes made after the fault still reach the sink (found by
+/// `cargo xtask chaos`: the worker kept timing out on the dead connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_replace_a_worker_connection_that_stopped_answering() -> anyhow::Result<()> {
+    let server = RedisServer::start_standalone()?;
+    let proxy = FaultProxy::start(server.addr()).await?;
+    let bound = Duration::from_millis(500);
+    let redis = Redis::connect(
+        RedisConfig::from_url(&proxy.url())?
+            .with_command_timeout(bound)
+            .with_unresponsive_timeout(Some(bound)),
+    )
+    .await?;
+    let cache = Cache::new(redis.clone(), CacheConfig::default())?;
+    let sink = MemSink::default();
+    let wb = WriteBehind::new(&cache, config(1), sink.clone())?;
+    wb.start().await?;
+    let k = cache.key("player").id("hole").build()?;
+    wb.write(&k, &"v1".to_owned()).await?;
+    flush(&wb).await;
+    // every open connection stops answering; once a PING on the shared one
+    // has timed out, the worker's reads (every 100 ms) were swallowed too
+    proxy.set(Fault::BlackHole);
+    eventually("a PING to time out", Duration::from_secs(5), || async {
+        match redis.client().ping::<()>(None).await {
+            Err(e) if *e.kind() == ErrorKind::Timeout => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await?;
+    proxy.set(Fault::Pass);
+    eventually(
+        "a write after the fault",
+        Duration::from_secs(5),
+        || async { wb.write(&k, &"v2".to_owned()).await.map(drop) },
+    )
+    .await?;
+    flush(&wb).await;
+    assert_eq!(sink.value(&k).as_deref(), Some("v2"));
+    wb.shutdown().await;
+    redis.shutdown().await?;
+    Ok(())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_refuse_zero_settings_naming_them() -> anyhow::Result<()> {

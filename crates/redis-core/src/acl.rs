@@ -7,7 +7,7 @@
 //! holds). For the default prefix `aeturnis:`, the line is:
 //!
 //! ```text
-//! ACL SETUSER aeturnis on >PASSWORD resetkeys resetchannels ~aeturnis:* &aeturnis:* -@all +@read +@write +@keyspace +@scripting +@pubsub +@transaction +@connection -@dangerous -script|flush -script|kill -function +info +time +wait +role +cluster|slots +cluster|shards
+//! ACL SETUSER aeturnis on >PASSWORD resetkeys resetchannels ~aeturnis:* &aeturnis:* -@all +@read +@write +@keyspace +@scripting +@pubsub +@transaction +@connection -@dangerous -script|flush -script|kill -function +info +time +wait +role +cluster|info +cluster|slots +cluster|shards
 //! ```
 //!
 //! ```
@@ -26,7 +26,9 @@ use crate::keys::escape_pattern;
 /// management no crate needs, plus the few single commands the core sends:
 /// `INFO` (health), `TIME` (server clock, scripts), `WAIT`
 /// ([`Redis::replicated`](crate::Redis::replicated)), `ROLE` (fred's check of
-/// a sentinel-named primary) and `CLUSTER SLOTS`/`SHARDS` (cluster routing).
+/// a sentinel-named primary), `CLUSTER INFO` (fred checks `cluster_state`
+/// on every new cluster connection) and `CLUSTER SLOTS`/`SHARDS` (cluster
+/// routing).
 pub const COMMAND_RULES: &[&str] = &[
     "-@all",
     "+@read",
@@ -44,6 +46,7 @@ pub const COMMAND_RULES: &[&str] = &[
     "+time",
     "+wait",
     "+role",
+    "+cluster|info",
     "+cluster|slots",
     "+cluster|shards",
 ];

@@ -217,7 +217,11 @@ impl Error {
 /// written while its connection closes ("Failed to route command."), or a
 /// connection closed under it.
 fn is_connection_details(details: &str) -> bool {
-    details.contains("onnection") || details.contains("Failed to route command")
+    details.contains("onnection")
+        || details.contains("Failed to route command")
+        // fred, when the connection failed under every write attempt of a
+        // command (at once for one sent with `no_replay()`)
+        || details.starts_with("Too many failed write attempts")
 }
 
 /// The sentinels know no primary under the configured service name
@@ -278,6 +282,12 @@ mod tests {
             "BUSY script running",
         ));
         assert!(busy.is_retryable());
+        // seen by `cargo xtask chaos`: a `no_replay()` write whose connection dropped
+        let dropped = Error::from(FredError::new(
+            FredErrorKind::Unknown,
+            "Too many failed write attempts.",
+        ));
+        assert!(dropped.is_connection() && dropped.is_unavailable() && dropped.is_retryable());
         let bad = Error::from(FredError::new(FredErrorKind::InvalidArgument, "wrong"));
         assert!(!bad.is_retryable() && !bad.is_timeout() && !bad.is_connection());
         assert_eq!(bad.class(), ErrorClass::InvalidInput);

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use aeturnis_redis_core::duration::ceil_millis;
 use aeturnis_redis_core::fred::clients::Client;
+use aeturnis_redis_core::fred::error::ErrorKind;
 use aeturnis_redis_core::fred::interfaces::{ClientLike, StreamsInterface};
 use aeturnis_redis_core::fred::types::Value;
 use aeturnis_redis_core::{Redis, RedisKey};
@@ -102,6 +103,20 @@ pub(super) async fn run<W: Writer>(inner: Arc<Inner<W>>, i: usize, client: Clien
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!(stream = %stream, error = %e, "write-behind read failed");
+                if *e.kind() == ErrorKind::Timeout {
+                    // the reply is still owed on this connection (a black
+                    // hole, a dropped middlebox state): it will never serve
+                    // another read. The shared client has the core's PING
+                    // watchdog; this dedicated one is replaced here
+                    let _ = client.force_reconnection().await;
+                }
+                if e.details().starts_with("NOGROUP") {
+                    // the stream and its group are gone (a restarted server
+                    // without persistence, a failover to an empty replica, a
+                    // deleted key): make the group again, at the stream's
+                    // start, so writes made since are read
+                    let _ = ensure_group(&inner.redis, &stream, &group).await;
+                }
                 if stopping && failures > inner.config.max_attempts {
                     break;
                 }
