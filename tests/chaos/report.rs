@@ -244,7 +244,8 @@ pub(crate) fn markdown(
          acknowledged before a data-losing fault are counted apart, not judged. Everything: no \
          panic, no call without an answer within {} (three command timeouts + 1 s), no error \
          classed `Internal`, and after each fault a probe write succeeds within {} of the fault \
-         being lifted (the reconnect ceiling + 1 s). Errors and violations are attributed to \
+         being lifted (the reconnect ceiling + 1 s; after a black hole also the unresponsive \
+         timeout, {}, since only then is the silent connection known dead). Errors and violations are attributed to \
          the fault whose window (start to recovery + 1 s) they fall in.\n",
         minutes.map_or("short mode".to_owned(), |m| format!("{m} minutes per topology")),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -260,6 +261,7 @@ pub(crate) fn markdown(
         LIMIT + 1,
         ms(HANG_BOUND),
         ms(RECOVERY_BOUND),
+        ms(CMD_TIMEOUT),
     );
     let _ = writeln!(
         out,
