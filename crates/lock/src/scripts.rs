@@ -89,7 +89,11 @@ static WAIT: LazyLock<LuaScript> =
 /// A holder that lost the lock gets `0`, never a fence; so fences are
 /// issued only to the current holder and grow in holding order. A holder
 /// that already has a fence gets the same one back: a replay (fred re-sends
-/// it after a reconnect) or a second call issues nothing new.
+/// it after a reconnect) or a second call issues nothing new. A new fence
+/// is above the last accepted fenced write too (`:fenced`'s `f`): after a
+/// data loss restarts the counter, a write from before the loss may land on
+/// the emptied server, and holders would otherwise be refused until the
+/// counter passed it.
 ///
 /// `KEYS`: lock. `ARGV`: token, fence ttl ms.
 /// Reply: the fence, or `0` when the lock is not ours.

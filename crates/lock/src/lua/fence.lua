@@ -9,6 +9,12 @@ if issued then
   return tonumber(issued)
 end
 local st = KEYS[1] .. ':state'
+-- never below the last accepted fenced write: after a data loss the
+-- counter restarts, while a write from before it may already be back
+local floor = tonumber(redis.call('HGET', KEYS[1] .. ':fenced', 'f') or '0')
+if tonumber(redis.call('HGET', st, 'n') or '0') < floor then
+  redis.call('HSET', st, 'n', floor)
+end
 local f = redis.call('HINCRBY', st, 'n', 1)
 redis.call('PEXPIRE', st, ARGV[2])
 local mark = ''

@@ -365,14 +365,19 @@ async fn should_refuse_an_equal_fence_from_another_holder(ctx: TestCtx) -> anyho
         "the same holder with the same fence: a replay, accepted"
     );
     first.release().await?;
-    // the other side of the split brain counts from one behind
+    // the other side of the split brain counts from one behind, and has
+    // not seen the first holder's write (set aside while it issues)
+    use aeturnis_lock::core::fred::interfaces::KeysInterface;
     let _: i64 = locks
         .redis()
         .client()
         .hset(keys.state(), ("n", f.get() - 1))
         .await?;
+    let aside = format!("{}:aside", keys.fenced());
+    let _: () = locks.redis().client().rename(keys.fenced(), &aside).await?;
     let second = locks.try_acquire("split", LONG).await?;
     let g = second.fence().await?;
+    let _: () = locks.redis().client().rename(&aside, keys.fenced()).await?;
     assert_eq!(g.get(), f.get(), "two holders, one fence");
     match locks.fenced_write("split", g, "second").await? {
         Err(StaleFence {
@@ -418,7 +423,40 @@ async fn should_never_issue_a_fence_to_a_stale_holder(ctx: TestCtx) -> anyhow::R
     Ok(())
 }
 
+/// After a data loss restarts the fencing counter (the state deleted here),
+/// a fenced write from before the loss that lands on the emptied server
+/// does not block the holders after it: their fences start above it.
+async fn should_issue_fences_above_the_last_fenced_write_after_a_data_loss(
+    ctx: TestCtx,
+) -> anyhow::Result<()> {
+    use aeturnis_lock::core::fred::interfaces::KeysInterface;
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let keys = aeturnis_lock::raw::LockKeys::new(locks.redis().keys(), "lost")?;
+    let old = locks.try_acquire("lost", LONG).await?;
+    let f = old.fence().await?;
+    old.release().await?;
+    // the server loses the lock's keys; the old holder's write lands after
+    let _: i64 = locks.redis().client().del(keys.state()).await?;
+    let _: i64 = locks.redis().client().del(keys.fenced()).await?;
+    let late = FencingToken::new(f.get() + 40);
+    assert_eq!(
+        locks.fenced_write("lost", late, "from before").await?,
+        Ok(())
+    );
+    let next = locks.try_acquire("lost", LONG).await?;
+    let g = next.fence().await?;
+    assert_eq!(
+        g.get(),
+        late.get() + 1,
+        "the counter starts above the last write"
+    );
+    assert_eq!(locks.fenced_write("lost", g, "after").await?, Ok(()));
+    next.release().await?;
+    Ok(())
+}
+
 aeturnis_testkit::topology_tests!(
+    should_issue_fences_above_the_last_fenced_write_after_a_data_loss,
     should_lock_unfenced_with_the_same_waiting,
     should_refuse_an_equal_fence_from_another_holder,
     should_never_issue_a_fence_to_a_stale_holder,
