@@ -49,6 +49,7 @@ mod extract;
 mod players;
 mod response;
 mod routes;
+mod snapshot;
 mod state;
 mod validate;
 
@@ -57,4 +58,8 @@ pub use config::DemoConfig;
 pub use error::{Error, Result};
 pub use players::PlayerProfile;
 pub use response::ApiError;
+pub use snapshot::{
+    CacheSnapshot, LimiterSnapshot, LockSnapshot, RedisSnapshot, SessionsSnapshot, Snapshot,
+    WriteBehindSnapshot, ZoneSnapshot,
+};
 pub use state::{AppState, Limiters};

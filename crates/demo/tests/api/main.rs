@@ -8,6 +8,7 @@ mod flow;
 mod health;
 mod input;
 mod limits;
+mod snapshot;
 mod storage;
 mod support;
 mod trade;
