@@ -1,6 +1,7 @@
 //! [`DemoConfig`]: every layer's configuration plus the demo's own settings.
 
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aeturnis_cache::CacheConfig;
@@ -52,6 +53,12 @@ pub struct DemoConfig {
     pub chat_ttl: Duration,
     /// How long a cached player profile lives. Default: 60 s.
     pub profile_ttl: Duration,
+    /// Age after which a cached profile or guild is served stale while one
+    /// refresh reloads it (stale-while-revalidate). Default: 10 s.
+    pub profile_soft_ttl: Duration,
+    /// Where the SQLite database lives (`DEMO_DATA_DIR`); `None`: in
+    /// memory, a fresh database per state (tests).
+    pub data_dir: Option<PathBuf>,
     /// How long the PvP leaderboard lives after its last score. Default: 1 day.
     pub leaderboard_ttl: Duration,
     /// The lease of a trade lock. Default: 5 s.
@@ -104,6 +111,10 @@ impl DemoConfig {
             chat_page: NonZeroU32::MIN.saturating_add(19),
             chat_ttl: Duration::from_secs(3600),
             profile_ttl: Duration::from_secs(60),
+            profile_soft_ttl: Duration::from_secs(10),
+            data_dir: lookup("DEMO_DATA_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
             leaderboard_ttl: Duration::from_secs(86_400),
             trade_lock_ttl: Duration::from_secs(5),
         })
@@ -157,6 +168,20 @@ impl DemoConfig {
     #[must_use]
     pub fn with_profile_ttl(mut self, ttl: Duration) -> Self {
         self.profile_ttl = ttl;
+        self
+    }
+
+    /// Sets [`profile_soft_ttl`](Self::profile_soft_ttl).
+    #[must_use]
+    pub fn with_profile_soft_ttl(mut self, ttl: Duration) -> Self {
+        self.profile_soft_ttl = ttl;
+        self
+    }
+
+    /// Sets [`data_dir`](Self::data_dir).
+    #[must_use]
+    pub fn with_data_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.data_dir = dir;
         self
     }
 

@@ -44,6 +44,7 @@
 
 mod app;
 mod config;
+mod db;
 mod error;
 mod extract;
 mod players;
@@ -51,10 +52,12 @@ mod response;
 mod routes;
 mod snapshot;
 mod state;
+mod store;
 mod validate;
 
 pub use app::app;
 pub use config::DemoConfig;
+pub use db::{Db, DbError, Guild, Position, TradeWrite};
 pub use error::{Error, Result};
 pub use players::PlayerProfile;
 pub use response::ApiError;
@@ -63,3 +66,4 @@ pub use snapshot::{
     WriteBehindSnapshot, ZoneSnapshot,
 };
 pub use state::{AppState, Limiters};
+pub use store::{CacheOutcome, MoveWriter, Store, StoreError};

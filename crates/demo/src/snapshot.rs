@@ -49,15 +49,18 @@ pub struct RedisSnapshot {
     pub used_memory: Option<u64>,
 }
 
-/// The cache's counters.
+/// The cache's counters: the plain cache's reads plus the cache-aside
+/// reads of profiles and guilds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct CacheSnapshot {
-    /// Keys read that existed.
+    /// Reads answered by a fresh entry.
     pub hits: u64,
-    /// Keys read that did not exist.
+    /// Reads answered by a stale entry while it refreshed.
+    pub stale: u64,
+    /// Reads that found nothing (and loaded from SQLite).
     pub misses: u64,
-    /// `hits / (hits + misses)`, when anything was read.
+    /// `(hits + stale) / (hits + stale + misses)`, when anything was read.
     pub hit_rate: Option<f64>,
     /// Cache operations of every kind.
     pub ops: u64,
@@ -134,6 +137,8 @@ impl AppState {
     pub async fn snapshot(&self) -> Snapshot {
         let health = self.redis().health().await;
         let cache = self.cache().stats();
+        let (hits, stale, misses) = self.store().read_counts();
+        let reads = hits + stale + misses;
         let sessions = match self.sessions().stats().await {
             Ok(s) => Some(SessionsSnapshot {
                 active: s.active,
@@ -155,9 +160,10 @@ impl AppState {
                 used_memory: health.used_memory,
             },
             cache: CacheSnapshot {
-                hits: cache.hits,
-                misses: cache.misses,
-                hit_rate: cache.hit_rate(),
+                hits,
+                stale,
+                misses,
+                hit_rate: (reads > 0).then(|| (hits + stale) as f64 / reads as f64),
                 ops: cache.total_ops(),
                 errors: cache.total_errors(),
             },
@@ -182,7 +188,18 @@ impl AppState {
                 failures: locks.failed,
                 hand_offs: None,
             },
-            write_behind: None,
+            write_behind: match self.store().moves().stats().await {
+                Ok(w) => Some(WriteBehindSnapshot {
+                    writes: w.writes,
+                    written: w.written,
+                    lag: w.lag,
+                    dead_letters: w.dead_letters,
+                }),
+                Err(e) => {
+                    tracing::debug!(error = %e, "snapshot: write-behind stats");
+                    None
+                }
+            },
             zones: Vec::new(),
         }
     }
