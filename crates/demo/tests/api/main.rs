@@ -10,5 +10,6 @@ mod input;
 mod limits;
 mod snapshot;
 mod storage;
+mod store;
 mod support;
 mod trade;
