@@ -82,6 +82,7 @@ pub fn app(state: AppState) -> Router {
             post(routes::movement::record).route_layer(per_user(&limits.movement)),
         )
         .route("/players/{id}/position", get(routes::movement::stored))
+        .route("/ws", get(crate::realtime::upgrade))
         .route(
             "/combat/action",
             post(routes::combat::action).route_layer(per_user(&limits.combat)),

@@ -48,6 +48,7 @@ mod db;
 mod error;
 mod extract;
 mod players;
+mod realtime;
 mod response;
 mod routes;
 mod snapshot;
@@ -60,6 +61,7 @@ pub use config::DemoConfig;
 pub use db::{Db, DbError, Guild, Position, TradeWrite};
 pub use error::{Error, Result};
 pub use players::PlayerProfile;
+pub use realtime::{HEARTBEAT, PRESENCE_TTL};
 pub use response::ApiError;
 pub use snapshot::{
     CacheSnapshot, LimiterSnapshot, LockSnapshot, RedisSnapshot, SessionsSnapshot, Snapshot,

@@ -33,7 +33,7 @@ pub struct Snapshot {
     pub locks: LockSnapshot,
     /// Movement write-behind, when it runs and its backlog could be read.
     pub write_behind: Option<WriteBehindSnapshot>,
-    /// Online players per zone (empty until presence runs).
+    /// Online players per zone (WebSocket presence).
     pub zones: Vec<ZoneSnapshot>,
 }
 
@@ -200,7 +200,11 @@ impl AppState {
                     None
                 }
             },
-            zones: Vec::new(),
+            zones: crate::realtime::online(self)
+                .await
+                .into_iter()
+                .map(|(zone, online)| ZoneSnapshot { zone, online })
+                .collect(),
         }
     }
 }

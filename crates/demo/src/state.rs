@@ -60,6 +60,7 @@ struct Inner {
     session_layer: SessionLayer,
     metrics: PrometheusHandle,
     store: Store,
+    hub: tokio::sync::OnceCell<crate::realtime::Hub>,
     config: DemoConfig,
 }
 
@@ -115,6 +116,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 cache,
                 store,
+                hub: tokio::sync::OnceCell::new(),
                 sessions,
                 session_layer,
                 metrics: prometheus(),
@@ -178,6 +180,14 @@ impl AppState {
     #[must_use]
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The WebSocket fan-out, subscribed on first use.
+    pub(crate) async fn hub(&self) -> std::result::Result<&crate::realtime::Hub, crate::ApiError> {
+        self.inner
+            .hub
+            .get_or_try_init(|| crate::realtime::Hub::start(self))
+            .await
     }
 
     /// Starts the background work: the movement write-behind workers,

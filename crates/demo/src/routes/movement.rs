@@ -56,6 +56,26 @@ pub(crate) async fn record(
     Ok(Json(json!({ "ack": ack.to_string() })))
 }
 
+/// A position, when the zone exists and the coordinates are in range.
+pub(crate) fn checked(user: &str, zone: &str, x: f64, y: f64) -> Result<Position, ApiError> {
+    if !ZONES.iter().any(|(id, _)| *id == zone) {
+        return Err(ApiError::bad_request(format!(
+            "no zone `{}`",
+            zone.chars()
+                .take(validate::MAX_NAME_LEN)
+                .collect::<String>()
+        )));
+    }
+    for (name, v) in [("x", x), ("y", y)] {
+        if !v.is_finite() || v.abs() > MAX_COORD {
+            return Err(ApiError::bad_request(format!(
+                "`{name}` must be a number between -10000 and 10000"
+            )));
+        }
+    }
+    Ok(Position::new(user, zone, x, y))
+}
+
 /// The position SQLite holds for a player (what write-behind wrote).
 pub(crate) async fn stored(
     State(state): State<AppState>,

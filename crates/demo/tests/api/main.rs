@@ -13,3 +13,4 @@ mod storage;
 mod store;
 mod support;
 mod trade;
+mod ws;
