@@ -56,6 +56,9 @@ pub struct DemoConfig {
     /// Age after which a cached profile or guild is served stale while one
     /// refresh reloads it (stale-while-revalidate). Default: 10 s.
     pub profile_soft_ttl: Duration,
+    /// How long a move delivered to a worker that died stays unacknowledged
+    /// before another process's worker takes it over. Default: 5 s.
+    pub moves_claim_idle: Duration,
     /// Where the SQLite database lives (`DEMO_DATA_DIR`); `None`: in
     /// memory, a fresh database per state (tests).
     pub data_dir: Option<PathBuf>,
@@ -112,6 +115,7 @@ impl DemoConfig {
             chat_ttl: Duration::from_secs(3600),
             profile_ttl: Duration::from_secs(60),
             profile_soft_ttl: Duration::from_secs(10),
+            moves_claim_idle: Duration::from_secs(5),
             data_dir: lookup("DEMO_DATA_DIR")
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from),
@@ -175,6 +179,13 @@ impl DemoConfig {
     #[must_use]
     pub fn with_profile_soft_ttl(mut self, ttl: Duration) -> Self {
         self.profile_soft_ttl = ttl;
+        self
+    }
+
+    /// Sets [`moves_claim_idle`](Self::moves_claim_idle).
+    #[must_use]
+    pub fn with_moves_claim_idle(mut self, idle: Duration) -> Self {
+        self.moves_claim_idle = idle;
         self
     }
 

@@ -57,8 +57,16 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("serving")?;
     tracing::info!("shutting down: writing acknowledged moves to SQLite");
-    if let Err(e) = state.shutdown().await {
-        tracing::warn!(error = %e, "flushing moves (they stay in Redis for the next start)");
+    // bounded: with Redis gone (Ctrl-C reaches `cargo xtask demo`'s Redis
+    // too) the flush cannot finish; what is left stays in the stream
+    match tokio::time::timeout(std::time::Duration::from_secs(5), state.shutdown()).await {
+        Ok(Ok(())) => tracing::info!("acknowledged moves written"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "flushing moves (they stay in Redis for the next start)");
+        }
+        Err(_) => {
+            tracing::warn!("flushing moves timed out (they stay in Redis for the next start)")
+        }
     }
     // Redis may already be gone (Ctrl-C reaches `cargo xtask demo`'s Redis too).
     if let Err(e) = state.redis().shutdown().await {

@@ -111,6 +111,7 @@ impl AppState {
             &cache,
             config.profile_ttl,
             config.profile_soft_ttl,
+            config.moves_claim_idle,
         )?;
         Ok(AppState {
             inner: Arc::new(Inner {

@@ -117,7 +117,8 @@ pub struct Store {
 
 impl Store {
     /// The patterns on `cache` in front of `db`: entries live `ttl`, and are
-    /// served stale (while one refresh runs) after `soft_ttl`. The movement
+    /// served stale (while one refresh runs) after `soft_ttl`; a move left
+    /// unacknowledged by a dead worker is taken over after `claim_idle`. The movement
     /// workers start with [`start`](Self::start).
     ///
     /// # Errors
@@ -127,6 +128,7 @@ impl Store {
         cache: &Cache,
         ttl: Duration,
         soft_ttl: Duration,
+        claim_idle: Duration,
     ) -> Result<Store, aeturnis_patterns::Error> {
         let policy = LoadPolicy::new(ttl).with_soft_ttl(soft_ttl).build()?;
         let moves = WriteBehind::new(
@@ -134,7 +136,8 @@ impl Store {
             WriteBehindConfig::new("moves")
                 .with_streams(2)
                 .with_batch(256)
-                .with_block(Duration::from_millis(200)),
+                .with_block(Duration::from_millis(200))
+                .with_claim_idle(claim_idle),
             MoveWriter { db: db.clone() },
         )?;
         Ok(Store {

@@ -4,6 +4,7 @@
 //! (the outage test).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
 
+mod durability;
 mod flow;
 mod health;
 mod input;
