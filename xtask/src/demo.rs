@@ -44,7 +44,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         .map_or_else(|| util::root().join("target").join("demo-data"), Into::into);
     if instances > 1 {
         // one build, then the instances start from it (not N cargo runs racing)
-        util::run(util::cargo().args(["build", "--package", "aeturnis-demo"]).args(&args))?;
+        util::run(
+            util::cargo()
+                .args(["build", "--package", "aeturnis-demo"])
+                .args(&args),
+        )?;
     }
     redis::with_topologies("demo", &["standalone".to_owned()], |entries| {
         let url = entries
