@@ -214,6 +214,7 @@ impl Store {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<Option<T>, DbError>> + Send + 'static,
     {
+        let started = now_ms();
         let loaded = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&loaded);
         let found = aside
@@ -233,7 +234,9 @@ impl Store {
             return Ok((None, CacheOutcome::Miss));
         };
         let soft_ms = u64::try_from(self.soft_ttl.as_millis()).unwrap_or(u64::MAX);
-        let outcome = if loaded.load(Ordering::Relaxed) {
+        // the loader also runs for a stale entry's background refresh: a
+        // miss is a value loaded during this request
+        let outcome = if loaded.load(Ordering::Relaxed) && found.at_ms >= started {
             CacheOutcome::Miss
         } else if now_ms().saturating_sub(found.at_ms) >= soft_ms {
             CacheOutcome::Stale

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aeturnis_demo::{app, DemoConfig};
-use aeturnis_testkit::TestCtx;
+use aeturnis_testkit::{topology_tests, TestCtx};
 use axum::http::{Method, StatusCode};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -174,9 +174,7 @@ async fn should_answer_moves_over_ten_a_second_with_error_frames_and_stay_open(
     Ok(())
 }
 
-#[tokio::test]
-async fn should_fan_chat_and_moves_out_between_two_instances() -> anyhow::Result<()> {
-    let ctx = TestCtx::standalone("demo_ws_fanout").await;
+async fn should_fan_chat_and_moves_out_between_two_instances(ctx: TestCtx) -> anyhow::Result<()> {
     let one = Api::new(&ctx, DemoConfig::defaults()?).await?;
     let two = Api::new(&ctx, DemoConfig::defaults()?).await?;
     let (addr_one, addr_two) = (serve(&one).await, serve(&two).await);
@@ -213,3 +211,5 @@ async fn should_fan_chat_and_moves_out_between_two_instances() -> anyhow::Result
     assert_eq!(meadow.online, 2);
     Ok(())
 }
+
+topology_tests!(should_fan_chat_and_moves_out_between_two_instances);
