@@ -56,6 +56,11 @@ pub struct DemoConfig {
     /// Age after which a cached profile or guild is served stale while one
     /// refresh reloads it (stale-while-revalidate). Default: 10 s.
     pub profile_soft_ttl: Duration,
+    /// Whether [`AppState::start`](crate::AppState::start) runs the movement
+    /// workers (`DEMO_MOVES_WORKERS`, `1`/`0`, default `1`). An instance
+    /// without them still acknowledges moves; instances with them write
+    /// every instance's moves.
+    pub moves_workers: bool,
     /// How long a move delivered to a worker that died stays unacknowledged
     /// before another process's worker takes it over. Default: 5 s.
     pub moves_claim_idle: Duration,
@@ -116,6 +121,16 @@ impl DemoConfig {
             profile_ttl: Duration::from_secs(60),
             profile_soft_ttl: Duration::from_secs(10),
             moves_claim_idle: Duration::from_secs(5),
+            moves_workers: match lookup("DEMO_MOVES_WORKERS").as_deref() {
+                None | Some("" | "1" | "true") => true,
+                Some("0" | "false") => false,
+                Some(other) => {
+                    return Err(crate::Error::Setting {
+                        variable: "DEMO_MOVES_WORKERS",
+                        reason: format!("`{other}` is not 1 or 0"),
+                    })
+                }
+            },
             data_dir: lookup("DEMO_DATA_DIR")
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from),

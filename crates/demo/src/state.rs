@@ -191,12 +191,16 @@ impl AppState {
             .await
     }
 
-    /// Starts the background work: the movement write-behind workers,
-    /// which first drain moves acknowledged by a process that died.
+    /// Starts the background work: the movement write-behind workers
+    /// (unless [`DemoConfig::moves_workers`] is off), which first drain
+    /// moves acknowledged by a process that died.
     ///
     /// # Errors
     /// A Redis error.
     pub async fn start(&self) -> Result<()> {
+        if !self.inner.config.moves_workers {
+            return Ok(());
+        }
         Ok(self.inner.store.start().await?)
     }
 

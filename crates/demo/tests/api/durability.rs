@@ -68,6 +68,9 @@ async fn should_drain_moves_acknowledged_by_a_sigkilled_demo_into_sqlite_at_the_
         .env("DEMO_ADDR", "127.0.0.1:0")
         .env("DEMO_DATA_DIR", &data_dir)
         .env("RUST_LOG", "info")
+        // an instance that acknowledges moves and leaves writing them to
+        // others: the moves are still in Redis when it dies
+        .env("DEMO_MOVES_WORKERS", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -111,10 +114,16 @@ async fn should_drain_moves_acknowledged_by_a_sigkilled_demo_into_sqlite_at_the_
         .with_data_dir(Some(data_dir.clone()))
         .with_moves_claim_idle(Duration::from_millis(200));
     let next = Api::new(&ctx, config).await?;
+    let db = next.state.store().db();
+    assert_eq!(
+        db.position("dave").await?,
+        Some(Position::new("dave", "meadow", 0.0, 0.0)),
+        "nothing written before the next start"
+    );
     next.state.start().await?;
     next.state.shutdown().await?;
     assert_eq!(
-        next.state.store().db().position("dave").await?,
+        db.position("dave").await?,
         Some(Position::new("dave", "marsh", 5.0, 7.0))
     );
     let _ = std::fs::remove_dir_all(&data_dir);
