@@ -5,7 +5,12 @@
 //! `cargo run -p aeturnis-demo` in the foreground with `REDIS_URL` pointing at it,
 //! and stops Redis when the server exits. The server's stdin is a pipe xtask holds, so
 //! it stops too when xtask is killed on its own. `DEMO_ADDR` (default `127.0.0.1:8080`),
-//! `RUST_LOG` and the crates' variables pass through to the server.
+//! `RUST_LOG` and the crates' variables pass through to the server. The SQLite
+//! database lives in `DEMO_DATA_DIR` (default `target/demo-data`), created, migrated and
+//! seeded by the server on first start. `--instances N` starts N servers on adjacent
+//! ports sharing Redis and the database (players on different instances see each
+//! other through Redis sharded pub/sub). On Ctrl-C each server writes its acknowledged
+//! moves to SQLite before it exits.
 
 use std::process::{ExitCode, Stdio};
 
@@ -20,8 +25,31 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Runs the demo until it exits (Ctrl-C), then stops its Redis. Extra arguments go to
 /// `cargo run` (for example `--release`).
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let (instances, args) = instances(args)?;
     step("check redis-server/redis-cli >= 7", util::ensure_redis)?;
     let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_owned());
+    let first: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("DEMO_ADDR `{addr}` is not an address such as 127.0.0.1:8080"))?;
+    let addrs: Vec<String> = (0..instances)
+        .map(|i| {
+            let mut a = first;
+            a.set_port(first.port().saturating_add(i));
+            a.to_string()
+        })
+        .collect();
+    let data_dir = std::env::var("DEMO_DATA_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| util::root().join("target").join("demo-data"), Into::into);
+    if instances > 1 {
+        // one build, then the instances start from it (not N cargo runs racing)
+        util::run(
+            util::cargo()
+                .args(["build", "--package", "aeturnis-demo"])
+                .args(&args),
+        )?;
+    }
     redis::with_topologies("demo", &["standalone".to_owned()], |entries| {
         let url = entries
             .iter()
@@ -29,48 +57,86 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             .and_then(|e| e["url"].as_str())
             .context("aeturnis-redis did not report a standalone URL")?
             .to_owned();
-        print_intro(&addr, &url);
-        let mut cargo = util::cargo();
-        cargo
-            .args(["run", "--package", "aeturnis-demo"])
-            .args(args)
-            .env("REDIS_URL", &url)
-            .env("DEMO_ADDR", &addr)
-            // The server stops when this pipe closes, i.e. when xtask exits however
-            // it exits (Ctrl-C reaches the whole process group anyway).
-            .env("DEMO_EXIT_ON_STDIN_EOF", "1")
-            .stdin(Stdio::piped());
-        let mut child = cargo
-            .spawn()
-            .with_context(|| format!("could not run {}", util::describe(&cargo)))?;
-        let _owner_pipe = child.stdin.take();
-        let status = child.wait()?;
-        println!("==> demo server exited: {status}");
-        Ok(status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .map_or(ExitCode::FAILURE, ExitCode::from))
+        print_intro(&addrs, &url, &data_dir);
+        let mut children = Vec::new();
+        for addr in &addrs {
+            let mut cargo = util::cargo();
+            cargo
+                .args(["run", "--quiet", "--package", "aeturnis-demo"])
+                .args(&args)
+                .env("REDIS_URL", &url)
+                .env("DEMO_ADDR", addr)
+                .env("DEMO_DATA_DIR", &data_dir)
+                // The server stops when this pipe closes, i.e. when xtask exits however
+                // it exits (Ctrl-C reaches the whole process group anyway).
+                .env("DEMO_EXIT_ON_STDIN_EOF", "1")
+                .stdin(Stdio::piped());
+            let mut child = cargo
+                .spawn()
+                .with_context(|| format!("could not run {}", util::describe(&cargo)))?;
+            let pipe = child.stdin.take();
+            children.push((child, pipe));
+        }
+        let mut worst = ExitCode::SUCCESS;
+        for (addr, (mut child, _owner_pipe)) in addrs.iter().zip(children) {
+            let status = child.wait()?;
+            println!("==> demo server {addr} exited: {status}");
+            if !status.success() {
+                worst = status
+                    .code()
+                    .and_then(|c| u8::try_from(c).ok())
+                    .map_or(ExitCode::FAILURE, ExitCode::from);
+            }
+        }
+        Ok(worst)
     })
 }
 
-fn print_intro(addr: &str, redis_url: &str) {
-    let base = format!("http://{addr}");
+/// `--instances N` (1 to 8, default 1), and the other arguments (for `cargo run`).
+fn instances(args: &[String]) -> anyhow::Result<(u16, Vec<String>)> {
+    let mut n = 1;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = match a.strip_prefix("--instances") {
+            Some("") => it.next().map(String::as_str),
+            Some(v) if v.starts_with('=') => Some(&v[1..]),
+            _ => {
+                rest.push(a.clone());
+                continue;
+            }
+        };
+        n = value
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|n| (1..=8).contains(n))
+            .context("--instances takes a number from 1 to 8")?;
+    }
+    Ok((n, rest))
+}
+
+fn print_intro(addrs: &[String], redis_url: &str, data_dir: &std::path::Path) {
+    let base = format!("http://{}", addrs[0]);
+    let servers: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
     println!(
         "\
 ==> demo Redis: {redis_url} (stopped when the demo exits)
-==> demo server: {base} (building and starting; Ctrl-C stops it)
+==> SQLite: {data} (created and seeded on first start)
+==> demo API: {servers} (building and starting; Ctrl-C stops everything)
+    dashboard  {base}/dashboard
+    metrics    {base}/metrics
+    health     {base}/health/detailed
+    websocket  ws://{ws}/ws   (bearer token or session cookie)
 
 try, in another terminal:
-    curl -s {base}/health
     TOKEN=$(curl -s -X POST {base}/auth/login -H 'content-type: application/json' \\
         -d '{{\"user\":\"alice\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')
-    curl -s {base}/me -H \"authorization: Bearer $TOKEN\"
-    curl -s -X POST {base}/chat -H \"authorization: Bearer $TOKEN\" \\
-        -H 'content-type: application/json' -d '{{\"message\":\"hello\"}}'
-    curl -s {base}/chat
-    curl -si {base}/players/bob/profile        # X-Cache: miss, then hit
-    curl -s -X POST {base}/auth/logout -H \"authorization: Bearer $TOKEN\"
+    curl -si {base}/players/alice/profile        # X-Cache: miss, then hit
+    curl -s -X POST {base}/move -H \"authorization: Bearer $TOKEN\" \\
+        -H 'content-type: application/json' -d '{{\"zone\":\"keep\",\"x\":3,\"y\":4}}'
 (more in crates/demo/README.md)
-"
+",
+        data = data_dir.display(),
+        servers = servers.join(", "),
+        ws = addrs[0],
     );
 }

@@ -11,7 +11,7 @@ use aeturnis_tower::ratelimit::{PeerIp, RateLimitLayer, SessionUser};
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::routes;
@@ -29,15 +29,18 @@ pub fn app(state: AppState) -> Router {
     let limits = state.limits();
     let per_ip = |l: &RateLimiter| RateLimitLayer::new(l.clone(), PeerIp::default());
     let per_user = |l: &RateLimiter| RateLimitLayer::new(l.clone(), SessionUser);
-    let cache = state.cache().clone();
+    let store = state.store().clone();
     let mut health = Health::new(state.redis().clone())
         .with_stats("cache", move || {
-            let stats = cache.stats();
+            // the plain cache's reads and the cache-aside reads
+            let (hits, stale, misses) = store.read_counts();
+            let reads = hits + stale + misses;
             async move {
                 Ok::<_, std::convert::Infallible>(serde_json::json!({
-                    "hits": stats.hits,
-                    "misses": stats.misses,
-                    "hit_rate": stats.hit_rate(),
+                    "hits": hits,
+                    "stale": stale,
+                    "misses": misses,
+                    "hit_rate": (reads > 0).then(|| (hits + stale) as f64 / reads as f64),
                 }))
             }
         })
@@ -69,6 +72,17 @@ pub fn app(state: AppState) -> Router {
                 .get(routes::chat::history),
         )
         .route("/players/{id}/profile", get(routes::profile::profile))
+        .route("/me/profile", put(routes::profile::update))
+        .route(
+            "/guilds/{id}",
+            get(routes::profile::guild).put(routes::profile::rename_guild),
+        )
+        .route(
+            "/move",
+            post(routes::movement::record).route_layer(per_user(&limits.movement)),
+        )
+        .route("/players/{id}/position", get(routes::movement::stored))
+        .route("/ws", get(crate::realtime::upgrade))
         .route(
             "/combat/action",
             post(routes::combat::action).route_layer(per_user(&limits.combat)),

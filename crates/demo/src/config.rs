@@ -1,6 +1,7 @@
 //! [`DemoConfig`]: every layer's configuration plus the demo's own settings.
 
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aeturnis_cache::CacheConfig;
@@ -52,6 +53,20 @@ pub struct DemoConfig {
     pub chat_ttl: Duration,
     /// How long a cached player profile lives. Default: 60 s.
     pub profile_ttl: Duration,
+    /// Age after which a cached profile or guild is served stale while one
+    /// refresh reloads it (stale-while-revalidate). Default: 10 s.
+    pub profile_soft_ttl: Duration,
+    /// Whether [`AppState::start`](crate::AppState::start) runs the movement
+    /// workers (`DEMO_MOVES_WORKERS`, `1`/`0`, default `1`). An instance
+    /// without them still acknowledges moves; instances with them write
+    /// every instance's moves.
+    pub moves_workers: bool,
+    /// How long a move delivered to a worker that died stays unacknowledged
+    /// before another process's worker takes it over. Default: 5 s.
+    pub moves_claim_idle: Duration,
+    /// Where the SQLite database lives (`DEMO_DATA_DIR`); `None`: in
+    /// memory, a fresh database per state (tests).
+    pub data_dir: Option<PathBuf>,
     /// How long the PvP leaderboard lives after its last score. Default: 1 day.
     pub leaderboard_ttl: Duration,
     /// The lease of a trade lock. Default: 5 s.
@@ -104,6 +119,21 @@ impl DemoConfig {
             chat_page: NonZeroU32::MIN.saturating_add(19),
             chat_ttl: Duration::from_secs(3600),
             profile_ttl: Duration::from_secs(60),
+            profile_soft_ttl: Duration::from_secs(10),
+            moves_claim_idle: Duration::from_secs(5),
+            moves_workers: match lookup("DEMO_MOVES_WORKERS").as_deref() {
+                None | Some("" | "1" | "true") => true,
+                Some("0" | "false") => false,
+                Some(other) => {
+                    return Err(crate::Error::Setting {
+                        variable: "DEMO_MOVES_WORKERS",
+                        reason: format!("`{other}` is not 1 or 0"),
+                    })
+                }
+            },
+            data_dir: lookup("DEMO_DATA_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
             leaderboard_ttl: Duration::from_secs(86_400),
             trade_lock_ttl: Duration::from_secs(5),
         })
@@ -157,6 +187,27 @@ impl DemoConfig {
     #[must_use]
     pub fn with_profile_ttl(mut self, ttl: Duration) -> Self {
         self.profile_ttl = ttl;
+        self
+    }
+
+    /// Sets [`profile_soft_ttl`](Self::profile_soft_ttl).
+    #[must_use]
+    pub fn with_profile_soft_ttl(mut self, ttl: Duration) -> Self {
+        self.profile_soft_ttl = ttl;
+        self
+    }
+
+    /// Sets [`moves_claim_idle`](Self::moves_claim_idle).
+    #[must_use]
+    pub fn with_moves_claim_idle(mut self, idle: Duration) -> Self {
+        self.moves_claim_idle = idle;
+        self
+    }
+
+    /// Sets [`data_dir`](Self::data_dir).
+    #[must_use]
+    pub fn with_data_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.data_dir = dir;
         self
     }
 

@@ -31,6 +31,16 @@ pub enum Error {
     /// A tower layer's configuration is invalid.
     #[error(transparent)]
     Tower(#[from] aeturnis_tower::Error),
+    /// The SQLite database cannot be opened or migrated.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// A cache pattern refused its configuration, or the movement workers
+    /// could not start.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A cache pattern refused its configuration.
+    #[error(transparent)]
+    Patterns(#[from] aeturnis_patterns::Error),
     /// A demo setting is invalid.
     #[error("invalid demo setting `{variable}`: {reason}")]
     Setting {
@@ -53,6 +63,9 @@ impl Classify for Error {
             Error::RateLimit(e) => e.class(),
             Error::Lock(e) => e.class(),
             Error::Tower(e) => e.class(),
+            Error::Db(e) => e.class(),
+            Error::Store(e) => e.class(),
+            Error::Patterns(e) => e.class(),
         }
     }
 }

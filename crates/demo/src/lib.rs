@@ -29,9 +29,14 @@
 //! | `GET /me`, `POST /me/character` | get-and-slide, session list, character binding |
 //! | `POST /auth/logout`, `POST /auth/logout-others` | revoke, revoke others |
 //! | `POST /chat`, `GET /chat` | chat preset per user, a capped list with a TTL |
-//! | `GET /players/{id}/profile` | cache-aside by hand with `X-Cache: hit\|miss` |
+//! | `GET /players/{id}/profile`, `PUT /me/profile` | SQLite behind `get_or_load` (SWR, `X-Cache: hit\|miss\|stale`), write-through |
+//! | `GET`/`PUT /guilds/{id}` | cache-aside tagged by guild; a rename invalidates the tag |
+//! | `POST /move`, `GET /players/{id}/position` | write-behind into SQLite (movement preset) |
+//! | `GET /ws` | WebSocket: session, per-message presets, sharded pub/sub fan-out, presence |
 //! | `POST /combat/action`, `GET /leaderboard` | combat preset, leaderboard |
-//! | `POST /trade` | `with_lock` on both players, fencing token, fenced write |
+//! | `POST /trade` | `with_lock` on both players, the fence checked by SQLite |
+//!
+//! [`AppState::snapshot`] reads every figure the dashboard shows.
 //!
 //! The session (cookie or bearer), the rate limits (`RateLimitLayer` with
 //! the IETF `RateLimit` headers) and the health endpoints are
@@ -40,21 +45,33 @@
 //! password store: logging in as any well-formed user name succeeds (it is a
 //! demo of the Redis layers, not of authentication).
 //!
-//! The crate has no cargo features.
+//! The crate has no cargo features. SQLite (`rusqlite`, bundled) lives in
+//! [`DemoConfig::data_dir`]; see [`Db`] and [`Store`].
 
 mod app;
 mod config;
+mod db;
 mod error;
 mod extract;
 mod players;
+mod realtime;
 mod response;
 mod routes;
+mod snapshot;
 mod state;
+mod store;
 mod validate;
 
 pub use app::app;
 pub use config::DemoConfig;
+pub use db::{Db, DbError, Guild, Position, TradeWrite};
 pub use error::{Error, Result};
 pub use players::PlayerProfile;
+pub use realtime::{HEARTBEAT, PRESENCE_TTL};
 pub use response::ApiError;
+pub use snapshot::{
+    CacheSnapshot, LimiterSnapshot, LockSnapshot, RedisSnapshot, SessionsSnapshot, Snapshot,
+    WriteBehindSnapshot, ZoneSnapshot,
+};
 pub use state::{AppState, Limiters};
+pub use store::{CacheOutcome, MoveWriter, Store, StoreError};

@@ -1,7 +1,8 @@
 //! `aeturnis-demo`: the example game API server.
 //!
 //! `REDIS_URL` (or the other `REDIS_*` variables) names Redis, `DEMO_ADDR`
-//! the listen address (default `127.0.0.1:8080`), `RUST_LOG` the log filter
+//! the listen address (default `127.0.0.1:8080`), `DEMO_DATA_DIR` the
+//! directory of the SQLite database (default `<temp dir>/aeturnis-demo`), `RUST_LOG` the log filter
 //! (default `info`). Stops gracefully on Ctrl-C or SIGTERM, and, with
 //! `DEMO_EXIT_ON_STDIN_EOF=1`, when its standard input closes: `cargo xtask
 //! demo` holds that pipe, so the server stops with xtask even when only xtask
@@ -9,8 +10,9 @@
 
 use std::net::SocketAddr;
 
-use aeturnis_demo::{app, AppState};
+use aeturnis_demo::{app, AppState, DemoConfig};
 use aeturnis_redis_core::Env;
+use aeturnis_redis_core::{Redis, RedisConfig};
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
@@ -25,15 +27,26 @@ async fn main() -> anyhow::Result<()> {
         .parse("DEMO_ADDR")
         .context("DEMO_ADDR must be an address such as 127.0.0.1:8080")?
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let state = AppState::from_env()
+    let mut config = DemoConfig::from_env()?;
+    if config.data_dir.is_none() {
+        config = config.with_data_dir(Some(std::env::temp_dir().join("aeturnis-demo")));
+    }
+    let redis = Redis::connect(RedisConfig::from_env()?)
         .await
         .context("connecting to Redis (set REDIS_URL)")?;
+    let state = AppState::new(redis, config).context("opening the database")?;
+    // the movement workers first drain moves a killed process acknowledged
+    state
+        .start()
+        .await
+        .context("starting the movement workers")?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(
         addr = %listener.local_addr()?,
         redis = ?state.redis(),
+        data_dir = ?state.config().data_dir,
         "aeturnis-demo listening"
     );
     axum::serve(
@@ -43,7 +56,18 @@ async fn main() -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving")?;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: writing acknowledged moves to SQLite");
+    // bounded: with Redis gone (Ctrl-C reaches `cargo xtask demo`'s Redis
+    // too) the flush cannot finish; what is left stays in the stream
+    match tokio::time::timeout(std::time::Duration::from_secs(5), state.shutdown()).await {
+        Ok(Ok(())) => tracing::info!("acknowledged moves written"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "flushing moves (they stay in Redis for the next start)");
+        }
+        Err(_) => {
+            tracing::warn!("flushing moves timed out (they stay in Redis for the next start)")
+        }
+    }
     // Redis may already be gone (Ctrl-C reaches `cargo xtask demo`'s Redis too).
     if let Err(e) = state.redis().shutdown().await {
         tracing::warn!(error = %e, "closing the Redis connection");

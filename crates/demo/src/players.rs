@@ -1,10 +1,10 @@
-//! The demo's stand-in for a database: a few player profiles in memory.
-
-use std::collections::HashMap;
+//! The seed of the demo's database: players with their characters,
+//! guilds, zones and starting inventories; and [`PlayerProfile`], the row
+//! the profile endpoint serves and the cache holds.
 
 use serde::{Deserialize, Serialize};
 
-/// A player's public profile, as the "database" stores it and the cache
+/// A player's public profile, as the database stores it and the cache
 /// holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -19,10 +19,12 @@ pub struct PlayerProfile {
     pub level: u32,
     /// Guild, if any.
     pub guild: Option<String>,
+    /// The zone the character is in.
+    pub zone: String,
 }
 
 impl PlayerProfile {
-    /// A profile.
+    /// A profile in the starting zone (`meadow`).
     #[must_use]
     pub fn new(id: &str, name: &str, class: &str, level: u32, guild: Option<&str>) -> Self {
         PlayerProfile {
@@ -31,13 +33,31 @@ impl PlayerProfile {
             class: class.to_owned(),
             level,
             guild: guild.map(str::to_owned),
+            zone: "meadow".to_owned(),
         }
     }
 }
 
-/// The seeded "database": `alice`, `bob`, `carol`, `dave` and `eve`.
-pub(crate) fn seed() -> HashMap<String, PlayerProfile> {
-    [
+/// Zones: `(id, name)`.
+pub(crate) const ZONES: [(&str, &str); 3] = [
+    ("meadow", "Whispering Meadow"),
+    ("marsh", "Sunken Marsh"),
+    ("keep", "Ember Keep"),
+];
+
+/// Guilds: `(id, name, message of the day)`.
+pub(crate) const GUILDS: [(&str, &str, &str); 2] = [
+    ("Dawnguard", "The Dawnguard", "Raid at dusk."),
+    ("Umbra", "Umbra", "Stay in the shadows."),
+];
+
+/// The seeded players: `alice`, `bob`, `carol`, `dave` and `eve`.
+pub(crate) fn seed() -> Vec<PlayerProfile> {
+    let mut bob = PlayerProfile::new("bob", "Bob of the Marsh", "ranger", 17, None);
+    bob.zone = "marsh".to_owned();
+    let mut eve = PlayerProfile::new("eve", "Eve Nightshade", "warlock", 51, Some("Umbra"));
+    eve.zone = "keep".to_owned();
+    vec![
         PlayerProfile::new(
             "alice",
             "Ælfrida the Bold",
@@ -45,12 +65,20 @@ pub(crate) fn seed() -> HashMap<String, PlayerProfile> {
             42,
             Some("Dawnguard"),
         ),
-        PlayerProfile::new("bob", "Bob of the Marsh", "ranger", 17, None),
+        bob,
         PlayerProfile::new("carol", "Carolus", "mage", 33, Some("Dawnguard")),
         PlayerProfile::new("dave", "Dave", "rogue", 8, None),
-        PlayerProfile::new("eve", "Eve Nightshade", "warlock", 51, Some("Umbra")),
+        eve,
     ]
-    .into_iter()
-    .map(|p| (p.id.clone(), p))
-    .collect()
+}
+
+/// What a new character of `class` carries: `(item, quantity)`.
+pub(crate) fn starting_inventory(class: &str) -> [(&'static str, u32); 2] {
+    let weapon = match class {
+        "paladin" => "sword",
+        "ranger" => "bow",
+        "mage" | "warlock" => "staff",
+        _ => "dagger",
+    };
+    [(weapon, 1), ("potion", 3)]
 }

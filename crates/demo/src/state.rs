@@ -1,6 +1,5 @@
 //! [`AppState`]: the Redis connection and every layer built on it.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use aeturnis_cache::Cache;
@@ -12,8 +11,9 @@ use aeturnis_tower::session::{SessionLayer, SessionLayerConfig};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::DemoConfig;
+use crate::db::Db;
 use crate::error::Result;
-use crate::players::{self, PlayerProfile};
+use crate::store::Store;
 
 /// One rate limiter per preset the server uses.
 #[derive(Debug, Clone)]
@@ -59,7 +59,8 @@ struct Inner {
     limits: Limiters,
     session_layer: SessionLayer,
     metrics: PrometheusHandle,
-    players: HashMap<String, PlayerProfile>,
+    store: Store,
+    hub: tokio::sync::OnceCell<crate::realtime::Hub>,
     config: DemoConfig,
 }
 
@@ -67,7 +68,7 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("redis", &self.inner.redis)
-            .field("players", &self.inner.players.len())
+            .field("store", &self.inner.store)
             .finish_non_exhaustive()
     }
 }
@@ -83,10 +84,13 @@ impl AppState {
         AppState::new(redis, DemoConfig::from_env()?)
     }
 
-    /// Builds every layer on `redis` (whose key prefix every key gets).
+    /// Builds every layer on `redis` (whose key prefix every key gets) and
+    /// opens (creating, migrating and seeding) the SQLite database of
+    /// [`DemoConfig::data_dir`]. Call [`start`](Self::start) to run the
+    /// movement workers.
     ///
     /// # Errors
-    /// A layer refused its configuration.
+    /// A layer refused its configuration; the database cannot be opened.
     pub fn new(redis: Redis, config: DemoConfig) -> Result<AppState> {
         let limiter =
             |c: &aeturnis_ratelimit::RateLimitConfig| RateLimiter::new(redis.clone(), c.clone());
@@ -101,15 +105,24 @@ impl AppState {
         // the cookie with its secure defaults (browsers accept `Secure` on
         // localhost), or `Authorization: Bearer`
         let session_layer = SessionLayer::new(sessions.clone(), SessionLayerConfig::default())?;
+        let cache = Cache::new(redis.clone(), config.cache.clone())?;
+        let store = Store::new(
+            Db::open(config.data_dir.as_deref())?,
+            &cache,
+            config.profile_ttl,
+            config.profile_soft_ttl,
+            config.moves_claim_idle,
+        )?;
         Ok(AppState {
             inner: Arc::new(Inner {
-                cache: Cache::new(redis.clone(), config.cache.clone())?,
+                cache,
+                store,
+                hub: tokio::sync::OnceCell::new(),
                 sessions,
                 session_layer,
                 metrics: prometheus(),
                 locks: LockManager::new(redis.clone(), config.locks.clone())?,
                 limits,
-                players: players::seed(),
                 config,
                 redis,
             }),
@@ -164,10 +177,40 @@ impl AppState {
         &self.inner.config
     }
 
-    /// Looks a player up in the in-memory "database".
+    /// The database and the cache patterns in front of it.
     #[must_use]
-    pub fn load_player(&self, id: &str) -> Option<PlayerProfile> {
-        self.inner.players.get(id).cloned()
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The WebSocket fan-out, subscribed on first use.
+    pub(crate) async fn hub(&self) -> std::result::Result<&crate::realtime::Hub, crate::ApiError> {
+        self.inner
+            .hub
+            .get_or_try_init(|| crate::realtime::Hub::start(self))
+            .await
+    }
+
+    /// Starts the background work: the movement write-behind workers
+    /// (unless [`DemoConfig::moves_workers`] is off), which first drain
+    /// moves acknowledged by a process that died.
+    ///
+    /// # Errors
+    /// A Redis error.
+    pub async fn start(&self) -> Result<()> {
+        if !self.inner.config.moves_workers {
+            return Ok(());
+        }
+        Ok(self.inner.store.start().await?)
+    }
+
+    /// Flushes every acknowledged move into SQLite and stops the workers
+    /// (call it before [`Redis::shutdown`]).
+    ///
+    /// # Errors
+    /// A Redis error while flushing (the moves stay in their stream).
+    pub async fn shutdown(&self) -> Result<()> {
+        Ok(self.inner.store.shutdown().await?)
     }
 }
 

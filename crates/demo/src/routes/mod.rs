@@ -11,6 +11,7 @@ pub(crate) mod chat;
 pub(crate) mod combat;
 pub(crate) mod me;
 pub(crate) mod metrics;
+pub(crate) mod movement;
 pub(crate) mod profile;
 pub(crate) mod trade;
 

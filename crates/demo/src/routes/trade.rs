@@ -2,11 +2,12 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use aeturnis_tower::session::Session;
 
+use crate::db::TradeWrite;
 use crate::extract::JsonBody;
 use crate::response::ApiError;
 use crate::state::AppState;
@@ -19,14 +20,6 @@ pub(crate) struct Trade {
     item: String,
 }
 
-/// What the fenced write records.
-#[derive(Debug, Serialize)]
-struct TradeRecord<'a> {
-    from: &'a str,
-    to: &'a str,
-    item: &'a str,
-}
-
 /// The lock resource for a trade between two players: both names in
 /// sorted order, so `alice → bob` and `bob → alice` contend.
 pub(crate) fn trade_resource(a: &str, b: &str) -> String {
@@ -35,8 +28,9 @@ pub(crate) fn trade_resource(a: &str, b: &str) -> String {
 }
 
 /// Trades `item` to `with` under `with_lock` on both players. Inside the
-/// lock the trade is recorded with the lock's fencing token
-/// (`fenced_write`), which refuses a write from an older holder.
+/// lock the trade is written to SQLite with the lock's fencing token,
+/// checked by the database itself (`UPDATE trade_fences ... WHERE
+/// last_fence < ?`): a write from an older holder changes nothing.
 pub(crate) async fn trade(
     State(state): State<AppState>,
     Session(session): Session,
@@ -50,31 +44,30 @@ pub(crate) async fn trade(
     }
     let resource = trade_resource(user, with);
     let locks = state.locks();
-    let record = &TradeRecord {
-        from: user,
-        to: with,
-        item,
-    };
     let resource = resource.as_str();
+    let db = state.store().db();
     let (fence, written) = locks
         .with_lock(resource, state.config().trade_lock_ttl, |ctx| async move {
             let fence = ctx.fence().await?;
-            let written = locks.fenced_write(resource, fence, record).await?;
+            let written = db.trade(resource, fence.get(), user, with, item).await?;
             Ok::<_, ApiError>((fence, written))
         })
         .await?;
-    if let Err(stale) = written {
+    if let TradeWrite::StaleFence { current } = written {
         // Only possible when the lease ran out mid-trade and a newer holder
         // already recorded its trade.
         return Err(ApiError::Busy {
-            message: format!(
-                "the trade lock was lost: trade {} was recorded first",
-                stale.current
-            ),
+            message: format!("the trade lock was lost: trade {current} was recorded first"),
             retry_after: std::time::Duration::from_secs(1),
         });
     }
-    Ok(Json(json!({ "fence": fence.get(), "trade": "done" })))
+    let id = match written {
+        TradeWrite::Recorded(id) => id,
+        TradeWrite::StaleFence { .. } => 0,
+    };
+    Ok(Json(
+        json!({ "fence": fence.get(), "trade": "done", "id": id }),
+    ))
 }
 
 #[cfg(test)]

@@ -4,10 +4,14 @@
 //! (the outage test).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
 
+mod durability;
 mod flow;
 mod health;
 mod input;
 mod limits;
+mod snapshot;
 mod storage;
+mod store;
 mod support;
 mod trade;
+mod ws;

@@ -77,7 +77,7 @@ async fn should_cache_a_profile_for_sixty_seconds() -> anyhow::Result<()> {
     let config = DemoConfig::defaults()?;
     assert_eq!(config.profile_ttl, Duration::from_secs(60));
     let api = Api::standalone("demo_profile_ttl", config).await?;
-    let key = api.state.cache().schema().user_profile("carol")?;
+    let key = api.state.cache().key("profile").id("carol").build()?;
     assert_eq!(api.pttl(&key).await, -2, "no profile cached yet");
     let miss = api.get("/players/carol/profile", None).await;
     assert_eq!(miss.header("x-cache"), Some("miss"));

@@ -1,31 +1,13 @@
 //! `POST /trade`: opposite trades contend for one lock, and each trade is
-//! recorded with a fenced write that refuses an older fence.
+//! written to SQLite with its fence checked by the database.
 
 use std::time::Duration;
 
-use aeturnis_demo::DemoConfig;
-use aeturnis_lock::{FencingToken, StaleFence};
+use aeturnis_demo::{DemoConfig, TradeWrite};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::support::{Api, Reply};
-
-/// The record the trade route writes (same fields, same order).
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct TradeRecord {
-    from: String,
-    to: String,
-    item: String,
-}
-
-fn record(from: &str, to: &str, item: &str) -> TradeRecord {
-    TradeRecord {
-        from: from.to_owned(),
-        to: to.to_owned(),
-        item: item.to_owned(),
-    }
-}
 
 /// `POST /trade` as `token`'s user.
 async fn trade(api: &Api, token: &str, with: &str, item: &str) -> Reply {
@@ -86,62 +68,56 @@ async fn should_make_opposite_trades_contend_for_one_lock() -> anyhow::Result<()
 }
 
 #[tokio::test]
-async fn should_record_each_trade_under_a_growing_fence_and_refuse_a_stale_one(
+async fn should_record_each_trade_in_sqlite_and_have_sqlite_refuse_a_stale_fence(
 ) -> anyhow::Result<()> {
     let api = Api::standalone("demo_trade_fence", DemoConfig::defaults()?).await?;
     let alice = api.login("alice").await;
     let bob = api.login("bob").await;
-    let locks = api.state.locks();
+    let db = api.state.store().db();
     let resource = "trade:alice:bob";
+    let inventory = |who: &'static str| async move { db.inventory(who).await.unwrap() };
+    let items = |v: &[(&str, u32)]| -> Vec<(String, u32)> {
+        v.iter().map(|(i, n)| ((*i).to_owned(), *n)).collect()
+    };
 
     let one = trade(&api, &alice, "bob", "sword").await;
     assert_eq!(one.status, StatusCode::OK, "{}", one.body);
-    let first = FencingToken::new(one.body["fence"].as_u64().unwrap());
+    let first = one.body["fence"].as_u64().unwrap();
+    assert_eq!(inventory("alice").await, items(&[("potion", 3)]));
     assert_eq!(
-        locks.fenced_read::<TradeRecord>(resource).await?,
-        Some((first, record("alice", "bob", "sword")))
+        inventory("bob").await,
+        items(&[("bow", 1), ("potion", 3), ("sword", 1)])
     );
-    let two = trade(&api, &bob, "alice", "shield").await;
+    let two = trade(&api, &bob, "alice", "bow").await;
     assert_eq!(two.status, StatusCode::OK, "{}", two.body);
-    let second = FencingToken::new(two.body["fence"].as_u64().unwrap());
+    let second = two.body["fence"].as_u64().unwrap();
     assert!(second > first, "fence {second} after {first}");
-    assert_eq!(
-        locks.fenced_read::<TradeRecord>(resource).await?,
-        Some((second, record("bob", "alice", "shield")))
-    );
 
-    // a write under the first trade's fence comes too late: refused, and
-    // the second trade's record stays
-    let late = locks
-        .fenced_write(resource, first, &record("alice", "bob", "late"))
-        .await?;
-    let StaleFence {
-        offered, current, ..
-    } = late.unwrap_err();
-    assert_eq!((offered, current), (first, second));
+    // a write under the first trade's fence comes too late: SQLite's
+    // `UPDATE ... WHERE last_fence < ?` changes nothing, the trade is rolled
+    // back and the inventories stay
+    let late = db.trade(resource, first, "bob", "alice", "sword").await?;
+    assert_eq!(late, TradeWrite::StaleFence { current: second });
     assert_eq!(
-        locks.fenced_read::<TradeRecord>(resource).await?,
-        Some((second, record("bob", "alice", "shield")))
+        inventory("bob").await,
+        items(&[("potion", 3), ("sword", 1)])
     );
 
     // a newer holder (one that took the lock after this route's lease ran
-    // out) has already recorded its trade: the route's own write is stale
-    // and the trade is refused, not recorded
-    let newer = FencingToken::new(second.get() + 1_000);
-    assert_eq!(
-        locks
-            .fenced_write(resource, newer, &record("bob", "alice", "newer"))
-            .await?,
-        Ok(())
-    );
+    // out) has already written: the route's own write is stale, refused by
+    // SQLite, and the trade is answered 409, not recorded
+    let newer = db
+        .trade(resource, second + 1_000, "bob", "alice", "potion")
+        .await?;
+    assert!(matches!(newer, TradeWrite::Recorded(_)), "{newer:?}");
     let refused = trade(&api, &alice, "bob", "bow").await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
     assert_eq!(refused.header("retry-after"), Some("1"));
     let error = refused.body["detail"].as_str().unwrap();
     assert!(error.contains("lock was lost"), "{error}");
     assert_eq!(
-        locks.fenced_read::<TradeRecord>(resource).await?,
-        Some((newer, record("bob", "alice", "newer")))
+        inventory("alice").await,
+        items(&[("bow", 1), ("potion", 4)])
     );
     Ok(())
 }
