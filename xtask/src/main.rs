@@ -17,8 +17,8 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
-mod chart;
 mod chaos;
+mod chart;
 mod ci;
 mod demo;
 mod package;
