@@ -116,7 +116,7 @@ pub(crate) async fn upgrade(
 ) -> Result<Response, ApiError> {
     let events = state.hub().await?.events.subscribe();
     Ok(ws.on_upgrade(move |socket| async move {
-        play(state, session, socket, events).await;
+        Box::pin(play(state, session, socket, events)).await;
     }))
 }
 
