@@ -32,6 +32,7 @@
 //! | `GET /players/{id}/profile` | cache-aside by hand with `X-Cache: hit\|miss` |
 //! | `POST /combat/action`, `GET /leaderboard` | combat preset, leaderboard |
 //! | `POST /trade` | `with_lock` on both players, fencing token, fenced write |
+//! | `GET /dashboard` | [`dashboard`]: a live page of every layer's figures (SSE, sparklines) |
 //!
 //! The session (cookie or bearer), the rate limits (`RateLimitLayer` with
 //! the IETF `RateLimit` headers) and the health endpoints are
@@ -44,6 +45,7 @@
 
 mod app;
 mod config;
+pub mod dashboard;
 mod error;
 mod extract;
 mod players;
