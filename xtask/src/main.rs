@@ -15,6 +15,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod chromium;
 mod ci;
 mod demo;
 mod package;

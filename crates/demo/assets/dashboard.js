@@ -1,11 +1,11 @@
 // The live dashboard: one EventSource on /dashboard/feed, one sample a
-// second, each series kept for the last two minutes and drawn as an SVG
+// second, each series kept for the last 90 seconds and drawn as an SVG
 // sparkline. Plain JS, no library. Errors land in #js-errors and in
 // body[data-errors] (the browser test reads both).
 "use strict";
 
 (function () {
-  const KEEP = 120;
+  const KEEP = 90;
   const errors = [];
   const $ = (id) => document.getElementById(id);
 
@@ -40,12 +40,12 @@
     if (values.length < 2) return;
     const max = Math.max(...values), min = Math.min(0, ...values);
     const span = max - min || 1;
-    const step = 120 / (KEEP - 1);
-    const start = KEEP - points.length;
+    // the history stretches over the whole width until it is KEEP long
+    const step = 120 / Math.max(points.length - 1, 1);
     const coords = [];
     points.forEach((v, i) => {
       if (v === null) return;
-      const x = (start + i) * step;
+      const x = i * step;
       const y = 31 - ((v - min) / span) * 29;
       coords.push(x.toFixed(2) + "," + y.toFixed(2));
     });
