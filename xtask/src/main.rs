@@ -6,6 +6,7 @@
 //! cargo xtask ci                       fmt --check, clippy -D warnings, docs -D warnings, test
 //! cargo xtask bench [LAYER]            benches against a fresh Redis -> target/bench/results.json
 //! cargo xtask demo                     the demo game API server with its own Redis
+//! cargo xtask demo --load [--players N] [--seconds S] [--url U]   simulated players
 //! cargo xtask package                  package (verified), contents, selective use of each layer
 //! ```
 //!
@@ -18,6 +19,7 @@ mod bench;
 mod chromium;
 mod ci;
 mod demo;
+mod load;
 mod package;
 mod redis;
 mod test;
@@ -38,6 +40,9 @@ tasks:
                         and docs/bench/results.md (layers: core cache session lock ratelimit
                         patterns tower)
   demo [ARGS...]        run the demo game API server (DEMO_ADDR) with its own Redis; ARGS to cargo run
+  demo --load [--players N] [--seconds S] [--url U]
+                        drive N simulated players (default 20, 10 s) against a running demo;
+                        progress bar, then requests/s, p50/p99 per route, 429s, cache hit rate
   package               cargo package every publishable crate (verified), check the package
                         contents, and compile each layer's README example in a project of its own";
 
