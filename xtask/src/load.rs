@@ -94,7 +94,23 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(drive(options))
+    runtime.block_on(async {
+        let results = drive(options).await?;
+        print!("{}", table(&results.routes, results.elapsed));
+        let probe = Player::new(0, options, Results::default());
+        let health = probe
+            .call("probe", "GET", "/health/detailed", None)
+            .await
+            .body;
+        println!("{}", after_the_run(&health));
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// What a run measured.
+struct Summary {
+    routes: BTreeMap<&'static str, Route>,
+    elapsed: Duration,
 }
 
 /// Figures of one route.
@@ -294,7 +310,7 @@ fn loopback_for(index: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 1, hi, lo.max(1)))
 }
 
-async fn drive(options: &Options) -> anyhow::Result<ExitCode> {
+async fn drive(options: &Options) -> anyhow::Result<Summary> {
     let probe = Player::new(0, options, Results::default());
     let ready = probe.call("probe", "GET", "/health/ready", None).await;
     if ready.status == 0 {
@@ -334,14 +350,8 @@ async fn drive(options: &Options) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed();
-    let results = results.lock().map(|r| r.clone()).unwrap_or_default();
-    print!("{}", table(&results, elapsed));
-    let health = probe
-        .call("probe", "GET", "/health/detailed", None)
-        .await
-        .body;
-    println!("{}", after_the_run(&health));
-    Ok(ExitCode::SUCCESS)
+    let routes = results.lock().map(|r| r.clone()).unwrap_or_default();
+    Ok(Summary { routes, elapsed })
 }
 
 fn progress(seconds: u64) -> anyhow::Result<ProgressBar> {
@@ -466,6 +476,88 @@ mod tests {
         assert!((quantile_ms(&ms, 0.99) - 99.0).abs() < 1e-9);
         assert!((quantile_ms(&ms[..1], 0.99) - 1.0).abs() < 1e-9);
         assert!(quantile_ms(&[], 0.5).abs() < 1e-9);
+    }
+
+    /// A stand-in for the demo: answers every request `200 {"token":"t"}`
+    /// and closes the connection; counts the requests.
+    async fn stub_demo() -> (String, Arc<std::sync::atomic::AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = served.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // the head, then as many body bytes as content-length says
+                    loop {
+                        let n = socket.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let body = r#"{"token":"t"}"#;
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        (url, served)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn should_drive_every_player_for_the_given_time() {
+        let (url, served) = stub_demo().await;
+        let options = Options::parse(&args(&["--players", "4", "--seconds", "2"]), &url).unwrap();
+        let started = Instant::now();
+        let summary = drive(&options).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let routes = &summary.routes;
+        assert_eq!(routes["POST /auth/login"].ok, 4, "one login per player");
+        assert_eq!(routes["POST /auth/logout"].ok, 4, "one logout per player");
+        let total: u64 = routes.values().map(|r| r.ok).sum();
+        // the probe, then at least one action per player beyond login and logout
+        assert_eq!(served.load(std::sync::atomic::Ordering::Relaxed), total + 1);
+        assert!(total >= 4 * 3, "{total} requests");
+        assert!(routes.values().all(|r| r.limited == 0 && r.failed == 0));
+        let text = table(routes, summary.elapsed);
+        assert!(text.lines().last().unwrap().starts_with("all "), "{text}");
+    }
+
+    #[tokio::test]
+    async fn should_refuse_to_run_without_a_demo() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = Options::parse(&[], &format!("http://127.0.0.1:{port}")).unwrap();
+        let error = drive(&options).await.err().unwrap();
+        assert!(error.to_string().contains("no demo answers"), "{error}");
     }
 
     #[test]
