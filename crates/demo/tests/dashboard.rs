@@ -142,6 +142,74 @@ async fn should_show_live_figures_that_follow_the_traffic_without_script_errors(
     Ok(())
 }
 
+#[tokio::test]
+async fn should_serve_the_page_with_its_own_assets_and_a_sample_feed() -> anyhow::Result<()> {
+    let ctx = TestCtx::standalone("demo_dashboard_feed").await;
+    let redis =
+        Redis::connect(RedisConfig::from_url(&ctx.url)?.with_key_prefix(&ctx.prefix)).await?;
+    let router = app(AppState::new(redis, DemoConfig::defaults()?)?);
+    for (path, kind) in [
+        ("/dashboard", "text/html"),
+        ("/dashboard/dashboard.css", "text/css"),
+        ("/dashboard/dashboard.js", "text/javascript"),
+    ] {
+        let response = router.clone().oneshot(get(path)).await?;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers();
+        assert!(
+            headers[header::CONTENT_TYPE].to_str()?.starts_with(kind),
+            "{path}"
+        );
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            "default-src 'self'; img-src 'self' data:; connect-src 'self'"
+        );
+    }
+    login(&router, "alice").await;
+    send(&router, Method::GET, "/players/eve/profile", None, None).await;
+    let (status, sample) = send(&router, Method::GET, "/dashboard/sample", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sample["redis"]["healthy"], true, "{sample}");
+    assert!(
+        sample["redis"]["latency_ms"].as_f64().unwrap() > 0.0,
+        "{sample}"
+    );
+    assert!(
+        sample["redis"]["used_memory"].as_u64().unwrap() > 0,
+        "{sample}"
+    );
+    assert_eq!(sample["cache"]["misses"], 1, "{sample}");
+    assert_eq!(sample["sessions"]["active"], 1, "{sample}");
+    assert_eq!(sample["limiters"][0]["name"], "auth", "{sample}");
+    assert_eq!(sample["limiters"][0]["checks"], 1, "{sample}");
+    assert_eq!(sample["write_behind"], Value::Null);
+
+    // the feed: an event stream whose first event is a sample, sent at once
+    let response = router.clone().oneshot(get("/dashboard/feed")).await?;
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body().into_data_stream();
+    let first = tokio::time::timeout(Duration::from_secs(2), futures::StreamExt::next(&mut body))
+        .await?
+        .unwrap()?;
+    let text = String::from_utf8(first.to_vec())?;
+    let data = text
+        .strip_prefix("event: sample\ndata: ")
+        .unwrap_or_else(|| panic!("not a sample event: {text:?}"));
+    let event: Value = serde_json::from_str(data.trim_end())?;
+    assert_eq!(event["sessions"]["active"], 1, "{event}");
+    Ok(())
+}
+
+fn get(path: &str) -> Request<Body> {
+    let mut request = Request::get(path).body(Body::empty()).unwrap();
+    let peer: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    request
+}
+
 /// Runs [`READ_PAGE`]; `Ok` with the figures once `ready` accepts them.
 async fn read(browser: &Client, ready: impl Fn(&Value) -> bool) -> Result<Value, String> {
     let page = browser
