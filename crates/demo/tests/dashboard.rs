@@ -66,13 +66,29 @@ async fn should_show_live_figures_that_follow_the_traffic_without_script_errors(
 
     let driver = ChromeDriver::start(&driver)?;
     let browser = driver.session(&chromium).await?;
+    // end the session (and its Chromium) whatever happened, then report
+    let checked = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(check_page(
+        &browser, &router, &base,
+    )))
+    .await;
+    let closed = browser.close().await;
+    match checked {
+        Ok(result) => result?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    closed?;
+    Ok(())
+}
+
+/// The page: first sample, then the figures after traffic, then a screenshot.
+async fn check_page(browser: &Client, router: &Router, base: &str) -> anyhow::Result<()> {
     browser.goto(&format!("{base}/dashboard")).await?;
 
     // the first sample arrives and is drawn, before any traffic
     let first = eventually(
         "the first sample on the page",
         Duration::from_secs(10),
-        || read(&browser, |page| page["samples"].as_u64() >= Some(1)),
+        || read(browser, |page| page["samples"].as_u64() >= Some(1)),
     )
     .await?;
     assert_no_errors(&first);
@@ -96,21 +112,21 @@ async fn should_show_live_figures_that_follow_the_traffic_without_script_errors(
     assert_eq!(first["authChecks"], "0");
 
     // traffic: two logins, a miss then two hits, one trade (one lock)
-    let alice = login(&router, "alice").await;
-    login(&router, "bob").await;
+    let alice = login(router, "alice").await;
+    login(router, "bob").await;
     for _ in 0..3 {
-        let (status, _) = send(&router, Method::GET, "/players/eve/profile", None, None).await;
+        let (status, _) = send(router, Method::GET, "/players/eve/profile", None, None).await;
         assert_eq!(status, StatusCode::OK);
     }
     let trade = json!({ "with": "bob", "item": "sword" });
-    let (status, body) = send(&router, Method::POST, "/trade", Some(&alice), Some(trade)).await;
+    let (status, body) = send(router, Method::POST, "/trade", Some(&alice), Some(trade)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let after = eventually(
         "the page showing the traffic",
         Duration::from_secs(10),
         || {
-            read(&browser, |page| {
+            read(browser, |page| {
                 page["hits"] == "2"
                     && page["misses"] == "1"
                     && page["sessions"] == "2"
@@ -126,7 +142,7 @@ async fn should_show_live_figures_that_follow_the_traffic_without_script_errors(
     // a few more samples, so the sparklines have a history in the screenshot
     let samples = after["samples"].as_u64().unwrap();
     let last = eventually("two more samples", Duration::from_secs(10), || {
-        read(&browser, move |page| {
+        read(browser, move |page| {
             page["samples"].as_u64() >= Some(samples + 2)
         })
     })
@@ -136,9 +152,11 @@ async fn should_show_live_figures_that_follow_the_traffic_without_script_errors(
     let png = browser.screenshot().await?;
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     std::fs::write(&shot, &png)?;
-    println!("screenshot: {}", shot.display());
+    #[allow(clippy::print_stdout)] // where to look, for whoever runs the test
+    {
+        println!("screenshot: {}", shot.display());
+    }
     assert_eq!(&png[1..4], b"PNG");
-    browser.close().await?;
     Ok(())
 }
 
