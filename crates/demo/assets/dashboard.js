@@ -110,12 +110,15 @@
     text("cache-hit-rate", fmtPct(s.cache.hit_rate));
     text("cache-hits", fmtInt(s.cache.hits));
     text("cache-misses", fmtInt(s.cache.misses));
+    text("cache-stale", fmtInt(s.cache.stale || 0));
     const ops = previous ? rate(s.cache.ops, previous.cache.ops, dt) : null;
     text("cache-ops", ops === null ? "–" : decimal.format(ops));
     spark($("spark-ops"), push("ops", ops));
     let windowRate = null;
     if (previous) {
-      const hits = s.cache.hits - previous.cache.hits, reads = hits + s.cache.misses - previous.cache.misses;
+      const served = (s.cache.hits + (s.cache.stale || 0)) - (previous.cache.hits + (previous.cache.stale || 0));
+      const reads = served + s.cache.misses - previous.cache.misses;
+      const hits = served;
       windowRate = reads > 0 ? hits / reads : null;
     }
     spark($("spark-hit-rate"), push("hit-rate", windowRate === null ? s.cache.hit_rate : windowRate));
@@ -124,24 +127,24 @@
     text("sessions-users", s.sessions ? fmtInt(s.sessions.unique_users) : "–");
     spark($("spark-sessions"), push("sessions", s.sessions ? s.sessions.active : null));
     // locks
-    text("locks-acquired", fmtInt(s.locks.acquired));
+    text("locks-acquired", fmtInt(s.locks.acquisitions));
     text("locks-waits", fmtInt(s.locks.waits));
-    text("locks-failed", fmtInt(s.locks.failed));
-    text("locks-mean-wait", s.locks.waits ? fmtMs(s.locks.total_wait_ms / s.locks.waits) : "–");
-    const acquiredRate = previous ? rate(s.locks.acquired, previous.locks.acquired, dt) : null;
+    text("locks-failed", fmtInt(s.locks.failures));
+    text("locks-hand-offs", s.locks.hand_offs === null || s.locks.hand_offs === undefined ? "n/a" : fmtInt(s.locks.hand_offs));
+    const acquiredRate = previous ? rate(s.locks.acquisitions, previous.locks.acquisitions, dt) : null;
     spark($("spark-locks"), push("locks", acquiredRate));
     // limiters
     for (const l of s.limiters) {
-      const row = limiterRow(l.name);
-      const before = previous && previous.limiters.find((p) => p.name === l.name);
+      const row = limiterRow(l.preset);
+      const before = previous && previous.limiters.find((p) => p.preset === l.preset);
       row.querySelector(".checks").textContent = fmtInt(l.checks);
       row.querySelector(".allowed").textContent = fmtInt(l.allowed);
       const violations = row.querySelector(".violations");
       violations.textContent = fmtInt(l.violations);
       const vRate = before ? rate(l.violations, before.violations, dt) : null;
       violations.classList.toggle("hot", vRate !== null && vRate > 0);
-      spark(row.querySelector(".checks-rate svg"), push("checks-" + l.name, before ? rate(l.checks, before.checks, dt) : null));
-      spark(row.querySelector(".violations-rate svg"), push("violations-" + l.name, vRate));
+      spark(row.querySelector(".checks-rate svg"), push("checks-" + l.preset, before ? rate(l.checks, before.checks, dt) : null));
+      spark(row.querySelector(".violations-rate svg"), push("violations-" + l.preset, vRate));
     }
     // write-behind and zones, when the server has them
     $("card-write-behind").hidden = !s.write_behind;
@@ -150,10 +153,11 @@
       text("wb-dead", fmtInt(s.write_behind.dead_letters));
       spark($("spark-wb"), push("wb-lag", s.write_behind.lag));
     }
-    $("card-zones").hidden = !s.zones;
-    if (s.zones) {
+    const zones = Array.isArray(s.zones) ? s.zones : [];
+    $("card-zones").hidden = zones.length === 0;
+    if (zones.length) {
       const list = $("zones");
-      const entries = Object.entries(s.zones).sort((a, b) => b[1] - a[1]);
+      const entries = zones.map((z) => [z.zone, z.online]).sort((a, b) => b[1] - a[1]);
       const top = Math.max(1, ...entries.map((e) => e[1]));
       list.replaceChildren(...entries.map(([zone, n]) => {
         const li = document.createElement("li");

@@ -43,6 +43,7 @@ return {
   sessions: t("sessions-active"),
   users: t("sessions-users"),
   locks: t("locks-acquired"),
+  handOffs: t("locks-hand-offs"),
   authChecks: auth ? auth.textContent : null,
   sparklines: document.querySelectorAll("svg.spark polyline").length,
 };
@@ -109,6 +110,10 @@ async fn check_page(browser: &Client, router: &Router, base: &str) -> anyhow::Re
     assert_eq!(first["hits"], "0");
     assert_eq!(first["sessions"], "0");
     assert_eq!(first["locks"], "0");
+    assert_eq!(
+        first["handOffs"], "n/a",
+        "LockStats has no hand-off counter"
+    );
     assert_eq!(first["authChecks"], "0");
 
     // traffic: two logins, a miss then two hits, one trade (one lock)
@@ -198,7 +203,7 @@ async fn should_serve_the_page_with_its_own_assets_and_a_sample_feed() -> anyhow
     );
     assert_eq!(sample["cache"]["misses"], 1, "{sample}");
     assert_eq!(sample["sessions"]["active"], 1, "{sample}");
-    assert_eq!(sample["limiters"][0]["name"], "auth", "{sample}");
+    assert_eq!(sample["limiters"][0]["preset"], "auth", "{sample}");
     assert_eq!(sample["limiters"][0]["checks"], 1, "{sample}");
     assert_eq!(sample["write_behind"], Value::Null);
 

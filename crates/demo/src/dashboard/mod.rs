@@ -22,7 +22,7 @@ use futures::Stream;
 
 use crate::state::AppState;
 
-pub use sample::{CacheSample, LimiterSample, RedisSample, Sample, SessionSample};
+pub use sample::{CacheSample, LimiterSample, LockSample, RedisSample, Sample, SessionSample};
 
 /// How often the feed sends a sample.
 const EVERY: Duration = Duration::from_secs(1);

@@ -1,5 +1,7 @@
 //! [`Sample`]: one reading of every layer's figures, what the dashboard
-//! draws once a second.
+//! draws once a second. Its JSON has the shape of the demo's `Snapshot`
+//! (branch wt-demo), so the page reads either: once that lands, the feed
+//! can send `AppState::snapshot` instead and this file goes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,14 +24,29 @@ pub struct Sample {
     pub sessions: Option<SessionSample>,
     /// Every rate-limit preset, in [`Limiters::all`](crate::Limiters::all) order.
     pub limiters: Vec<LimiterSample>,
-    /// The trade locks' counters (`aeturnis_lock::LockStats`).
-    pub locks: aeturnis_lock::LockStats,
-    /// Write-behind lag and dead letters; `None` while the demo has no
-    /// write-behind queue (the page hides the panel).
+    /// The trade locks' counters.
+    pub locks: LockSample,
+    /// Write-behind lag and dead letters: `None` here, the demo has no
+    /// write-behind queue yet (the page hides the panel).
     pub write_behind: Option<serde_json::Value>,
-    /// Online players per zone; `None` while the demo has no presence
+    /// Online players per zone: empty here, the demo has no presence yet
     /// (the page hides the panel).
-    pub zones: Option<serde_json::Value>,
+    pub zones: Vec<serde_json::Value>,
+}
+
+/// The lock manager's counters.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct LockSample {
+    /// Acquisitions that succeeded.
+    pub acquisitions: u64,
+    /// Acquisitions that found the lock held and waited.
+    pub waits: u64,
+    /// Acquisitions that ended without the lock.
+    pub failures: u64,
+    /// Hand-offs between local waiters: `None`, `aeturnis_lock::LockStats`
+    /// does not count them.
+    pub hand_offs: Option<u64>,
 }
 
 /// The Redis connection's health.
@@ -50,12 +67,17 @@ pub struct RedisSample {
 pub struct CacheSample {
     /// Keys read that existed.
     pub hits: u64,
+    /// Reads answered by a stale entry (0: the demo has no
+    /// stale-while-revalidate yet).
+    pub stale: u64,
     /// Keys read that did not exist.
     pub misses: u64,
     /// `hits / (hits + misses)`, once anything was read.
     pub hit_rate: Option<f64>,
     /// Cache operations of every kind.
     pub ops: u64,
+    /// Cache operations that failed.
+    pub errors: u64,
 }
 
 /// The session manager's live figures.
@@ -72,8 +94,8 @@ pub struct SessionSample {
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct LimiterSample {
-    /// The preset's name (`auth`, `chat`, ...).
-    pub name: &'static str,
+    /// The preset (`auth`, `chat`, `combat`, `movement`, `api`).
+    pub preset: &'static str,
     /// Checks made.
     pub checks: u64,
     /// Checks allowed.
@@ -103,10 +125,10 @@ impl Sample {
             .limits()
             .all()
             .into_iter()
-            .map(|(name, limiter)| {
+            .map(|(preset, limiter)| {
                 let s = limiter.stats();
                 LimiterSample {
-                    name,
+                    preset,
                     checks: s.checks,
                     allowed: s.allowed,
                     violations: s.violations,
@@ -124,15 +146,25 @@ impl Sample {
             },
             cache: CacheSample {
                 hits: cache.hits,
+                stale: 0,
                 misses: cache.misses,
                 hit_rate: cache.hit_rate(),
                 ops: cache.total_ops(),
+                errors: cache.total_errors(),
             },
             sessions,
             limiters,
-            locks: state.locks().stats(),
+            locks: {
+                let locks = state.locks().stats();
+                LockSample {
+                    acquisitions: locks.acquired,
+                    waits: locks.waits,
+                    failures: locks.failed,
+                    hand_offs: None,
+                }
+            },
             write_behind: None,
-            zones: None,
+            zones: Vec::new(),
         }
     }
 }
