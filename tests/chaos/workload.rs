@@ -385,7 +385,7 @@ async fn lock_worker(mut w: W) {
             };
         let from = w.rec.now();
         let Some(fence) = w.rec.call("lock", guard.fence()).await else {
-            let _ = w.rec.call("lock", guard.release()).await;
+            let _ = Box::pin(w.rec.call("lock", guard.release())).await;
             continue;
         };
         let read = w.rec.call("lock", locks.fenced_read::<u64>(RES)).await;
@@ -440,7 +440,7 @@ async fn lock_worker(mut w: W) {
             }
         }
         let until = w.rec.now();
-        let _ = w.rec.call("lock", guard.release()).await;
+        let _ = Box::pin(w.rec.call("lock", guard.release())).await;
         let to = until.min(sent + LOCK_TTL);
         if let Some(e) = epoch {
             if Some(e) == w.epoch() {

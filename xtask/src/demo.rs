@@ -23,8 +23,16 @@ use crate::util::{self, step};
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
 /// Runs the demo until it exits (Ctrl-C), then stops its Redis. Extra arguments go to
-/// `cargo run` (for example `--release`).
+/// `cargo run` (for example `--release`). `--load [OPTIONS]` drives simulated players
+/// against a running demo instead ([`load`](crate::load)).
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    if let Some(("--load", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_owned());
+        return crate::load::run(&crate::load::Options::parse(
+            rest,
+            &format!("http://{addr}"),
+        )?);
+    }
     let (instances, args) = instances(args)?;
     step("check redis-server/redis-cli >= 7", util::ensure_redis)?;
     let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_owned());

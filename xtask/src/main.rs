@@ -8,6 +8,7 @@
 //! cargo xtask bench --chart-only       redraw docs/bench/*.svg from docs/bench/results.json
 //! cargo xtask chaos [--minutes N] ...   every layer under injected faults -> docs/reliability.md
 //! cargo xtask demo                     the demo game API server with its own Redis
+//! cargo xtask demo --load [--players N] [--seconds S] [--url U]   simulated players
 //! cargo xtask package                  package (verified), contents, selective use of each layer
 //! ```
 //!
@@ -19,8 +20,10 @@
 mod bench;
 mod chaos;
 mod chart;
+mod chromium;
 mod ci;
 mod demo;
+mod load;
 mod package;
 mod redis;
 mod test;
@@ -47,6 +50,9 @@ tasks:
                         each layer's invariant checked; writes docs/reliability.md, exits
                         non-zero on a broken invariant (no --minutes: every fault once)
   demo [ARGS...]        run the demo game API server (DEMO_ADDR) with its own Redis; ARGS to cargo run
+  demo --load [--players N] [--seconds S] [--url U]
+                        drive N simulated players (default 20, 10 s) against a running demo;
+                        progress bar, then requests/s, p50/p99 per route, 429s, cache hit rate
   package               cargo package every publishable crate (verified), check the package
                         contents, and compile each layer's README example in a project of its own";
 

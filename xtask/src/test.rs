@@ -10,6 +10,10 @@ use crate::util::{self, step};
 /// (also when the tests fail) and exits with the tests' exit code.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     step("check redis-server/redis-cli >= 7", util::ensure_redis)?;
+    // the demo's dashboard test drives a headless Chromium
+    if !names_packages(args) || args.iter().any(|a| a.contains("aeturnis-demo")) {
+        step("check chromium/chromedriver", crate::chromium::ensure)?;
+    }
     redis::with_topologies("test", &redis::all(), |entries| {
         let env = env_pairs(entries);
         for (name, value) in &env {

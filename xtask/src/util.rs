@@ -118,22 +118,10 @@ pub(crate) fn ensure_redis() -> anyhow::Result<()> {
     if redis_ok() {
         return Ok(());
     }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let has_apt = Command::new("apt-get").arg("--version").output().is_ok();
-    if is_root && has_apt {
+    if can_apt_install() {
         step(
             "installing redis-server and redis-tools with apt-get (redis 7+ not found)",
-            || {
-                run(Command::new("apt-get").arg("update"))?;
-                run(Command::new("apt-get")
-                    .args(["install", "-y", "--no-install-recommends"])
-                    .args(["redis-server", "redis-tools"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"))
-            },
+            || apt_install(&["redis-server", "redis-tools"]),
         )?;
         if redis_ok() {
             return Ok(());
@@ -146,6 +134,25 @@ pub(crate) fn ensure_redis() -> anyhow::Result<()> {
          (macOS: brew install redis)",
         found()
     )
+}
+
+/// Whether xtask may install packages itself: running as root with apt-get.
+pub(crate) fn can_apt_install() -> bool {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    is_root && Command::new("apt-get").arg("--version").output().is_ok()
+}
+
+/// `apt-get update`, then `apt-get install -y --no-install-recommends PACKAGES`.
+pub(crate) fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 fn redis_ok() -> bool {

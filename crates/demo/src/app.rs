@@ -95,6 +95,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(log_request))
         .merge(health.router())
         .route("/metrics", get(routes::metrics::metrics))
+        .merge(crate::dashboard::router())
         .with_state(state)
 }
 

@@ -35,6 +35,7 @@
 //! | `GET /ws` | WebSocket: session, per-message presets, sharded pub/sub fan-out, presence |
 //! | `POST /combat/action`, `GET /leaderboard` | combat preset, leaderboard |
 //! | `POST /trade` | `with_lock` on both players, the fence checked by SQLite |
+//! | `GET /dashboard` | [`dashboard`]: a live page of every layer's figures (SSE, sparklines) |
 //!
 //! [`AppState::snapshot`] reads every figure the dashboard shows.
 //!
@@ -50,6 +51,7 @@
 
 mod app;
 mod config;
+pub mod dashboard;
 mod db;
 mod error;
 mod extract;
