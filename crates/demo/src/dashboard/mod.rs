@@ -4,7 +4,7 @@
 //! from `crates/demo/assets/`, no external asset: the
 //! `Content-Security-Policy` allows only the demo's own origin) that
 //! subscribes to `GET /dashboard/feed`, server-sent events carrying one
-//! [`Snapshot`](crate::Snapshot) a second, and draws each series as a sparkline.
+//! [`Snapshot`] a second, and draws each series as a sparkline.
 //! `GET /dashboard/sample` answers one sample as JSON.
 
 use std::convert::Infallible;
