@@ -121,19 +121,8 @@ impl DemoConfig {
             profile_ttl: Duration::from_secs(60),
             profile_soft_ttl: Duration::from_secs(10),
             moves_claim_idle: Duration::from_secs(5),
-            moves_workers: match lookup("DEMO_MOVES_WORKERS").as_deref() {
-                None | Some("" | "1" | "true") => true,
-                Some("0" | "false") => false,
-                Some(other) => {
-                    return Err(crate::Error::Setting {
-                        variable: "DEMO_MOVES_WORKERS",
-                        reason: format!("`{other}` is not 1 or 0"),
-                    })
-                }
-            },
-            data_dir: lookup("DEMO_DATA_DIR")
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from),
+            moves_workers: env.bool("DEMO_MOVES_WORKERS")?.unwrap_or(true),
+            data_dir: env.string("DEMO_DATA_DIR").map(PathBuf::from),
             leaderboard_ttl: Duration::from_secs(86_400),
             trade_lock_ttl: Duration::from_secs(5),
         })
