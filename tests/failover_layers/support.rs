@@ -26,10 +26,11 @@ pub(crate) const LAG: Duration = Duration::from_secs(2);
 /// client's move (measured 1.2-1.3 s).
 pub(crate) const PLANNED_OUTAGE: Duration = Duration::from_secs(3);
 /// Longest pause between two acknowledged steps across a killed primary:
-/// `down-after-milliseconds` 1000 plus the election (2.3-2.5 s), then the
+/// `down-after-milliseconds` 3000 plus the election (4.3-4.5 s), then the
 /// new primary refuses writes (`min-replicas-to-write 1`) until the killed
-/// one rejoins as its replica, then one reconnect step (measured 2.0-3.1 s).
-pub(crate) const KILLED_OUTAGE: Duration = Duration::from_secs(8);
+/// one rejoins as its replica, then one reconnect step (measured 2.0-3.1 s
+/// with `down-after-milliseconds` 1000; 2 s more with 3000).
+pub(crate) const KILLED_OUTAGE: Duration = Duration::from_secs(10);
 /// At most one step per this long. A worker flat out keeps a core busy
 /// (itself and its redis-server); on a loaded 2-core machine that starves
 /// the sentinels into spurious `+sdown` of the new primary (a second

@@ -15,7 +15,7 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// One primary, one replica and three sentinels watching them as `mymaster` with
 /// quorum 2, from `deploy/redis/sentinel-node.conf` (`min-replicas-to-write 1`,
 /// `min-replicas-max-lag 2`: a primary without an in-sync replica refuses writes with
-/// `NOREPLICAS`) and `deploy/redis/sentinel.conf` (`down-after-milliseconds` 1000,
+/// `NOREPLICAS`) and `deploy/redis/sentinel.conf` (`down-after-milliseconds` 3000,
 /// `failover-timeout` 5000). Dropping it kills every process.
 #[derive(Debug)]
 pub struct Sentinel {
