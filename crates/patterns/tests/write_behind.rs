@@ -510,30 +510,15 @@ async fn should_fail_a_dropped_write_instead_of_resending_it() -> anyhow::Result
     // make `exists` the connection's last command, so `cmd=evalsha` below
     // can only be the held write
     let _: u64 = redis.client().exists(&k).await?;
-    server.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
+    server.pause_writes()?;
     let task = {
         let (wb, k) = (wb.clone(), k.clone());
         tokio::spawn(async move { wb.write(&k, &"v2".to_owned()).await })
     };
-    let held = eventually(
-        "the write to reach Redis",
-        Duration::from_secs(5),
-        || async {
-            let clients = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
-            if clients
-                .lines()
-                .any(|l| l.contains("cmd=evalsha") || l.contains("cmd=eval"))
-            {
-                Ok(())
-            } else {
-                Err(format!("not held yet: {clients}"))
-            }
-        },
-    )
-    .await;
-    server.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])?;
-    server.cli(&["CLIENT", "UNPAUSE"])?;
-    held?;
+    // the write, held on the server, loses its connection
+    server
+        .kill_held(|c| c.cmd == "evalsha" || c.cmd == "eval")
+        .await?;
     let dropped = tokio::time::timeout(Duration::from_secs(10), task).await??;
     match dropped {
         Err(Error::Redis(e)) => assert!(e.is_connection() || e.is_timeout(), "{e}"),
@@ -604,29 +589,13 @@ async fn should_fail_a_dropped_cluster_write_on_two_slots_instead_of_resending_i
     // make `xlen` the stream node's connection's last command, so
     // `cmd=xadd` below can only be the held write
     let _: u64 = redis.client().xlen(&stream).await?;
-    stream_node.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
+    stream_node.pause_writes()?;
     let task = {
         let (wb, k) = (wb.clone(), k.clone());
         tokio::spawn(async move { wb.write(&k, &"v2".to_owned()).await })
     };
-    let held = eventually(
-        "the XADD to reach the stream's node",
-        Duration::from_secs(5),
-        || async {
-            let clients = stream_node
-                .cli(&["CLIENT", "LIST"])
-                .map_err(|e| e.to_string())?;
-            if clients.lines().any(|l| l.contains("cmd=xadd")) {
-                Ok(())
-            } else {
-                Err(format!("not held yet: {clients}"))
-            }
-        },
-    )
-    .await;
-    stream_node.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])?;
-    stream_node.cli(&["CLIENT", "UNPAUSE"])?;
-    held?;
+    // the XADD, held on the stream's node, loses its connection
+    stream_node.kill_held(|c| c.cmd == "xadd").await?;
     let dropped = tokio::time::timeout(Duration::from_secs(10), task).await??;
     match dropped {
         Err(Error::Redis(e)) => assert!(e.is_connection() || e.is_timeout(), "{e}"),

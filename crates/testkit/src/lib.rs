@@ -12,6 +12,7 @@
 //! | [`Sentinel`] | 1 primary, 1 replica, 3 sentinels watching `mymaster`, with [`failover`](Sentinel::failover) |
 //! | [`TlsRedis`] | a standalone server that also serves TLS, with a CA and certificates generated at start |
 //! | [`FaultProxy`] | a TCP proxy in front of a server that adds latency, black-holes, resets or cuts replies ([`Fault`]), switchable at run time |
+//! | [`HeldClient`] | a command held in flight on a server ([`pause_writes`](RedisServer::pause_writes), [`kill_held`](RedisServer::kill_held)): the replay-safety tests drop its connection |
 //! | [`eventually`] | the one polling helper: probe until `Ok`, with a deadline |
 //! | [`TestCtx`] | a shared topology for behaviour tests, reused from `cargo xtask test` when it exported one |
 //!
@@ -38,6 +39,7 @@
 
 pub mod bench;
 mod cluster;
+mod hold;
 mod lifetime;
 mod macros;
 mod masters;
@@ -51,6 +53,7 @@ mod shared;
 mod tls;
 
 pub use cluster::Cluster;
+pub use hold::HeldClient;
 pub use lifetime::{set_lifetime, Lifetime, ServerRecord};
 pub use masters::Masters;
 pub use poll::{eventually, one_failover_at_a_time, POLL_EVERY};

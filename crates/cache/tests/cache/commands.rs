@@ -11,7 +11,7 @@ use std::time::Duration;
 use aeturnis_cache::core::fred::prelude::*;
 use aeturnis_cache::core::fred::types::{ClusterHash, CustomCommand};
 use aeturnis_cache::{Cache, CacheConfig, MatchPattern, Redis, RedisConfig, RedisKey, Ttl};
-use aeturnis_testkit::{eventually, RedisServer};
+use aeturnis_testkit::RedisServer;
 use anyhow::{ensure, Context, Result};
 
 async fn cache_on(server: &RedisServer, config: CacheConfig) -> Result<Cache> {
@@ -147,34 +147,17 @@ async fn should_send_mset_as_one_pipeline() -> Result<()> {
     // the server holds the first `SET`; a pipeline has sent the other
     // N - 1 already (they wait in the connection's query buffer), where
     // one await per key would have sent nothing more
-    server.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
+    server.pause_writes()?;
     let task = {
         let (cache, entries) = (cache.clone(), entries.clone());
         tokio::spawn(async move { cache.mset(&entries, Ttl::Default).await })
     };
-    let min_pending = (N - 1) * value.len();
-    let pending = eventually(
-        "the whole pipeline to reach Redis",
-        Duration::from_secs(5),
-        || async {
-            let clients = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
-            let qbuf = clients
-                .lines()
-                .filter(|l| l.contains("cmd=set "))
-                .find_map(|l| {
-                    l.split(' ')
-                        .find_map(|f| f.strip_prefix("qbuf="))
-                        .and_then(|n| n.parse::<usize>().ok())
-                });
-            match qbuf {
-                Some(n) if n >= min_pending => Ok(n),
-                other => Err(format!("query buffer {other:?}: {clients}")),
-            }
-        },
-    )
-    .await;
-    server.cli(&["CLIENT", "UNPAUSE"])?;
-    let pending = pending?;
+    let min_pending = ((N - 1) * value.len()) as u64;
+    let held = server
+        .held_client(|c| c.cmd == "set" && c.queued >= min_pending)
+        .await;
+    server.unpause()?;
+    let pending = held?.queued;
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .context("mset never finished")???;

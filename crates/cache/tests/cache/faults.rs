@@ -109,25 +109,9 @@ async fn drop_connection_mid_call<T: Send + 'static>(
     command: &str,
     call: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T> {
-    server.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
+    server.pause_writes()?;
     let task = tokio::spawn(call);
-    let held = eventually(
-        "the call to reach Redis",
-        Duration::from_secs(5),
-        || async {
-            let clients = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
-            let held = format!("cmd={command} ");
-            if clients.lines().any(|l| l.contains(&held)) {
-                Ok(())
-            } else {
-                Err(format!("not held yet: {clients}"))
-            }
-        },
-    )
-    .await;
-    server.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])?;
-    server.cli(&["CLIENT", "UNPAUSE"])?;
-    held?;
+    server.kill_held(|c| c.cmd == command).await?;
     Ok(tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .context("the call never finished")??)

@@ -8,9 +8,7 @@ use aeturnis_ratelimit::{check_all, Algorithm, LimitKey, RateLimiter};
 use aeturnis_testkit::{eventually, RedisServer};
 use anyhow::ensure;
 
-use crate::support::{
-    calls, config, connect_url, held, kill_blocked, pause_writes, resume, ALGORITHMS, HOUR,
-};
+use crate::support::{calls, config, connect_url, ALGORITHMS, HOUR};
 
 /// Commands a limiter could send besides its scripts' `EVALSHA` (loading,
 /// plain `EVAL`, transactions, probes). `INFO commandstats` also counts the
@@ -56,10 +54,12 @@ async fn should_check_all_limits_in_one_pipelined_round_trip() -> anyhow::Result
     let checks: Vec<(&RateLimiter, &LimitKey)> = limiters.iter().map(|l| (l, &key)).collect();
 
     server.cli(&["CONFIG", "RESETSTAT"])?;
-    pause_writes(&server)?;
+    server.pause_writes()?;
     let (decision, queued) = tokio::join!(check_all(&checks, NonZeroU32::MIN), async {
-        let h = held(&server, |h| h.queued > 0).await;
-        resume(&server)?;
+        let h = server
+            .held_client(|h| h.cmd == "evalsha" && h.queued > 0)
+            .await;
+        server.unpause()?;
         anyhow::Ok(h?.queued)
     });
     let queued = queued?;
@@ -126,10 +126,10 @@ async fn should_leave_the_unit_consumed_when_a_refund_fails() -> anyhow::Result<
         ensure!(!d.allowed, "{name}: {d:?}");
         ensure!(a.peek(&key, NonZeroU32::MIN).await?.remaining == 5);
 
-        pause_writes(&y)?;
+        y.pause_writes()?;
         let both = [(&a, &key), (&b, &key)];
         let (decision, faults) = tokio::join!(check_all(&both, NonZeroU32::MIN), async {
-            held(&y, |_| true).await?; // b's check waits on y
+            y.held_client(|h| h.cmd == "evalsha").await?; // b's check waits on y
             eventually(
                 "a's check counted on x",
                 Duration::from_secs(10),
@@ -141,9 +141,9 @@ async fn should_leave_the_unit_consumed_when_a_refund_fails() -> anyhow::Result<
                 },
             )
             .await?;
-            pause_writes(&x)?;
-            resume(&y)?; // b denies: a's refund is sent to x, and held
-            kill_blocked(&x).await
+            x.pause_writes()?;
+            y.unpause()?; // b denies: a's refund is sent to x, and held
+            x.kill_held(|h| h.cmd == "evalsha").await.map(drop)
         });
         faults?;
         let d = decision?;

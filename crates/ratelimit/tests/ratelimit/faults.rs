@@ -13,7 +13,7 @@ use aeturnis_ratelimit::{
 use aeturnis_testkit::{eventually, topology_tests, RedisServer, TestCtx};
 use anyhow::ensure;
 
-use crate::support::{connect_url, kill_all, kill_blocked, nz, pause_writes, ALGORITHMS, HOUR};
+use crate::support::{connect_url, nz, ALGORITHMS, HOUR};
 
 /// `limit` per `window`, errors returned, no deny cache (every check
 /// reaches Redis).
@@ -303,9 +303,9 @@ async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Res
                 batch
             } else {
                 // held: the killed connection has every check in flight
-                pause_writes(&server)?;
+                server.pause_writes()?;
                 let batch = spawn();
-                kill_blocked(&server).await?;
+                server.kill_held(|c| c.cmd == "evalsha").await?;
                 held += 1;
                 batch
             };
@@ -316,7 +316,7 @@ async fn should_never_count_a_check_twice_when_connections_drop() -> anyhow::Res
                 if landed == 2 || batch.iter().all(tokio::task::JoinHandle::is_finished) {
                     break;
                 }
-                let n = kill_all(&server)?;
+                let n = server.kill_normal_clients()?;
                 closed += n;
                 landed += u32::from(n > 0);
                 tokio::time::sleep(Duration::from_millis(5)).await;

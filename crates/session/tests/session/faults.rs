@@ -13,8 +13,6 @@ use aeturnis_redis_core::{ReconnectConfig, Redis, RedisConfig};
 use aeturnis_session::{Classify, Error, SessionConfig, SessionManager, SessionMetadata, UserId};
 use aeturnis_testkit::{eventually, RedisServer};
 
-use crate::support::{kill_all, kill_blocked, pause_writes};
-
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn manager(url: &str, config: SessionConfig) -> anyhow::Result<SessionManager> {
@@ -97,7 +95,7 @@ async fn kill_while_running<T>(
         if landed == 2 || tasks.iter().all(tokio::task::JoinHandle::is_finished) {
             break;
         }
-        let n = kill_all(server)?;
+        let n = server.kill_normal_clients()?;
         closed += n;
         landed += u32::from(n > 0);
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -119,14 +117,17 @@ async fn should_keep_the_limit_when_connections_drop_under_a_create_storm() -> a
     let user = UserId::new("storm")?;
     let (mut ok, mut failed, mut held, mut closed) = (0, 0, 0, 0);
     for _ in 0..ROUNDS {
-        pause_writes(&server)?;
+        server.pause_writes()?;
         let tasks: Vec<_> = (0..PER_ROUND)
             .map(|_| {
                 let (m, user) = (m.clone(), user.clone());
                 tokio::spawn(async move { m.create(&user, SessionMetadata::new()).await })
             })
             .collect();
-        assert_eq!(kill_blocked(&server, &["evalsha"]).await?, "evalsha");
+        assert_eq!(
+            server.kill_held(|c| c.cmd == "evalsha").await?.cmd,
+            "evalsha"
+        );
         held += 1;
         closed += kill_while_running(&server, &tasks).await?;
         for t in tasks {
@@ -222,7 +223,7 @@ async fn should_stay_capped_and_revoked_when_connections_drop_under_a_read_storm
     let mut counts = vec![(0_usize, 0_usize, 0_usize); sessions.len()];
     let (mut held, mut closed) = (0, 0);
     for phase in 0..PHASES {
-        pause_writes(&server)?;
+        server.pause_writes()?;
         let tasks: Vec<_> = sessions
             .iter()
             .enumerate()
@@ -260,7 +261,9 @@ async fn should_stay_capped_and_revoked_when_connections_drop_under_a_read_storm
                 })
             })
             .collect();
-        kill_blocked(&server, &["getex", "evalsha"]).await?;
+        server
+            .kill_held(|c| ["getex", "evalsha"].contains(&c.cmd.as_str()))
+            .await?;
         held += 1;
         closed += kill_while_running(&server, &tasks).await?;
         for (i, t) in tasks.into_iter().enumerate() {
@@ -347,12 +350,15 @@ async fn should_not_resend_an_extend_whose_connection_drops() -> anyhow::Result<
     let before: i64 = c.pexpire_time(&key).await?;
     let by = Duration::from_secs(600);
 
-    pause_writes(&server)?;
+    server.pause_writes()?;
     let extend = tokio::spawn({
         let (m, id) = (m.clone(), s.id.clone());
         async move { m.extend(&id, by).await }
     });
-    assert_eq!(kill_blocked(&server, &["evalsha"]).await?, "evalsha");
+    assert_eq!(
+        server.kill_held(|c| c.cmd == "evalsha").await?.cmd,
+        "evalsha"
+    );
     let err = extend.await?.unwrap_err();
     assert_unavailable(&err);
     eventually("the connection is back", DEADLINE, || async {
@@ -390,12 +396,15 @@ async fn should_not_count_stats_twice_when_a_flush_loses_its_connection() -> any
     }
     // the five creates' deltas are pending (the background task writes
     // first one interval after the first create)
-    pause_writes(&server)?;
+    server.pause_writes()?;
     let flush = tokio::spawn({
         let m = m.clone();
         async move { m.flush_stats().await }
     });
-    assert_eq!(kill_blocked(&server, &["evalsha"]).await?, "evalsha");
+    assert_eq!(
+        server.kill_held(|c| c.cmd == "evalsha").await?.cmd,
+        "evalsha"
+    );
     let err = flush.await?.unwrap_err();
     assert_unavailable(&err);
     let stats = eventually("stats after the reconnect", DEADLINE, || async {
@@ -432,7 +441,8 @@ async fn should_not_count_stats_twice_when_a_flush_loses_its_connection() -> any
         })
         .await;
         created += u64::from(made.is_ok());
-        let (flushed, killed) = tokio::join!(m.flush_stats(), async { kill_all(&server) });
+        let (flushed, killed) =
+            tokio::join!(m.flush_stats(), async { server.kill_normal_clients() });
         if let Err(e) = flushed {
             assert_unavailable(&e);
         }

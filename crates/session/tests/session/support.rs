@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_session::{SessionConfig, SessionId, SessionManager, SessionMetadata, UserId};
-use aeturnis_testkit::{eventually, RedisServer, TestCtx};
+use aeturnis_testkit::{eventually, TestCtx};
 
 /// How long any wait in these tests may take.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
@@ -104,55 +104,4 @@ pub(crate) async fn server_time_past(m: &SessionManager, at: Duration) -> anyhow
 pub(crate) async fn next_ms(m: &SessionManager) -> anyhow::Result<()> {
     let start = m.redis().server_time().await?;
     server_time_past(m, start + Duration::from_millis(1)).await
-}
-
-/// Holds every write on `server` (`CLIENT PAUSE .. WRITE`: scripts and
-/// `GETEX` wait unexecuted, with the connection open) until
-/// [`kill_blocked`] lifts it.
-pub(crate) fn pause_writes(server: &RedisServer) -> anyhow::Result<()> {
-    let out = server.cli(&["CLIENT", "PAUSE", "10000", "WRITE"])?;
-    anyhow::ensure!(out.trim() == "OK", "CLIENT PAUSE answered {out:?}");
-    Ok(())
-}
-
-/// Waits until a client of `server` is held by the pause with one of
-/// `commands` in flight (`CLIENT LIST`: flag `b`, `cmd=` the held
-/// command), kills exactly that client (`CLIENT KILL ID`, which must close
-/// one connection) and lifts the pause. Returns the held command.
-pub(crate) async fn kill_blocked(
-    server: &RedisServer,
-    commands: &[&str],
-) -> anyhow::Result<String> {
-    let held = eventually("a command held by the pause", DEADLINE, || async {
-        let list = server.cli(&["CLIENT", "LIST"]).map_err(|e| e.to_string())?;
-        list.lines()
-            .find_map(|line| {
-                let field = |name: &str| {
-                    line.split(' ')
-                        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                };
-                let (id, flags, cmd) = (field("id")?, field("flags")?, field("cmd")?);
-                (flags.contains('b') && commands.contains(&cmd))
-                    .then(|| (id.to_owned(), cmd.to_owned()))
-            })
-            .ok_or_else(|| format!("no client held with {commands:?}: {list}"))
-    })
-    .await;
-    let killed = match &held {
-        Ok((id, _)) => server.cli(&["CLIENT", "KILL", "ID", id]),
-        Err(_) => Ok(String::new()),
-    };
-    let resumed = server.cli(&["CLIENT", "UNPAUSE"]);
-    let (_, cmd) = held?;
-    let killed = killed?;
-    anyhow::ensure!(killed.trim() == "1", "CLIENT KILL ID closed {killed:?}");
-    resumed?;
-    Ok(cmd)
-}
-
-/// Closes every normal client connection of `server` (the fred clients of
-/// the test; `redis-cli`'s own is skipped) and returns how many it closed.
-pub(crate) fn kill_all(server: &RedisServer) -> anyhow::Result<u32> {
-    let out = server.cli(&["CLIENT", "KILL", "TYPE", "normal"])?;
-    Ok(out.trim().parse()?)
 }
