@@ -108,6 +108,26 @@ fn key(s: &Setup, id: &str) -> RedisKey {
     s.cache.key("player").id(id).build().unwrap()
 }
 
+/// The dead letters of `wb`'s first shard, each as its text fields.
+async fn dead_letters<W: Writer>(
+    redis: &Redis,
+    wb: &WriteBehind<W>,
+) -> anyhow::Result<Vec<HashMap<String, String>>> {
+    let dead: Vec<(String, HashMap<String, Value>)> = redis
+        .client()
+        .xrange_values(&wb.dead_letter_keys()[0], "-", "+", None)
+        .await?;
+    Ok(dead
+        .into_iter()
+        .map(|(_, fields)| {
+            fields
+                .into_iter()
+                .map(|(f, v)| (f, v.as_string().unwrap_or_default()))
+                .collect()
+        })
+        .collect())
+}
+
 async fn flush<W: Writer>(wb: &WriteBehind<W>) {
     tokio::time::timeout(Duration::from_secs(10), wb.flush())
         .await
@@ -189,17 +209,11 @@ async fn should_dead_letter_a_batch_after_max_attempts(ctx: TestCtx) -> anyhow::
         (2, 1, 0),
         "{stats:?}"
     );
-    let dead: Vec<(String, HashMap<String, Value>)> = s
-        .redis
-        .client()
-        .xrange_values(&wb.dead_letter_keys()[0], "-", "+", None)
-        .await?;
-    assert_eq!(dead.len(), 1);
-    let fields = &dead[0].1;
-    let text = |f: &str| fields[f].as_string().unwrap();
-    assert_eq!(text("id"), id.to_string());
-    assert_eq!(text("k"), k.to_string());
-    assert_eq!(text("error"), "sink failed: db down");
+    let dead = dead_letters(&s.redis, &wb).await?;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["id"], id.to_string());
+    assert_eq!(dead[0]["k"], k.to_string());
+    assert_eq!(dead[0]["error"], "sink failed: db down");
     wb.shutdown().await;
     s.redis.shutdown().await?;
     Ok(())
@@ -236,17 +250,11 @@ async fn should_dead_letter_only_the_failing_entries_of_a_failing_batch(
         (1, 1, 2, 1, 0),
         "{stats:?}"
     );
-    let dead: Vec<(String, HashMap<String, Value>)> = s
-        .redis
-        .client()
-        .xrange_values(&wb.dead_letter_keys()[0], "-", "+", None)
-        .await?;
+    let dead = dead_letters(&s.redis, &wb).await?;
     assert_eq!(dead.len(), 1, "only the poison entry: {dead:?}");
-    let fields = &dead[0].1;
-    let text = |f: &str| fields[f].as_string().unwrap();
-    assert_eq!(text("id"), bad.to_string());
-    assert_eq!(text("k"), b.to_string());
-    assert_eq!(text("error"), "sink failed: poison value");
+    assert_eq!(dead[0]["id"], bad.to_string());
+    assert_eq!(dead[0]["k"], b.to_string());
+    assert_eq!(dead[0]["error"], "sink failed: poison value");
     wb.shutdown().await;
     s.redis.shutdown().await?;
     Ok(())
@@ -297,14 +305,11 @@ async fn should_dead_letter_an_entry_delivered_more_than_max_deliveries(
         (1, 1, 0, 0),
         "{stats:?}"
     );
-    let dead: Vec<(String, HashMap<String, Value>)> = client
-        .xrange_values(&wb.dead_letter_keys()[0], "-", "+", None)
-        .await?;
+    let dead = dead_letters(&s.redis, &wb).await?;
     assert_eq!(dead.len(), 1, "{dead:?}");
-    let fields = &dead[0].1;
-    assert_eq!(fields["id"].as_string().unwrap(), id.to_string());
+    assert_eq!(dead[0]["id"], id.to_string());
     assert_eq!(
-        fields["error"].as_string().unwrap(),
+        dead[0]["error"],
         "delivered 3 times without being written (a worker died or stalled handling it)"
     );
     wb.shutdown().await;
