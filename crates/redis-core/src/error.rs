@@ -189,9 +189,12 @@ impl Error {
 
     /// The TLS handshake failed: the server's certificate is not signed by
     /// a trusted CA ([`RedisConfig::tls_ca_file`](crate::RedisConfig::tls_ca_file)
-    /// or the system roots), does not name the host, or has expired; or the
-    /// server does not speak TLS. Classed as invalid input: fix the
-    /// certificates or the configuration.
+    /// or the system roots), does not name the host, or has expired; the
+    /// server does not speak TLS; or the server ended the handshake with a
+    /// TLS alert, such as `CertificateRequired` when it asks for a client
+    /// certificate ([`RedisConfig::tls_client_cert`](crate::RedisConfig::tls_client_cert))
+    /// and none was shown, or `UnknownCA` for one it does not trust. Classed
+    /// as invalid input: fix the certificates or the configuration.
     #[must_use]
     pub fn is_tls(&self) -> bool {
         matches!(self, Error::Redis(e) if is_tls(e))
@@ -233,16 +236,23 @@ fn is_unknown_sentinel_service(e: &FredError) -> bool {
 
 /// A TLS failure: fred's `Tls` kind, or rustls's verdict carried in an I/O
 /// error (the handshake runs inside tokio-rustls, which reports through
-/// `std::io::Error`).
+/// `std::io::Error`): our verdict on the server's certificate, or a fatal
+/// alert the server sent (rustls's `AlertReceived`; a closed session is not
+/// one, rustls reports that as end of stream).
 fn is_tls(e: &FredError) -> bool {
     // the `Tls` kind exists only with fred's TLS features
     #[cfg(feature = "tls")]
     if e.kind() == &FredErrorKind::Tls {
         return true;
     }
-    ["InvalidCertificate", "invalid peer certificate"]
-        .iter()
-        .any(|p| e.details().contains(p))
+    [
+        "InvalidCertificate",
+        "invalid peer certificate",
+        "AlertReceived(",
+        "received fatal alert",
+    ]
+    .iter()
+    .any(|p| e.details().contains(p))
 }
 
 fn is_auth(e: &FredError) -> bool {
@@ -318,6 +328,14 @@ mod tests {
             "Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) }",
         ));
         assert!(untrusted.is_tls() && untrusted.is_invalid_input() && !untrusted.is_connection());
+        // what a server asking for a client certificate answers a client
+        // without one (seen in tests/tls.rs)
+        let no_client_cert = Error::from(FredError::new(
+            FredErrorKind::IO,
+            "Custom { kind: InvalidData, error: AlertReceived(CertificateRequired) }",
+        ));
+        assert!(no_client_cert.is_tls() && no_client_cert.is_invalid_input());
+        assert!(!no_client_cert.is_connection() && !no_client_cert.is_retryable());
         let lagging = Error::NotReplicated {
             acked: 0,
             wanted: 1,

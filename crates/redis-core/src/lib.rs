@@ -34,7 +34,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `tls` | `rediss://` URLs, [`RedisConfig::tls`] and [`RedisConfig::tls_ca_file`], through fred's rustls (ring) support |
+//! | `tls` | `rediss://` URLs, [`RedisConfig::tls`], [`RedisConfig::tls_ca_file`] and client certificates ([`RedisConfig::tls_client_cert`]), through fred's rustls (ring) support |
 
 pub use fred;
 
@@ -65,7 +65,7 @@ pub use class::{Classify, ErrorClass};
 pub use client::Redis;
 pub use clock::{ServerClock, ServerTime, DEFAULT_REFRESH_PERIOD, SAMPLES};
 pub use codec::{Codec, CodecKind};
-pub use config::{ConfigError, ReconnectConfig, RedisConfig, Secret, Topology};
+pub use config::{ConfigError, ReconnectConfig, RedisConfig, Secret, TlsClientCert, Topology};
 pub use env::Env;
 pub use error::{Error, Result};
 pub use health::{ConnectionState, Health, HealthStatus};

@@ -2,7 +2,8 @@
 //! level (ours through `tracing`, fred's own through the `log` bridge) is
 //! captured while a client authenticates (default user, ACL user), runs
 //! commands and a script, fails to authenticate and reconnects, and the
-//! password is searched for.
+//! password is searched for. With the `tls` feature, the same across a
+//! mutual-TLS connect and reconnect, for the password and the client key.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failure
 
 use std::io::Write;
@@ -202,5 +203,115 @@ async fn should_never_log_an_acl_users_password_at_trace_level() -> anyhow::Resu
         !logs.contains(PASSWORD),
         "password leaked into logs:\n{logs}"
     );
+    Ok(())
+}
+
+/// Mutual TLS with a password: a connect showing a client certificate,
+/// commands and a script, a dropped connection and its reconnection (a new
+/// handshake, the key used again), all at TRACE (ours, fred's and rustls's
+/// `log` records). Neither the password nor any line of the private key's
+/// PEM body, its whole base64, or its DER bytes (hex, or as a byte list) in
+/// any line.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_never_log_the_tls_key_or_password_across_a_mutual_tls_reconnect(
+) -> anyhow::Result<()> {
+    use aeturnis_redis_core::fred::rustls::pki_types::pem::PemObject;
+    use aeturnis_redis_core::fred::rustls::pki_types::PrivateKeyDer;
+
+    let capture = Capture::global();
+    const PASSWORD: &str = "Osprey-Tundra-3391";
+    let tls = tokio::task::spawn_blocking(aeturnis_testkit::TlsRedis::start_mutual).await??;
+    tls.server()
+        .cli(&["CONFIG", "SET", "requirepass", PASSWORD])?;
+    let key_pem = std::fs::read_to_string(tls.client_key_file())?;
+    let body: Vec<&str> = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && !l.trim().is_empty())
+        .collect();
+    assert!(!body.is_empty(), "{key_pem}");
+    let der = PrivateKeyDer::from_pem_file(tls.client_key_file())?;
+    let secret_bytes = &der.secret_der()[der.secret_der().len() - 32..];
+    let hex: String = secret_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let list = format!("{:?}", &secret_bytes[..12]);
+    let list = list.trim_start_matches('[').trim_end_matches(']');
+    let mut forbidden = vec![PASSWORD.to_owned(), body.concat(), hex, list.to_owned()];
+    forbidden.extend(body.iter().map(|l| (*l).to_owned()));
+
+    let url = format!("rediss://:{PASSWORD}@127.0.0.1:{}", tls.tls_port());
+    let config = RedisConfig::from_url(&url)?
+        .with_tls_ca_file(tls.ca_file())
+        .with_tls_client_cert(tls.client_cert_file(), tls.client_key_file())
+        .with_key_prefix("mtls-logs:")
+        .with_command_timeout(Duration::from_secs(2));
+    let redis = Redis::connect(config.clone()).await?;
+    let client = redis.client();
+    let key = redis.keys().key("k").build()?;
+    client.set::<(), _, _>(&key, "v", None, None, false).await?;
+    assert_eq!(client.get::<String, _>(&key).await?, "v");
+    let script = LuaScript::new("mtls_len", "return string.len(ARGV[1])");
+    let n: i64 = redis
+        .script(&script, vec![key.clone()], vec!["abcd"])
+        .await?;
+    assert_eq!(n, 4);
+
+    // the server drops every client connection: fred reconnects over TLS,
+    // shows the certificate again and authenticates again
+    let reconnected = format!("127.0.0.1:{}", tls.tls_port());
+    let count = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("(re)established") && l.contains(&reconnected))
+            .count()
+    };
+    let before = count(&capture.text());
+    tls.server().cli(&[
+        "-a",
+        PASSWORD,
+        "--no-auth-warning",
+        "CLIENT",
+        "KILL",
+        "TYPE",
+        "normal",
+    ])?;
+    eventually(
+        "the client reconnects over TLS",
+        Duration::from_secs(20),
+        || {
+            let reconnected = count(&capture.text()) > before;
+            let client = client.clone();
+            async move {
+                let pong: String = client.ping(None).await.map_err(|e| e.to_string())?;
+                if reconnected && pong == "PONG" {
+                    Ok(())
+                } else {
+                    Err("no reconnect logged yet".to_owned())
+                }
+            }
+        },
+    )
+    .await?;
+    assert_eq!(client.get::<String, _>(&key).await?, "v");
+    let debug = format!("{config:?} {redis:?}");
+    redis.shutdown().await?;
+
+    let logs = capture.text();
+    assert!(logs.contains(" TRACE "), "no TRACE line captured:\n{logs}");
+    assert!(logs.contains("fred::"), "no fred line captured:\n{logs}");
+    assert!(
+        logs.contains("rustls::"),
+        "no rustls line captured:\n{logs}"
+    );
+    for text in &forbidden {
+        for line in logs.lines() {
+            assert!(
+                !line.contains(text.as_str()),
+                "secret text {text:?} in a log line: {line}"
+            );
+        }
+        assert!(
+            !debug.contains(text.as_str()),
+            "secret text {text:?} in Debug: {debug}"
+        );
+    }
     Ok(())
 }

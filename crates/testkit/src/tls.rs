@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 
 use crate::process::{free_port, make_temp_dir, Spec};
@@ -14,7 +15,10 @@ use crate::server::RedisServer;
 /// A standalone server that also serves TLS, on its own port, with a
 /// certificate for `127.0.0.1` and `localhost` signed by a CA made for it
 /// (`rcgen`, at start). Clients are not asked for a certificate
-/// (`tls-auth-clients no`). The plain port stays open for the harness
+/// (`tls-auth-clients no`) unless it is started with
+/// [`start_mutual`](TlsRedis::start_mutual); either way the CA also signs a
+/// client certificate ([`client_cert_file`](TlsRedis::client_cert_file),
+/// [`client_key_file`](TlsRedis::client_key_file)). The plain port stays open for the harness
 /// (readiness, [`RedisServer::cli`]); clients under test use
 /// [`url`](TlsRedis::url). Dropping it kills the server and removes the
 /// certificates.
@@ -34,18 +38,40 @@ pub struct TlsRedis {
 }
 
 impl TlsRedis {
-    /// Generates a CA, a server certificate it signs and an unrelated CA,
-    /// then starts the server with `--tls-port`.
+    /// Generates a CA, a server and a client certificate it signs and an
+    /// unrelated CA, then starts the server with `--tls-port`, not asking
+    /// clients for a certificate.
     ///
     /// # Errors
     /// Fails when the certificates cannot be made or written, or the server
     /// does not start (the error holds its log).
     pub fn start() -> anyhow::Result<TlsRedis> {
+        Self::start_with(false)
+    }
+
+    /// Like [`start`](TlsRedis::start), with `tls-auth-clients yes`: a TLS
+    /// client must show a certificate signed by [`ca_file`](TlsRedis::ca_file)'s
+    /// CA, such as [`client_cert_file`](TlsRedis::client_cert_file).
+    ///
+    /// # Errors
+    /// As [`start`](TlsRedis::start).
+    pub fn start_mutual() -> anyhow::Result<TlsRedis> {
+        Self::start_with(true)
+    }
+
+    fn start_with(auth_clients: bool) -> anyhow::Result<TlsRedis> {
         let dir = make_temp_dir()?;
         let ca = certificate_authority("aeturnis test CA")?;
         let key = KeyPair::generate()?;
         let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
         let cert = params.signed_by(&key, &ca)?;
+        let client_key = KeyPair::generate()?;
+        let mut client = CertificateParams::new(Vec::<String>::new())?;
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "aeturnis test client");
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client.signed_by(&client_key, &ca)?;
         let other = certificate_authority("an unrelated CA")?;
         let write = |name: &str, pem: String| {
             let path = dir.join(name);
@@ -56,6 +82,8 @@ impl TlsRedis {
         let cert_file = write("server.crt", cert.pem())?;
         let key_file = write("server.key", key.serialize_pem())?;
         write("other-ca.crt", other.pem())?;
+        write("client.crt", client.pem())?;
+        write("client.key", client_key.serialize_pem())?;
         let tls_port = free_port()?;
         let arg = |p: &Path| p.display().to_string();
         let spec = Spec {
@@ -69,7 +97,7 @@ impl TlsRedis {
                 "--tls-ca-cert-file".into(),
                 arg(&ca_file),
                 "--tls-auth-clients".into(),
-                "no".into(),
+                if auth_clients { "yes" } else { "no" }.into(),
             ],
             role: "tls",
             ..Spec::standalone()
@@ -111,6 +139,20 @@ impl TlsRedis {
     #[must_use]
     pub fn other_ca_file(&self) -> PathBuf {
         self.dir.join("other-ca.crt")
+    }
+
+    /// The PEM file of a client certificate signed by
+    /// [`ca_file`](TlsRedis::ca_file)'s CA (for [`start_mutual`](TlsRedis::start_mutual)).
+    #[must_use]
+    pub fn client_cert_file(&self) -> PathBuf {
+        self.dir.join("client.crt")
+    }
+
+    /// The PEM file of [`client_cert_file`](TlsRedis::client_cert_file)'s
+    /// private key (PKCS#8).
+    #[must_use]
+    pub fn client_key_file(&self) -> PathBuf {
+        self.dir.join("client.key")
     }
 
     /// The server (plain port, fault helpers, `cli`).

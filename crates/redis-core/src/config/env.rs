@@ -5,7 +5,7 @@ use crate::codec::CodecKind;
 use crate::env::Env;
 use crate::keys::KeySpace;
 
-use super::{ConfigError, RedisConfig, Topology};
+use super::{ConfigError, RedisConfig, TlsClientCert, Topology};
 
 impl RedisConfig {
     /// Reads the process environment; see the [module docs](super) for the
@@ -73,6 +73,19 @@ impl RedisConfig {
             }
         };
         config.tls_ca_file = env.string("REDIS_TLS_CA_FILE").map(Into::into);
+        config.tls_client_cert = match (
+            env.string("REDIS_TLS_CERT_FILE"),
+            env.string("REDIS_TLS_KEY_FILE"),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsClientCert::new(cert, key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(missing_half("REDIS_TLS_KEY_FILE", "REDIS_TLS_CERT_FILE"))
+            }
+            (None, Some(_)) => {
+                return Err(missing_half("REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE"))
+            }
+        };
         if let Some(v) = env.string("CACHE_KEY_PREFIX") {
             KeySpace::new(&v)
                 .map_err(|e| ConfigError::invalid("CACHE_KEY_PREFIX", e.to_string()))?;
@@ -111,6 +124,14 @@ impl RedisConfig {
         }
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// One half of the client certificate pair is set without the other.
+fn missing_half(missing: &str, set: &str) -> ConfigError {
+    ConfigError::Missing {
+        variable: missing.to_owned(),
+        reason: format!("{set} is set: a client certificate needs both files"),
     }
 }
 
@@ -289,5 +310,28 @@ mod tests {
         let c = RedisConfig::from_url("redis://:topsecret@h:1").unwrap_or_else(|e| panic!("{e}"));
         assert!(!format!("{c:?}").contains("topsecret"));
         assert_eq!(format!("{}", Secret::new("topsecret")), "***");
+    }
+
+    #[test]
+    fn should_want_both_client_certificate_files_or_neither() {
+        for (vars, missing) in [
+            (&[("REDIS_TLS_CERT_FILE", "/c.pem")], "REDIS_TLS_KEY_FILE"),
+            (&[("REDIS_TLS_KEY_FILE", "/k.pem")], "REDIS_TLS_CERT_FILE"),
+        ] {
+            let err = env(vars).expect_err(missing);
+            assert!(
+                matches!(err, ConfigError::Missing { ref variable, .. } if variable == missing),
+                "{err:?}"
+            );
+        }
+        // both, without TLS: named, not silently ignored
+        let err = env(&[
+            ("REDIS_TLS_CERT_FILE", "/c.pem"),
+            ("REDIS_TLS_KEY_FILE", "/k.pem"),
+        ])
+        .expect_err("client certificate without TLS");
+        assert_eq!(err.variable(), "tls_client_cert", "{err}");
+        // neither: no client certificate
+        assert_eq!(env(&[]).map(|c| c.tls_client_cert), Ok(None));
     }
 }

@@ -14,8 +14,8 @@ impl RedisConfig {
     /// fred's config, reconnect policy, connection and performance settings.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] for a `tls_ca_file` that cannot be read or
-    /// holds no certificate.
+    /// [`ConfigError::Invalid`] for a CA file, client certificate or private
+    /// key that cannot be read or used (naming the file, never its content).
     pub(crate) fn fred_parts(
         &self,
     ) -> Result<
@@ -51,7 +51,10 @@ impl RedisConfig {
         };
         #[cfg(feature = "tls")]
         if self.tls {
-            fred.tls = Some(super::tls::connector(self.tls_ca_file.as_deref())?.into());
+            fred.tls = Some(
+                super::tls::connector(self.tls_ca_file.as_deref(), self.tls_client_cert.as_ref())?
+                    .into(),
+            );
         }
         // fred takes u32 milliseconds; validate() bounds max_delay, and the
         // jitter and delays saturate rather than wrap

@@ -14,6 +14,7 @@
 //! | `REDIS_SENTINEL_NODES` | `host:port,...` sentinels when the topology is `sentinel` | required for sentinel |
 //! | `REDIS_TLS` | `true` to use TLS (needs the `tls` feature) | `false` |
 //! | `REDIS_TLS_CA_FILE` | PEM file of the CA certificates to trust instead of the system roots | system roots |
+//! | `REDIS_TLS_CERT_FILE` / `REDIS_TLS_KEY_FILE` | PEM client certificate chain and private key for mutual TLS; both or neither | unset (no client certificate) |
 //! | `REDIS_CONNECT_TIMEOUT_MS` | bound on connecting, milliseconds | `10000` |
 //! | `REDIS_COMMAND_TIMEOUT_MS` | default per-command timeout, milliseconds | `5000` |
 //! | `REDIS_POOL_SIZE` | number of multiplexed connections (≥ 1) | `1` |
@@ -27,6 +28,7 @@
 //! Every variable is read by the workspace's one reader, [`Env`](crate::Env):
 //! an empty value means unset, and an error names the variable.
 
+mod client_cert;
 mod env;
 mod error;
 mod fred;
@@ -39,6 +41,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use client_cert::TlsClientCert;
 pub use error::ConfigError;
 pub use secret::Secret;
 
@@ -139,7 +142,8 @@ impl ReconnectConfig {
 /// Everything needed to connect. Data only: see the `with_*` methods to
 /// change it and [`Redis::connect`](crate::Redis::connect) to use it.
 ///
-/// `Debug` prints the password as `***`.
+/// `Debug` prints the password as `***`, and of the TLS files only their
+/// paths.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RedisConfig {
@@ -157,6 +161,10 @@ pub struct RedisConfig {
     /// system roots (`REDIS_TLS_CA_FILE`); read when connecting. Default:
     /// none (the system roots).
     pub tls_ca_file: Option<PathBuf>,
+    /// A client certificate and key for servers that ask for one (mutual
+    /// TLS; `REDIS_TLS_CERT_FILE` / `REDIS_TLS_KEY_FILE`); read when
+    /// connecting. Default: none.
+    pub tls_client_cert: Option<TlsClientCert>,
     /// Key namespace prefix. Default: `aeturnis:`.
     pub key_prefix: String,
     /// Value codec. Default: MessagePack.
@@ -209,6 +217,7 @@ impl Default for RedisConfig {
             database: None,
             tls: false,
             tls_ca_file: None,
+            tls_client_cert: None,
             key_prefix: KeySpace::DEFAULT_PREFIX.to_owned(),
             codec: CodecKind::MessagePack,
             connect_timeout: Duration::from_secs(10),
@@ -301,6 +310,19 @@ impl RedisConfig {
         self
     }
 
+    /// Shows the client certificate chain of the PEM file at `cert_file`,
+    /// with the private key of the PEM file at `key_file`, to a server that
+    /// asks for one (mutual TLS).
+    #[must_use]
+    pub fn with_tls_client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls_client_cert = Some(TlsClientCert::new(cert_file, key_file));
+        self
+    }
+
     /// Sets the unresponsive-connection bound (`None` disables it).
     #[must_use]
     pub fn with_unresponsive_timeout(mut self, timeout: Option<Duration>) -> Self {
@@ -347,7 +369,8 @@ impl RedisConfig {
     /// Checks every setting, naming the first bad one: an invalid prefix,
     /// a zero or over-long duration (see [`crate::duration`]), an empty
     /// host, port 0, no nodes, an empty sentinel service name, TLS without
-    /// the `tls` feature.
+    /// the `tls` feature, TLS files without TLS, and (reading them) a CA
+    /// file, client certificate or private key that cannot be used.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the setting.
@@ -424,13 +447,18 @@ impl RedisConfig {
                 "built without the `tls` feature",
             ));
         }
-        if self.tls_ca_file.is_some() && !self.tls {
-            return Err(ConfigError::invalid(
-                "tls_ca_file",
-                "set without TLS (use rediss:// or REDIS_TLS=true)",
-            ));
+        for (name, set) in [
+            ("tls_ca_file", self.tls_ca_file.is_some()),
+            ("tls_client_cert", self.tls_client_cert.is_some()),
+        ] {
+            if set && !self.tls {
+                return Err(ConfigError::invalid(
+                    name,
+                    "set without TLS (use rediss:// or REDIS_TLS=true)",
+                ));
+            }
         }
-        // reads and parses the CA file, if any
+        // reads and parses the CA file and the client certificate, if any
         self.fred_parts().map(drop)
     }
 }

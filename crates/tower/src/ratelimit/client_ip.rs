@@ -164,16 +164,20 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
 }
 
 /// A node: `1.2.3.4`, `1.2.3.4:80`, `[2001:db8::1]`, `[2001:db8::1]:80`,
-/// `2001:db8::1`, optionally in double quotes. `unknown` and obfuscated
-/// identifiers are `None`.
+/// `2001:db8::1`, optionally in double quotes. `unknown`, obfuscated
+/// identifiers, and anything after `]` but a port are `None`.
 fn parse_node(node: &str) -> Option<IpAddr> {
     let node = node
         .strip_prefix('"')
         .and_then(|n| n.strip_suffix('"'))
         .unwrap_or(node);
     if let Some(rest) = node.strip_prefix('[') {
-        let (ip, _port) = rest.split_once(']')?;
-        return ip.parse().ok();
+        let (ip, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|port| port.parse::<u16>().is_ok());
+        return if port_ok { ip.parse().ok() } else { None };
     }
     node.parse::<IpAddr>()
         .ok()
@@ -215,6 +219,10 @@ mod tests {
         assert_eq!(parse_node("unknown"), None);
         assert_eq!(parse_node("_hidden"), None);
         assert_eq!(parse_node("[2001:db8::1"), None);
+        assert_eq!(parse_node("[2001:db8::1]:80"), Some(ip("2001:db8::1")));
+        assert_eq!(parse_node("[2001:db8::1]x"), None);
+        assert_eq!(parse_node("[2001:db8::1]:99999"), None);
+        assert_eq!(parse_node("[2001:db8::1]:"), None);
         assert_eq!(forwarded_for("proto=https;For=\"[::1]\""), Some(ip("::1")));
         assert_eq!(forwarded_for("by=10.0.0.1"), None);
     }

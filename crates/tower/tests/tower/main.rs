@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod client_ip;
+mod client_ip_props;
 mod e2e;
 mod faults;
 mod health;
