@@ -130,7 +130,7 @@
     text("locks-acquired", fmtInt(s.locks.acquisitions));
     text("locks-waits", fmtInt(s.locks.waits));
     text("locks-failed", fmtInt(s.locks.failures));
-    text("locks-hand-offs", s.locks.hand_offs === null || s.locks.hand_offs === undefined ? "n/a" : fmtInt(s.locks.hand_offs));
+    text("locks-hand-offs", fmtInt(s.locks.hand_offs));
     const acquiredRate = previous ? rate(s.locks.acquisitions, previous.locks.acquisitions, dt) : null;
     spark($("spark-locks"), push("locks", acquiredRate));
     // limiters
