@@ -40,6 +40,8 @@ return {
   memory: t("redis-memory"),
   hits: t("cache-hits"),
   misses: t("cache-misses"),
+  hitsLabel: t("cache-hits-label"),
+  missesLabel: t("cache-misses-label"),
   sessions: t("sessions-active"),
   users: t("sessions-users"),
   locks: t("locks-acquired"),
@@ -113,6 +115,10 @@ async fn check_page(
     );
     assert!(first["memory"].as_str().unwrap().ends_with("iB"), "{first}");
     assert_eq!(first["hits"], "0");
+    assert_eq!(
+        (first["hitsLabel"].as_str(), first["missesLabel"].as_str()),
+        (Some("hits"), Some("misses"))
+    );
     assert_eq!(first["sessions"], "0");
     assert_eq!(first["locks"], "0");
     assert_eq!(first["handOffs"], "0");
@@ -179,6 +185,11 @@ async fn check_page(
     )
     .await?;
     assert_no_errors(&after);
+    assert_eq!(
+        (after["hitsLabel"].as_str(), after["missesLabel"].as_str()),
+        (Some("hits"), Some("miss")),
+        "2 hits, 1 miss"
+    );
 
     // a few more samples, so the sparklines have a history in the screenshot
     let samples = after["samples"].as_u64().unwrap();
