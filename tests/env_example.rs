@@ -111,10 +111,11 @@ fn should_read_the_whole_env_example_through_every_crate() {
         addr,
         Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))
     );
-    // and the two the demo's config reads (commented out: their defaults)
+    // and the three the demo's config reads (commented out: their defaults)
     let env = Env::new(lookup);
     assert_eq!(env.bool("DEMO_MOVES_WORKERS").unwrap(), None);
     assert_eq!(env.string("DEMO_DATA_DIR"), None);
+    assert_eq!(env.millis("DEMO_PRESENCE_TTL_MS").unwrap(), None);
 
     let asked = asked.into_inner();
     let unread: Vec<&String> = listed.difference(&asked).collect();

@@ -1,7 +1,9 @@
 //! `cargo xtask demo [CARGO RUN ARGS]`: the demo game API server with its own Redis.
 //!
 //! Starts a standalone Redis owned by this process (testkit's `aeturnis-redis`
-//! helper with `--owner-pid`, so it dies with xtask even when xtask is killed), runs
+//! helper with `--owner-pid`: Redis and its reaper run in their own process group, out
+//! of the terminal's Ctrl-C, and the reaper kills Redis when xtask dies, even by
+//! SIGKILL), runs
 //! `cargo run -p aeturnis-demo` in the foreground with `REDIS_URL` pointing at it,
 //! and stops Redis when the server exits. The server's stdin is a pipe xtask holds, so
 //! it stops too when xtask is killed on its own. `DEMO_ADDR` (default `127.0.0.1:8080`),
@@ -10,7 +12,9 @@
 //! seeded by the server on first start. `--instances N` starts N servers on adjacent
 //! ports sharing Redis and the database (players on different instances see each
 //! other through Redis sharded pub/sub). On Ctrl-C each server writes its acknowledged
-//! moves to SQLite before it exits.
+//! moves to SQLite before it exits: the terminal's SIGINT reaches the servers (they are
+//! in xtask's process group) but not Redis, and xtask, which catches SIGINT, waits for
+//! every server to exit before it stops Redis.
 
 use std::process::{ExitCode, Stdio};
 
@@ -34,6 +38,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         )?);
     }
     let (instances, args) = instances(args)?;
+    // from here on Ctrl-C does not stop xtask: the servers stop on it, flush
+    // into Redis, and xtask stops Redis after them
+    let _ctrl_c = CtrlC::catch()?;
     step("check redis-server/redis-cli >= 7", util::ensure_redis)?;
     let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_owned());
     let first: std::net::SocketAddr = addr
@@ -76,7 +83,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
                 .env("DEMO_ADDR", addr)
                 .env("DEMO_DATA_DIR", &data_dir)
                 // The server stops when this pipe closes, i.e. when xtask exits however
-                // it exits (Ctrl-C reaches the whole process group anyway).
+                // it exits (Ctrl-C reaches the servers directly: same process group).
                 .env("DEMO_EXIT_ON_STDIN_EOF", "1")
                 .stdin(Stdio::piped());
             let mut child = cargo
@@ -98,6 +105,30 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         }
         Ok(worst)
     })
+}
+
+/// SIGINT caught (and ignored) while this lives; the servers xtask spawns get the
+/// default disposition back when they exec.
+struct CtrlC {
+    _signal: tokio::signal::unix::Signal,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl CtrlC {
+    fn catch() -> anyhow::Result<CtrlC> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let signal = {
+            let _entered = runtime.enter();
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("catching Ctrl-C")?
+        };
+        Ok(CtrlC {
+            _signal: signal,
+            _runtime: runtime,
+        })
+    }
 }
 
 /// `--instances N` (1 to 8, default 1), and the other arguments (for `cargo run`).

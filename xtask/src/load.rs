@@ -6,9 +6,13 @@
 //! (300 to 900 ms, so a player alone stays near the `api` preset's 100 a
 //! minute and some 429s show), and logs out. Against a loopback demo each
 //! player connects from its own loopback address (`127.1.x.y`), so the per-IP
-//! limits see N clients as a real crowd would, not one.
-//!
-//! WebSocket moves are not driven: the demo has no `/ws` yet (HTTP only).
+//! limits see N clients as a real crowd would, not one. Meanwhile each player
+//! keeps a WebSocket open on `/ws` with its session ([`ws`]): moves at the
+//! movement preset's rate (10 a second) and chat at the chat preset's (10 a
+//! minute); the table adds the messages sent and received per second and the
+//! error frames.
+
+mod ws;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -96,13 +100,17 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async {
         let results = drive(options).await?;
-        print!("{}", table(&results.routes, results.elapsed));
+        print!("{}", table(&results.routes, results.ws, results.elapsed));
         let probe = Player::new(0, options, Results::default());
         let health = probe
             .call("probe", "GET", "/health/detailed", None)
             .await
             .body;
-        println!("{}", after_the_run(&health));
+        let sample = probe
+            .call("probe", "GET", "/dashboard/sample", None)
+            .await
+            .body;
+        println!("{}", after_the_run(&health, &sample));
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -110,6 +118,7 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<ExitCode> {
 /// What a run measured.
 struct Summary {
     routes: BTreeMap<&'static str, Route>,
+    ws: ws::WsFigures,
     elapsed: Duration,
 }
 
@@ -129,6 +138,8 @@ type Results = Arc<Mutex<BTreeMap<&'static str, Route>>>;
 struct Player {
     client: Client<HttpConnector, Full<bytes::Bytes>>,
     base: String,
+    /// The loopback address it connects from, when the demo is on loopback.
+    local: Option<IpAddr>,
     token: Option<String>,
     results: Results,
     rng: u64,
@@ -144,12 +155,12 @@ impl Player {
     fn new(index: u32, options: &Options, results: Results) -> Player {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        if is_loopback(&options.url) {
-            connector.set_local_address(Some(loopback_for(index)));
-        }
+        let local = is_loopback(&options.url).then(|| loopback_for(index));
+        connector.set_local_address(local);
         Player {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base: options.url.clone(),
+            local,
             token: None,
             results,
             rng: 0x9E37_79B9_7F4A_7C15 ^ u64::from(index).wrapping_mul(0xBF58_476D_1CE4_E5B9),
@@ -223,8 +234,14 @@ impl Player {
         answer
     }
 
-    /// Logs in, plays until `until`, logs out.
-    async fn play(mut self, index: u32, players: u32, until: Instant) {
+    /// Logs in, plays (HTTP and WebSocket side by side) until `until`, logs out.
+    async fn play(
+        mut self,
+        index: u32,
+        players: u32,
+        until: Instant,
+        sockets: Arc<ws::WsCounters>,
+    ) {
         let name = format!("load-{index}");
         let login = self
             .call(
@@ -235,11 +252,22 @@ impl Player {
             )
             .await;
         self.token = login.body["token"].as_str().map(str::to_owned);
-        while Instant::now() < until {
-            self.act(&name, index, players).await;
-            let think = Duration::from_millis(300 + self.below(600));
-            tokio::time::sleep(think.min(until.saturating_duration_since(Instant::now()))).await;
-        }
+        let phase = self.below(1000) as f64 / 1000.0;
+        let (base, local, token) = (self.base.clone(), self.local, self.token.clone());
+        let socket = async {
+            if let Some(token) = token {
+                ws::play(&base, local, &token, &name, phase, until, sockets).await;
+            }
+        };
+        let requests = async {
+            while Instant::now() < until {
+                self.act(&name, index, players).await;
+                let think = Duration::from_millis(300 + self.below(600));
+                tokio::time::sleep(think.min(until.saturating_duration_since(Instant::now())))
+                    .await;
+            }
+        };
+        tokio::join!(socket, requests);
         if self.token.is_some() {
             self.call("POST /auth/logout", "POST", "/auth/logout", None)
                 .await;
@@ -320,16 +348,17 @@ async fn drive(options: &Options) -> anyhow::Result<Summary> {
         );
     }
     println!(
-        "==> {} players for {} s against {} (HTTP only: the demo has no /ws yet)",
+        "==> {} players for {} s against {} (HTTP and /ws)",
         options.players, options.seconds, options.url
     );
     let results = Results::default();
+    let sockets = Arc::new(ws::WsCounters::default());
     let started = Instant::now();
     let until = started + Duration::from_secs(options.seconds);
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..options.players {
         let player = Player::new(index, options, results.clone());
-        tasks.spawn(player.play(index, options.players, until));
+        tasks.spawn(player.play(index, options.players, until, sockets.clone()));
     }
     let bar = progress(options.seconds)?;
     while !tasks.is_empty() {
@@ -343,15 +372,23 @@ async fn drive(options: &Options) -> anyhow::Result<Summary> {
             .unwrap_or(0);
         let elapsed = started.elapsed();
         bar.set_position(elapsed.as_millis().try_into().unwrap_or(u64::MAX));
+        let seconds = elapsed.as_secs_f64().max(0.001);
+        let ws = sockets.figures();
         bar.set_message(format!(
-            "{total} requests, {:.0}/s",
-            total as f64 / elapsed.as_secs_f64().max(0.001)
+            "{total} requests, {:.0}/s; {} messages sent, {:.0}/s",
+            total as f64 / seconds,
+            ws.sent,
+            ws.sent as f64 / seconds
         ));
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     let routes = results.lock().map(|r| r.clone()).unwrap_or_default();
-    Ok(Summary { routes, elapsed })
+    Ok(Summary {
+        routes,
+        ws: sockets.figures(),
+        elapsed,
+    })
 }
 
 fn progress(seconds: u64) -> anyhow::Result<ProgressBar> {
@@ -371,8 +408,12 @@ fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
 }
 
-/// The summary table: one row per route, then the total.
-fn table(results: &BTreeMap<&'static str, Route>, elapsed: Duration) -> String {
+/// The summary table: one row per route, the total, then the WebSocket rows.
+fn table(
+    results: &BTreeMap<&'static str, Route>,
+    sockets: ws::WsFigures,
+    elapsed: Duration,
+) -> String {
     use std::fmt::Write;
     let seconds = elapsed.as_secs_f64().max(0.001);
     let mut out = format!(
@@ -404,169 +445,26 @@ fn table(results: &BTreeMap<&'static str, Route>, elapsed: Duration) -> String {
         all.failed += route.failed;
     }
     row("all", &all);
-    out
+    out + &ws::rows(sockets, seconds)
 }
 
-/// Cache hit rate and write-behind lag from `/health/detailed`.
-fn after_the_run(health: &Value) -> String {
+/// Cache hit rate from `/health/detailed`, write-behind lag (moves
+/// acknowledged, not yet in SQLite) from the dashboard's `/dashboard/sample`.
+fn after_the_run(health: &Value, sample: &Value) -> String {
     let checks = &health["checks"];
     let hit_rate = checks["cache:stats"][0]["observedValue"]["hit_rate"]
         .as_f64()
         .map_or_else(|| "n/a".to_owned(), |r| format!("{:.1} %", r * 100.0));
-    let write_behind = checks
-        .as_object()
-        .and_then(|c| c.iter().find(|(k, _)| k.contains("write")))
-        .map_or_else(
-            || "n/a (the demo has no write-behind queue yet)".to_owned(),
-            |(_, v)| v[0]["observedValue"].to_string(),
-        );
+    let write_behind = &sample["write_behind"];
+    let write_behind = match (
+        write_behind["lag"].as_u64(),
+        write_behind["dead_letters"].as_u64(),
+    ) {
+        (Some(lag), Some(dead)) => format!("{lag} moves not yet in SQLite, {dead} dead letters"),
+        _ => "n/a (the demo did not report it)".to_owned(),
+    };
     format!("cache hit rate: {hit_rate}\nwrite-behind at the end: {write_behind}")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn should_parse_options_with_defaults() {
-        let o = Options::parse(&[], "http://127.0.0.1:8080/").unwrap();
-        assert_eq!(
-            (o.players, o.seconds, o.url.as_str()),
-            (20, 10, "http://127.0.0.1:8080")
-        );
-        let o = Options::parse(
-            &args(&[
-                "--players",
-                "5",
-                "--seconds=3",
-                "--url",
-                "http://localhost:9000",
-            ]),
-            "http://x",
-        )
-        .unwrap();
-        assert_eq!(
-            (o.players, o.seconds, o.url.as_str()),
-            (5, 3, "http://localhost:9000")
-        );
-    }
-
-    #[test]
-    fn should_refuse_bad_options() {
-        for bad in [
-            &["--players", "0"][..],
-            &["--players", "ten"],
-            &["--seconds"],
-            &["--url", "https://x"],
-            &["--turbo"],
-            &["--players", "10001"],
-        ] {
-            assert!(Options::parse(&args(bad), "http://x").is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn should_take_nearest_rank_quantiles() {
-        let ms: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert!((quantile_ms(&ms, 0.5) - 50.0).abs() < 1e-9);
-        assert!((quantile_ms(&ms, 0.99) - 99.0).abs() < 1e-9);
-        assert!((quantile_ms(&ms[..1], 0.99) - 1.0).abs() < 1e-9);
-        assert!(quantile_ms(&[], 0.5).abs() < 1e-9);
-    }
-
-    /// A stand-in for the demo: answers every request `200 {"token":"t"}`
-    /// and closes the connection; counts the requests.
-    async fn stub_demo() -> (String, Arc<std::sync::atomic::AtomicU64>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let count = served.clone();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let count = count.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    // the head, then as many body bytes as content-length says
-                    loop {
-                        let n = socket.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        let text = String::from_utf8_lossy(&buf).to_lowercase();
-                        if let Some(end) = text.find("\r\n\r\n") {
-                            let length = text
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .and_then(|v| v.trim().parse::<usize>().ok())
-                                .unwrap_or(0);
-                            if buf.len() >= end + 4 + length {
-                                break;
-                            }
-                        }
-                    }
-                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let body = r#"{"token":"t"}"#;
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(reply.as_bytes()).await;
-                });
-            }
-        });
-        (url, served)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn should_drive_every_player_for_the_given_time() {
-        let (url, served) = stub_demo().await;
-        let options = Options::parse(&args(&["--players", "4", "--seconds", "2"]), &url).unwrap();
-        let started = Instant::now();
-        let summary = drive(&options).await.unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
-        );
-        let routes = &summary.routes;
-        assert_eq!(routes["POST /auth/login"].ok, 4, "one login per player");
-        assert_eq!(routes["POST /auth/logout"].ok, 4, "one logout per player");
-        let total: u64 = routes.values().map(|r| r.ok).sum();
-        // the probe, then at least one action per player beyond login and logout
-        assert_eq!(served.load(std::sync::atomic::Ordering::Relaxed), total + 1);
-        assert!(total >= 4 * 3, "{total} requests");
-        assert!(routes.values().all(|r| r.limited == 0 && r.failed == 0));
-        let text = table(routes, summary.elapsed);
-        assert!(text.lines().last().unwrap().starts_with("all "), "{text}");
-    }
-
-    #[tokio::test]
-    async fn should_refuse_to_run_without_a_demo() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let options = Options::parse(&[], &format!("http://127.0.0.1:{port}")).unwrap();
-        let error = drive(&options).await.err().unwrap();
-        assert!(error.to_string().contains("no demo answers"), "{error}");
-    }
-
-    #[test]
-    fn should_give_each_player_its_own_loopback_address() {
-        assert!(is_loopback("http://127.0.0.1:8080"));
-        assert!(is_loopback("http://localhost:8080/"));
-        assert!(!is_loopback("http://10.0.0.1:8080"));
-        assert_ne!(loopback_for(1), loopback_for(2));
-        assert_ne!(loopback_for(0), loopback_for(256));
-        assert!(matches!(loopback_for(7), IpAddr::V4(ip) if ip.is_loopback()));
-    }
-}
+mod tests;

@@ -109,7 +109,9 @@
     // cache
     text("cache-hit-rate", fmtPct(s.cache.hit_rate));
     text("cache-hits", fmtInt(s.cache.hits));
+    text("cache-hits-label", s.cache.hits === 1 ? "hit" : "hits");
     text("cache-misses", fmtInt(s.cache.misses));
+    text("cache-misses-label", s.cache.misses === 1 ? "miss" : "misses");
     text("cache-stale", fmtInt(s.cache.stale || 0));
     const ops = previous ? rate(s.cache.ops, previous.cache.ops, dt) : null;
     text("cache-ops", ops === null ? "–" : decimal.format(ops));
@@ -130,7 +132,7 @@
     text("locks-acquired", fmtInt(s.locks.acquisitions));
     text("locks-waits", fmtInt(s.locks.waits));
     text("locks-failed", fmtInt(s.locks.failures));
-    text("locks-hand-offs", s.locks.hand_offs === null || s.locks.hand_offs === undefined ? "n/a" : fmtInt(s.locks.hand_offs));
+    text("locks-hand-offs", fmtInt(s.locks.hand_offs));
     const acquiredRate = previous ? rate(s.locks.acquisitions, previous.locks.acquisitions, dt) : null;
     spark($("spark-locks"), push("locks", acquiredRate));
     // limiters

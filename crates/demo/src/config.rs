@@ -71,6 +71,11 @@ pub struct DemoConfig {
     pub leaderboard_ttl: Duration,
     /// The lease of a trade lock. Default: 5 s.
     pub trade_lock_ttl: Duration,
+    /// How long a player stays in a zone's presence without a heartbeat
+    /// (`DEMO_PRESENCE_TTL_MS`): a crashed instance's players drop out
+    /// within it. Sockets send a heartbeat every third of it
+    /// ([`heartbeat`](Self::heartbeat)). Default: 15 s.
+    pub presence_ttl: Duration,
 }
 
 impl DemoConfig {
@@ -125,7 +130,25 @@ impl DemoConfig {
             data_dir: env.string("DEMO_DATA_DIR").map(PathBuf::from),
             leaderboard_ttl: Duration::from_secs(86_400),
             trade_lock_ttl: Duration::from_secs(5),
+            presence_ttl: env
+                .millis("DEMO_PRESENCE_TTL_MS")?
+                .unwrap_or(Duration::from_secs(15)),
         })
+    }
+
+    /// How often a socket refreshes its player's presence: a third of
+    /// [`presence_ttl`](Self::presence_ttl) (at least 1 ms), so two
+    /// heartbeats can be late before the player drops out.
+    #[must_use]
+    pub fn heartbeat(&self) -> Duration {
+        (self.presence_ttl / 3).max(Duration::from_millis(1))
+    }
+
+    /// Sets [`presence_ttl`](Self::presence_ttl).
+    #[must_use]
+    pub fn with_presence_ttl(mut self, ttl: Duration) -> Self {
+        self.presence_ttl = ttl;
+        self
     }
 
     /// Sets [`api_limit`](Self::api_limit).

@@ -41,22 +41,14 @@ pub enum Error {
     /// A cache pattern refused its configuration.
     #[error(transparent)]
     Patterns(#[from] aeturnis_patterns::Error),
-    /// A demo setting is invalid.
-    #[error("invalid demo setting `{variable}`: {reason}")]
-    Setting {
-        /// The variable or field.
-        variable: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
 }
 
 impl Classify for Error {
-    /// Each wrapped error answers with its own class; a demo setting is
-    /// invalid input.
+    /// Each wrapped error answers with its own class; a setting is invalid
+    /// input.
     fn class(&self) -> ErrorClass {
         match self {
-            Error::Config(_) | Error::Setting { .. } => ErrorClass::InvalidInput,
+            Error::Config(_) => ErrorClass::InvalidInput,
             Error::Redis(e) => e.class(),
             Error::Cache(e) => e.class(),
             Error::Session(e) => e.class(),

@@ -69,7 +69,6 @@ pub use config::DemoConfig;
 pub use db::{Db, DbError, Guild, Position, TradeWrite};
 pub use error::{Error, Result};
 pub use players::PlayerProfile;
-pub use realtime::{HEARTBEAT, PRESENCE_TTL};
 pub use response::ApiError;
 pub use snapshot::{
     CacheSnapshot, LimiterSnapshot, LockSnapshot, RedisSnapshot, SessionsSnapshot, Snapshot,

@@ -57,8 +57,9 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("serving")?;
     tracing::info!("shutting down: writing acknowledged moves to SQLite");
-    // bounded: with Redis gone (Ctrl-C reaches `cargo xtask demo`'s Redis
-    // too) the flush cannot finish; what is left stays in the stream
+    // bounded: with Redis gone (stopped by someone else; `cargo xtask demo`
+    // keeps it until its servers exited) the flush cannot finish; what is
+    // left stays in the stream
     match tokio::time::timeout(std::time::Duration::from_secs(5), state.shutdown()).await {
         Ok(Ok(())) => tracing::info!("acknowledged moves written"),
         Ok(Err(e)) => {
@@ -68,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::warn!("flushing moves timed out (they stay in Redis for the next start)")
         }
     }
-    // Redis may already be gone (Ctrl-C reaches `cargo xtask demo`'s Redis too).
+    // Redis may already be gone (a Redis run outside `cargo xtask demo`).
     if let Err(e) = state.redis().shutdown().await {
         tracing::warn!(error = %e, "closing the Redis connection");
     }

@@ -17,8 +17,9 @@
 //! through Redis sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, one channel per
 //! zone, one subscriber client per process); each socket forwards the
 //! events of its zone. Presence: a sorted set per zone scored by expiry,
-//! refreshed every [`HEARTBEAT`]; a crashed instance's players drop out
-//! after [`PRESENCE_TTL`].
+//! refreshed every [`DemoConfig::heartbeat`](crate::DemoConfig::heartbeat);
+//! a crashed instance's players drop out after
+//! [`DemoConfig::presence_ttl`](crate::DemoConfig::presence_ttl).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,11 +42,6 @@ use crate::players::ZONES;
 use crate::response::ApiError;
 use crate::state::AppState;
 use crate::validate;
-
-/// How often a socket refreshes its player's presence.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
-/// How long a presence lasts without a heartbeat.
-pub const PRESENCE_TTL: Duration = Duration::from_secs(15);
 
 /// The process's fan-out: one subscriber client on every zone channel,
 /// relaying each event to the local sockets.
@@ -165,7 +161,7 @@ async fn heartbeat(state: &AppState, user: &str, zone: &str, leaving: Option<&st
         }
     }
     if let Ok(key) = presence_key(state, zone) {
-        let expires = now_ms() + PRESENCE_TTL.as_millis() as f64;
+        let expires = now_ms() + state.config().presence_ttl.as_millis() as f64;
         let added: Result<i64, _> = client
             .zadd(key, None, None, false, false, (expires, user))
             .await;
@@ -218,7 +214,8 @@ async fn play(
     };
     heartbeat(&state, user, &zone, None).await;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut ticks: u32 = 0;
+    let every = state.config().heartbeat();
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             incoming = socket.recv() => {
@@ -249,11 +246,8 @@ async fn play(
                     close_revoked(&mut socket).await;
                     break;
                 }
-                ticks = ticks.wrapping_add(1);
-                if ticks % 5 == 0 {
-                    heartbeat(&state, user, &zone, None).await;
-                }
             }
+            _ = beat.tick() => heartbeat(&state, user, &zone, None).await,
         }
     }
     if let Ok(key) = presence_key(&state, &zone) {

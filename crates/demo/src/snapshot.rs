@@ -102,9 +102,9 @@ pub struct LockSnapshot {
     pub waits: u64,
     /// Acquisitions that ended without the lock.
     pub failures: u64,
-    /// Local hand-offs between waiters. `None`: aeturnis-lock's
-    /// `LockStats` does not count them yet.
-    pub hand_offs: Option<u64>,
+    /// Releases that handed the lock straight to a waiting acquisition
+    /// (aeturnis-lock's `LockStats::handoffs`).
+    pub hand_offs: u64,
 }
 
 /// The movement write-behind.
@@ -186,7 +186,7 @@ impl AppState {
                 acquisitions: locks.acquired,
                 waits: locks.waits,
                 failures: locks.failed,
-                hand_offs: None,
+                hand_offs: locks.handoffs,
             },
             write_behind: match self.store().moves().stats().await {
                 Ok(w) => Some(WriteBehindSnapshot {

@@ -40,6 +40,8 @@ return {
   memory: t("redis-memory"),
   hits: t("cache-hits"),
   misses: t("cache-misses"),
+  hitsLabel: t("cache-hits-label"),
+  missesLabel: t("cache-misses-label"),
   sessions: t("sessions-active"),
   users: t("sessions-users"),
   locks: t("locks-acquired"),
@@ -69,7 +71,7 @@ async fn should_show_live_figures_that_follow_the_traffic_without_script_errors(
     let browser = driver.session(&chromium).await?;
     // end the session (and its Chromium) whatever happened, then report
     let checked = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(check_page(
-        &browser, &router, &base,
+        &browser, &state, &router, &base,
     )))
     .await;
     let closed = browser.close().await;
@@ -82,7 +84,12 @@ async fn should_show_live_figures_that_follow_the_traffic_without_script_errors(
 }
 
 /// The page: first sample, then the figures after traffic, then a screenshot.
-async fn check_page(browser: &Client, router: &Router, base: &str) -> anyhow::Result<()> {
+async fn check_page(
+    browser: &Client,
+    state: &AppState,
+    router: &Router,
+    base: &str,
+) -> anyhow::Result<()> {
     browser.goto(&format!("{base}/dashboard")).await?;
 
     // the first sample arrives and is drawn, before any traffic
@@ -108,15 +115,17 @@ async fn check_page(browser: &Client, router: &Router, base: &str) -> anyhow::Re
     );
     assert!(first["memory"].as_str().unwrap().ends_with("iB"), "{first}");
     assert_eq!(first["hits"], "0");
+    assert_eq!(
+        (first["hitsLabel"].as_str(), first["missesLabel"].as_str()),
+        (Some("hits"), Some("misses"))
+    );
     assert_eq!(first["sessions"], "0");
     assert_eq!(first["locks"], "0");
-    assert_eq!(
-        first["handOffs"], "n/a",
-        "LockStats has no hand-off counter"
-    );
+    assert_eq!(first["handOffs"], "0");
     assert_eq!(first["authChecks"], "0");
 
-    // traffic: two logins, a miss then two hits, one trade (one lock)
+    // traffic: two logins, a miss then two hits, one trade (one lock), one
+    // hand-off
     let alice = login(router, "alice").await;
     login(router, "bob").await;
     for _ in 0..3 {
@@ -126,6 +135,38 @@ async fn check_page(browser: &Client, router: &Router, base: &str) -> anyhow::Re
     let trade = json!({ "with": "bob", "item": "sword" });
     let (status, body) = send(router, Method::POST, "/trade", Some(&alice), Some(trade)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // and two acquisitions contending on the demo's lock manager: the
+    // release hands the lock to the waiting one (two more locks, one hand-off)
+    let locks = state.locks();
+    let held = locks
+        .acquire("dashboard-test", Duration::from_secs(10))
+        .await?;
+    let waiter = tokio::spawn({
+        let locks = locks.clone();
+        async move {
+            let guard = locks
+                .acquire("dashboard-test", Duration::from_secs(10))
+                .await?;
+            guard.release().await
+        }
+    });
+    eventually(
+        "the second acquisition waits",
+        Duration::from_secs(5),
+        || {
+            let waits = locks.stats().waits;
+            async move {
+                if waits == 1 {
+                    Ok(())
+                } else {
+                    Err(format!("{waits} waits"))
+                }
+            }
+        },
+    )
+    .await?;
+    held.release().await?;
+    waiter.await??;
 
     let after = eventually(
         "the page showing the traffic",
@@ -136,13 +177,19 @@ async fn check_page(browser: &Client, router: &Router, base: &str) -> anyhow::Re
                     && page["misses"] == "1"
                     && page["sessions"] == "2"
                     && page["users"] == "2"
-                    && page["locks"] == "1"
+                    && page["locks"] == "3"
+                    && page["handOffs"] == "1"
                     && page["authChecks"] == "2"
             })
         },
     )
     .await?;
     assert_no_errors(&after);
+    assert_eq!(
+        (after["hitsLabel"].as_str(), after["missesLabel"].as_str()),
+        (Some("hits"), Some("miss")),
+        "2 hits, 1 miss"
+    );
 
     // a few more samples, so the sparklines have a history in the screenshot
     let samples = after["samples"].as_u64().unwrap();

@@ -33,6 +33,12 @@ pub struct LockStats {
     pub total_hold: Duration,
     /// Locks deleted by [`force_release`](crate::LockManager::force_release).
     pub forced: u64,
+    /// Releases that handed the lock straight to the next waiter (in
+    /// Redis's FIFO queue or this manager's local queue) instead of
+    /// freeing it: by the holder, by `force_release`, or by a waiter that
+    /// gave up a lock handed to it. A lock passed on from a waiter that had
+    /// gone counts once per hand-off. Always 0 for Redlock (no queue).
+    pub handoffs: u64,
 }
 
 impl LockStats {
@@ -73,6 +79,7 @@ pub(crate) struct StatsCell {
     released: AtomicU64,
     hold_nanos: AtomicU64,
     forced: AtomicU64,
+    handoffs: AtomicU64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -106,6 +113,9 @@ impl StatsCell {
     pub(crate) fn forced(&self) {
         self.forced.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn handed_off(&self) {
+        self.handoffs.fetch_add(1, Ordering::Relaxed);
+    }
 
     pub(crate) fn snapshot(&self) -> LockStats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -119,6 +129,7 @@ impl StatsCell {
             released: get(&self.released),
             total_hold: Duration::from_nanos(get(&self.hold_nanos)),
             forced: get(&self.forced),
+            handoffs: get(&self.handoffs),
         }
     }
 }

@@ -16,7 +16,10 @@ pub enum Lifetime {
     /// (a reaper process watches a pipe that only this process holds open).
     Process,
     /// Kept alive until the process with this pid exits (a reaper polls it every second).
-    /// `cargo xtask test` uses this so that its servers die with it.
+    /// The servers and their reapers run in their own process group, so the terminal's
+    /// Ctrl-C reaches only the owner, which decides when to stop them (`cargo xtask demo`
+    /// waits for its game servers to flush into Redis first); killed on its own, the owner
+    /// still takes them with it. `cargo xtask test` uses this so that its servers die with it.
     Owner(u32),
     /// Never reaped, and in their own process group so that Ctrl-C in the terminal does
     /// not reach them. `cargo xtask redis up` uses this; `redis down` stops them.

@@ -190,7 +190,10 @@ impl Launch {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if lifetime() == Lifetime::Detached {
+        // Detached and owned servers live in their own process group: the
+        // terminal's Ctrl-C must not stop them under their owner (`cargo xtask
+        // demo` lets its servers flush to Redis first, then stops it).
+        if matches!(lifetime(), Lifetime::Detached | Lifetime::Owner(_)) {
             command.process_group(0);
         }
         let child = command
@@ -315,7 +318,13 @@ impl Reaper {
                 Stdio::null(),
             ),
         };
-        let mut child = Command::new("sh")
+        let mut reaper = Command::new("sh");
+        if matches!(lifetime(), Lifetime::Owner(_)) {
+            // out of the terminal's reach like its server: it must outlive a
+            // Ctrl-C of its owner to kill the server when the owner dies
+            reaper.process_group(0);
+        }
+        let mut child = reaper
             .arg("-c")
             .arg(script)
             .arg("aeturnis-reaper")

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use aeturnis_demo::{DemoConfig, Position};
+use aeturnis_redis_core::fred::prelude::*;
+use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand};
 use aeturnis_testkit::{eventually, topology_tests, TestCtx};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
@@ -15,38 +17,64 @@ fn cache(reply: &Reply) -> &str {
     reply.header("x-cache").unwrap_or("none")
 }
 
+/// Redis's clock (`TIME`) in milliseconds: the clock the cache patterns
+/// judge an entry's soft TTL by.
+async fn server_ms(api: &Api) -> anyhow::Result<u64> {
+    let time = CustomCommand::new_static("TIME", ClusterHash::Random, false);
+    let reply: Vec<String> = api
+        .state
+        .redis()
+        .client()
+        .custom(time, Vec::<String>::new())
+        .await?;
+    let (secs, micros): (u64, u64) = (reply[0].parse()?, reply[1].parse()?);
+    Ok(secs * 1000 + micros / 1000)
+}
+
 async fn should_serve_a_profile_as_miss_then_hit_then_stale_while_it_revalidates(
     ctx: TestCtx,
 ) -> anyhow::Result<()> {
-    let config = DemoConfig::defaults()?.with_profile_soft_ttl(Duration::from_millis(300));
-    let api = Api::new(&ctx, config).await?;
+    let api = Api::new(&ctx, DemoConfig::defaults()?).await?;
     let miss = api.get("/players/carol/profile", None).await;
     assert_eq!((miss.status, cache(&miss)), (StatusCode::OK, "miss"));
     assert_eq!(miss.body["level"], 33);
     assert_eq!(miss.body["zone"], "meadow");
     let hit = api.get("/players/carol/profile", None).await;
     assert_eq!(cache(&hit), "hit");
+
+    // Stale: an instance whose entries go stale 1 ms after they are filled
+    // (the patterns refuse a soft TTL of 0), on its own database
+    let config = DemoConfig::defaults()?.with_profile_soft_ttl(Duration::from_millis(1));
+    let aging = Api::new(&ctx, config).await?;
+    let miss = aging.get("/players/dave/profile", None).await;
+    assert_eq!((cache(&miss), &miss.body["level"]), ("miss", &json!(8)));
+    let filled = server_ms(&aging).await?;
     // the row changes behind the cache's back (no invalidation)
     assert!(
-        api.state
+        aging
+            .state
             .store()
             .db()
-            .set_character("carol", "mage", 34)
+            .set_character("dave", "rogue", 9)
             .await?
     );
-    // the entry ages past its soft TTL with no read in between (a read close
-    // to the soft TTL may refresh early, XFetch): time passing is the
-    // behaviour under test here, not a stand-in for synchronisation
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // the entry's soft TTL has passed by Redis's clock (polled, without
+    // reading the entry: a read just before the soft TTL may refresh early)
+    eventually("5 ms on Redis's clock", Duration::from_secs(2), || async {
+        let now = server_ms(&aging).await?;
+        anyhow::ensure!(now >= filled + 5, "{now} < {filled} + 5");
+        anyhow::Ok(())
+    })
+    .await?;
     // the old row is served, stale, while one refresh runs
-    let stale = api.get("/players/carol/profile", None).await;
+    let stale = aging.get("/players/dave/profile", None).await;
     assert_eq!(cache(&stale), "stale");
-    assert_eq!(stale.body["level"], 33, "{}", stale.body);
-    // ...and the refreshed entry is a hit with the new row
+    assert_eq!(stale.body["level"], 8, "{}", stale.body);
+    // ...and the refreshed entry holds the new row (stale again 1 ms later)
     eventually("the refreshed profile", Duration::from_secs(3), || async {
-        let r = api.get("/players/carol/profile", None).await;
+        let r = aging.get("/players/dave/profile", None).await;
         match (cache(&r), r.body["level"].as_u64()) {
-            ("hit", Some(34)) => Ok(()),
+            ("hit" | "stale", Some(9)) => Ok(()),
             (c, l) => Err(format!("X-Cache {c}, level {l:?}")),
         }
     })

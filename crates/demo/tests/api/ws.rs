@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aeturnis_demo::{app, DemoConfig};
-use aeturnis_testkit::{topology_tests, TestCtx};
+use aeturnis_testkit::{eventually, topology_tests, TestCtx};
 use axum::http::{Method, StatusCode};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -213,3 +213,71 @@ async fn should_fan_chat_and_moves_out_between_two_instances(ctx: TestCtx) -> an
 }
 
 topology_tests!(should_fan_chat_and_moves_out_between_two_instances);
+
+/// Players online in every zone, as the dashboard counts them.
+async fn online(api: &Api) -> u64 {
+    api.state
+        .snapshot()
+        .await
+        .zones
+        .iter()
+        .map(|z| z.online)
+        .sum()
+}
+
+#[tokio::test]
+async fn should_drop_a_crashed_instances_players_from_presence_within_the_ttl() -> anyhow::Result<()>
+{
+    let ctx = TestCtx::standalone("demo_presence_crash").await;
+    let ttl = Duration::from_millis(1500);
+    let config = DemoConfig::defaults()?.with_presence_ttl(ttl);
+    let watcher = Api::new(&ctx, config.clone()).await?;
+    // The instance that crashes runs on a runtime of its own: shutting that
+    // runtime down drops its tasks (sockets, Redis connections) where they
+    // stand, without the clean-up a closing socket does.
+    let crashing = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let (addr, token) = crashing
+        .spawn({
+            let ctx = ctx.clone();
+            async move {
+                let api = Api::new(&ctx, config).await.unwrap();
+                (serve(&api).await, api.login("dave").await)
+            }
+        })
+        .await?;
+    let mut dave = connect(addr, &token).await;
+    send(
+        &mut dave,
+        json!({ "type": "move", "zone": "keep", "x": 1, "y": 1 }),
+    )
+    .await;
+    assert_eq!(next_of(&mut dave, &["ack"]).await["type"], "ack");
+    assert_eq!(online(&watcher).await, 1, "dave is online");
+
+    crashing.shutdown_background();
+    assert_eq!(
+        online(&watcher).await,
+        1,
+        "a crash leaves the presence behind (no clean-up ran)"
+    );
+    // gone within the TTL (plus the time a probe takes)
+    eventually(
+        "dave drops out of presence",
+        ttl + Duration::from_millis(500),
+        || {
+            let watcher = &watcher;
+            async move {
+                match online(watcher).await {
+                    0 => Ok(()),
+                    n => Err(format!("{n} online")),
+                }
+            }
+        },
+    )
+    .await?;
+    drop(dave);
+    Ok(())
+}

@@ -21,6 +21,7 @@ impl LockManager {
         // handed to a waiter: if it waits in this process, it holds the
         // lock as of now (the pub/sub message tells the others)
         if let ReleaseOutcome::Released(Some(value)) = &released {
+            self.inner.stats.handed_off();
             self.inner.wakers.grant(value);
         }
         Ok(released)
@@ -80,6 +81,9 @@ impl LockManager {
             next.ttl_ms,
         )
         .await;
+        if let Ok(ReleaseOutcome::Released(Some(_))) = &outcome {
+            self.inner.stats.handed_off();
+        }
         let handoff = match &outcome {
             Ok(ReleaseOutcome::Released(Some(value))) if value.starts_with(next.token.as_str()) => {
                 Handoff::Granted {

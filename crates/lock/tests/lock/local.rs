@@ -162,7 +162,39 @@ async fn should_leave_no_local_entry_behind(ctx: TestCtx) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A release with a local task waiting hands the lock over (counted once);
+/// a release with nobody waiting frees it (not counted).
+async fn should_count_a_hand_off_to_a_local_waiter(ctx: TestCtx) -> anyhow::Result<()> {
+    let locks = manager(&ctx, LockConfig::default()).await?;
+    let held = locks.acquire("handed", LONG).await?;
+    let waiter = tokio::spawn({
+        let locks = locks.clone();
+        async move {
+            let guard = locks.acquire("handed", LONG).await?;
+            guard.release().await?;
+            anyhow::Ok(())
+        }
+    });
+    eventually("the second task waits", Duration::from_secs(5), || async {
+        anyhow::ensure!(locks.stats().waits == 1, "not yet");
+        anyhow::Ok(())
+    })
+    .await?;
+    assert_eq!(locks.stats().handoffs, 0);
+    held.release().await?;
+    assert_eq!(locks.stats().handoffs, 1, "handed to the waiter");
+    waiter.await??;
+    let stats = locks.stats();
+    assert_eq!(
+        (stats.acquired, stats.released, stats.waits, stats.handoffs),
+        (2, 2, 1, 1),
+        "the waiter's own release had nobody to hand to: {stats:?}"
+    );
+    Ok(())
+}
+
 aeturnis_testkit::topology_tests!(
+    should_count_a_hand_off_to_a_local_waiter,
     should_leave_no_local_entry_behind,
     should_not_wait_locally_past_a_stuck_holders_lease,
     should_serve_50_local_tasks_in_fence_order,
