@@ -43,8 +43,37 @@ pub(crate) struct FaultRun {
     /// Whether the fault can lose data (a killed server without
     /// persistence, a killed primary's replication lag).
     pub(crate) loses_data: bool,
+    /// A killed primary's replication-lag window.
+    pub(crate) lag: Option<LagWindow>,
     /// Why the injection itself failed, if it did.
     pub(crate) injection_error: Option<String>,
+}
+
+/// A killed primary's replication-lag window: from `synced` (every write
+/// acknowledged before it was on the replica) to the kill. Writes
+/// acknowledged from `synced` until the promotion may be lost (none can be
+/// acknowledged by the dead primary after the kill); nothing acknowledged
+/// before `synced` may.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LagWindow {
+    pub(crate) synced: Duration,
+    /// Just before the SIGKILL was sent.
+    pub(crate) killed: Duration,
+    /// When the replica was seen promoted.
+    pub(crate) promoted: Duration,
+}
+
+impl FaultRun {
+    /// The acknowledgement times whose writes this fault may lose: a killed
+    /// primary's lag window; everything before the restart of a killed
+    /// server without persistence; the whole window of a plain failover.
+    pub(crate) fn may_lose(&self, at: Duration) -> bool {
+        match self.lag {
+            Some(w) => w.synced <= at && at <= w.promoted,
+            None if self.kind == crate::env::Kind::KillRestart.name() => at <= self.healed,
+            None => self.loses_data && self.start <= at && at <= self.healed,
+        }
+    }
 }
 
 /// A broken invariant, when it was seen.
