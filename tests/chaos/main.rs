@@ -17,6 +17,7 @@
 //! |---|---|
 //! | `env` | the servers (standalone behind the fault proxy, a cluster, a sentinel set), the ACL user, the faults |
 //! | `sentinel` | the sentinel set's faults |
+//! | `lag` | a killed primary's replication-lag window, measured |
 //! | `workload` | one paced worker per activity, through each layer's public API |
 //! | `record` | every call's outcome, every fault's window and recovery |
 //! | `check` | the invariants |
@@ -27,6 +28,7 @@
 
 mod check;
 mod env;
+mod lag;
 mod record;
 mod report;
 mod secrets;
@@ -165,6 +167,12 @@ fn run() -> anyhow::Result<bool> {
         let text = report::markdown(&results, args.seed, args.minutes, &scan);
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("chaos: wrote {}", path.display());
+        // the recovery figures, for the chart `cargo xtask chaos` draws
+        let json = path.with_extension("json");
+        let figures = serde_json::to_string_pretty(&report::recovery_json(&results))?;
+        std::fs::write(&json, figures + "\n")
+            .with_context(|| format!("writing {}", json.display()))?;
+        println!("chaos: wrote {}", json.display());
     }
     Ok(ok)
 }

@@ -124,6 +124,10 @@ fn topology_section(out: &mut String, run: &TopologyRun) {
         );
     }
 
+    if !run.losses.is_empty() {
+        losses_table(out, run);
+    }
+
     // operations by layer
     let _ = writeln!(out, "\n### Operations\n");
     let _ = writeln!(out, "| layer | operations | ok | errors by class | hung |");
@@ -274,4 +278,74 @@ pub(crate) fn markdown(
         topology_section(&mut out, run);
     }
     out
+}
+
+/// Each data-losing fault: what was acknowledged within its window and lost.
+fn losses_table(out: &mut String, run: &TopologyRun) {
+    let _ = writeln!(
+        out,
+        "\n### Data-losing faults: acknowledged within the window, lost\n"
+    );
+    let _ = writeln!(
+        out,
+        "A killed primary's window runs from the moment its replica had processed the \
+         primary's replication offset (read just then) to the kill; a restarted server \
+         without persistence loses everything before its restart; a plain failover, what \
+         was acknowledged while it ran. Nothing acknowledged outside these windows may be \
+         lost (the ledger invariant below).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| fault | at | lag window (synced → kill) | ledger writes acknowledged in it | lost | revokes lost (session read back) | fenced writes refused after it |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for l in &run.losses {
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} s | {} | {} | {} | {} | {} |",
+            l.kind,
+            l.at.as_secs_f64(),
+            l.lag.map_or("-".into(), ms),
+            if l.lag.is_some() {
+                l.acked.to_string()
+            } else {
+                "-".into()
+            },
+            l.lost,
+            l.revokes,
+            l.fences
+        );
+    }
+}
+
+/// Recovery per fault kind and topology, for `cargo xtask chaos`'s chart:
+/// `[{"topology", "fault", "p50_ms", "max_ms", "injected"}]`.
+pub(crate) fn recovery_json(runs: &[TopologyRun]) -> serde_json::Value {
+    let mut rows = Vec::new();
+    for run in runs {
+        let faults = run.rec.faults();
+        let mut kinds: Vec<&'static str> = Vec::new();
+        for f in &faults {
+            if !kinds.contains(&f.kind) {
+                kinds.push(f.kind);
+            }
+        }
+        for kind in kinds {
+            let mut rec: Vec<Duration> = faults
+                .iter()
+                .filter(|f| f.kind == kind)
+                .filter_map(|f| f.recovery)
+                .collect();
+            rec.sort();
+            let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+            rows.push(serde_json::json!({
+                "topology": run.topology.name(),
+                "fault": kind,
+                "injected": faults.iter().filter(|f| f.kind == kind).count(),
+                "p50_ms": ms(percentile(&rec, 0.5)),
+                "max_ms": ms(rec.last().copied()),
+            }));
+        }
+    }
+    serde_json::Value::Array(rows)
 }

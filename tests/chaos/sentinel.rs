@@ -9,7 +9,8 @@ use aeturnis_redis_core::acl::acl_rules;
 use aeturnis_testkit::{RedisServer, Sentinel};
 use anyhow::Context;
 
-use crate::env::{blocking, synced_then, Kind};
+use crate::env::{blocking, Kind};
+use crate::lag::synced_then;
 use crate::record::{LagWindow, Recorder};
 use crate::{PASSWORD, PREFIX, USER};
 
