@@ -393,6 +393,8 @@ pub(crate) struct Loss {
     pub(crate) at: Duration,
     /// A killed primary's window: from the replica in sync to the kill.
     pub(crate) lag: Option<Duration>,
+    /// A killed primary: from the kill to the replica seen promoted.
+    pub(crate) promotion: Option<Duration>,
     /// Ledger writes acknowledged within the window, and lost.
     pub(crate) acked: usize,
     pub(crate) lost: usize,
@@ -431,6 +433,7 @@ pub(crate) async fn ledger(rec: &Recorder, layers: &Layers, logs: &Logs) -> (Ver
             kind: f.kind,
             at: f.start,
             lag: f.lag.map(|w| w.killed.saturating_sub(w.synced)),
+            promotion: f.lag.map(|w| w.promoted.saturating_sub(w.killed)),
             acked: acked
                 .iter()
                 .filter(|(_, at)| f.lag.is_some() && f.may_lose(*at))

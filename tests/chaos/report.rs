@@ -328,16 +328,17 @@ fn losses_table(out: &mut String, run: &TopologyRun) {
     );
     let _ = writeln!(
         out,
-        "| fault | at | lag window (synced → kill) | ledger writes acknowledged in it | lost | revokes lost (session read back) | fenced writes refused after it |"
+        "| fault | at | lag window (synced → kill) | kill → replica promoted | ledger writes acknowledged in the window (all shards) | lost | revokes lost (session read back) | fenced writes refused after it |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for l in &run.losses {
         let _ = writeln!(
             out,
-            "| {} | {:.1} s | {} | {} | {} | {} | {} |",
+            "| {} | {:.1} s | {} | {} | {} | {} | {} | {} |",
             l.kind,
             l.at.as_secs_f64(),
             l.lag.map_or("-".into(), ms),
+            l.promotion.map_or("-".into(), ms),
             if l.lag.is_some() {
                 l.acked.to_string()
             } else {
