@@ -71,3 +71,30 @@ where
     .await?;
     Ok(at)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRIMARY_INFO: &str = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\
+        slave0:ip=127.0.0.1,port=30004,state=online,offset=5127,lag=0\r\n\
+        master_repl_offset:5127\r\n";
+
+    #[test]
+    fn should_read_the_replica_port_and_the_offsets_of_info_replication() {
+        assert_eq!(replica_port(PRIMARY_INFO).unwrap(), 30004);
+        assert_eq!(
+            info_offset(PRIMARY_INFO, "master_repl_offset").unwrap(),
+            5127
+        );
+        let replica = "role:slave\r\nslave_read_repl_offset:5200\r\nslave_repl_offset:5190\r\n";
+        // the processed offset, not the one merely read from the link
+        assert_eq!(info_offset(replica, "slave_repl_offset").unwrap(), 5190);
+    }
+
+    #[test]
+    fn should_refuse_a_primary_without_replica() {
+        let err = replica_port("role:master\r\nconnected_slaves:0\r\n").unwrap_err();
+        assert!(err.to_string().contains("no replica"), "{err:#}");
+    }
+}

@@ -213,3 +213,56 @@ pub(crate) fn class_name<E: Classify>(e: &E) -> &'static str {
         _ => "Other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::Kind;
+
+    fn fault(kind: Kind, start: u64, healed: u64, lag: Option<LagWindow>) -> FaultRun {
+        FaultRun {
+            kind: kind.name(),
+            start: Duration::from_millis(start),
+            healed: Duration::from_millis(healed),
+            recovery: Some(Duration::from_millis(1)),
+            loses_data: true,
+            lag,
+            injection_error: None,
+        }
+    }
+
+    #[test]
+    fn should_let_a_killed_primary_lose_only_what_was_acknowledged_in_its_lag_window() {
+        let window = LagWindow {
+            synced: Duration::from_millis(1000),
+            killed: Duration::from_millis(1030),
+            promoted: Duration::from_millis(4000),
+        };
+        let f = fault(Kind::KillPrimary, 990, 6000, Some(window));
+        let ms = Duration::from_millis;
+        assert!(
+            !f.may_lose(ms(999)),
+            "acknowledged before the replica had it"
+        );
+        assert!(f.may_lose(ms(1000)) && f.may_lose(ms(1030)) && f.may_lose(ms(4000)));
+        assert!(
+            !f.may_lose(ms(4001)),
+            "acknowledged by the promoted replica"
+        );
+    }
+
+    #[test]
+    fn should_let_a_restarted_server_lose_everything_before_it_came_back() {
+        let f = fault(Kind::KillRestart, 5000, 6000, None);
+        assert!(f.may_lose(Duration::ZERO) && f.may_lose(Duration::from_millis(6000)));
+        assert!(!f.may_lose(Duration::from_millis(6001)));
+    }
+
+    #[test]
+    fn should_let_a_plain_failover_lose_only_what_was_acknowledged_while_it_ran() {
+        let f = fault(Kind::SentinelFailover, 5000, 6000, None);
+        assert!(!f.may_lose(Duration::from_millis(4999)));
+        assert!(f.may_lose(Duration::from_millis(5500)));
+        assert!(!f.may_lose(Duration::from_millis(6001)));
+    }
+}

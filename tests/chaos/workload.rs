@@ -434,7 +434,12 @@ async fn lock_worker(mut w: W) {
                 Some(Err(stale)) => {
                     // refused although held: only right if the grant lapsed
                     let held = w.rec.now() - sent;
-                    if held < LOCK_TTL && w.rec.epoch(sent) > 0 {
+                    // a data-losing fault began before the refusal: one
+                    // healed or in progress when the acquire was sent, or
+                    // since (an acquire sent while the server was down is
+                    // answered by the emptied one)
+                    let after_loss = epoch != Some(0) || w.epoch() != Some(0);
+                    if held < LOCK_TTL && after_loss {
                         // after a data-losing fault the fence counter starts
                         // again from 1, below a fenced record written since
                         // with an older grant's fence: refused, not overlapped
