@@ -109,11 +109,28 @@ pub(crate) async fn all(
             .filter(|v| v.invariant == name)
             .count()
     };
+    let faults = rec.faults();
+    let revived = logs.revived.lock().unwrap().clone();
+    let mut in_window = 0;
+    for (revoked, seen) in &revived {
+        if faults.iter().any(|f| f.may_lose(*revoked)) {
+            in_window += 1;
+        } else {
+            rec.violation_at(
+                "no revoked session readable again",
+                *seen,
+                format!("session revoked at {revoked:?} was returned"),
+            );
+        }
+    }
     let n = by_name("no revoked session readable again");
     verdict(
         "sessions: no revoked session readable again",
         n == 0,
-        format!("{n} revoked sessions read back"),
+        format!(
+            "{n} revoked sessions read back; {in_window} whose revoke was acknowledged within \
+             a data-losing fault's window (reported per fault)"
+        ),
     );
     let n = by_name("per-user session limit");
     verdict(
@@ -152,7 +169,6 @@ pub(crate) async fn all(
         panics == 0,
         format!("{panics} workers panicked"),
     );
-    let faults = rec.faults();
     let slow: Vec<String> = faults
         .iter()
         .filter(|f| f.recovery.map_or(true, |r| r > recovery_bound(f.kind)))
@@ -246,7 +262,7 @@ async fn lock_checks(
              counter restarted below a fenced record written with an older grant's fence)",
             grants.len(),
             n - overlaps,
-            logs.regressed.load(std::sync::atomic::Ordering::Relaxed)
+            logs.regressed.lock().unwrap().len()
         ),
     );
     // no lost increment: the acknowledged values of an epoch are distinct
@@ -367,4 +383,109 @@ fn recovery_bound(kind: &str) -> Duration {
     } else {
         RECOVERY_BOUND
     }
+}
+
+/// What one data-losing fault lost of what was acknowledged within its
+/// window (for a killed primary: its replication-lag window).
+#[derive(Debug, Clone)]
+pub(crate) struct Loss {
+    pub(crate) kind: &'static str,
+    pub(crate) at: Duration,
+    /// A killed primary's window: from the replica in sync to the kill.
+    pub(crate) lag: Option<Duration>,
+    /// A killed primary: from the kill to the replica seen promoted.
+    pub(crate) promotion: Option<Duration>,
+    /// Ledger writes acknowledged within the window, and lost.
+    pub(crate) acked: usize,
+    pub(crate) lost: usize,
+    /// Revokes acknowledged within the window whose session was read back.
+    pub(crate) revokes: usize,
+    /// Fenced writes refused within their TTL from this fault to the next
+    /// data-losing one (the fence counter went back).
+    pub(crate) fences: usize,
+}
+
+/// The ledger: every acknowledged write read back. A missing one is lost
+/// within a data-losing fault's window (reported per fault), or a
+/// violation. Returns the verdict and each data-losing fault's losses.
+pub(crate) async fn ledger(rec: &Recorder, layers: &Layers, logs: &Logs) -> (Verdict, Vec<Loss>) {
+    use futures::StreamExt;
+    let acked = logs.ledger.lock().unwrap().clone();
+    let reads: Vec<(u64, Duration, Result<Option<u64>, String>)> =
+        futures::stream::iter(acked.iter().copied())
+            .map(|(seq, at)| {
+                let (cache, key) = (layers.cache.clone(), layers.key("ledger", seq));
+                async move {
+                    let got = tokio::time::timeout(CMD_TIMEOUT * 4, cache.get::<u64>(&key))
+                        .await
+                        .map_err(|_| "timed out".to_owned())
+                        .and_then(|r| r.map_err(|e| e.to_string()));
+                    (seq, at, got)
+                }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+    let faults: Vec<_> = rec.faults().into_iter().filter(|f| f.loses_data).collect();
+    let mut losses: Vec<Loss> = faults
+        .iter()
+        .map(|f| Loss {
+            kind: f.kind,
+            at: f.start,
+            lag: f.lag.map(|w| w.killed.saturating_sub(w.synced)),
+            promotion: f.lag.map(|w| w.promoted.saturating_sub(w.killed)),
+            acked: acked
+                .iter()
+                .filter(|(_, at)| f.lag.is_some() && f.may_lose(*at))
+                .count(),
+            lost: 0,
+            revokes: 0,
+            fences: 0,
+        })
+        .collect();
+    let (mut outside, mut unread) = (0, 0);
+    for (seq, at, got) in &reads {
+        match got {
+            Ok(Some(v)) if v == seq => {}
+            Ok(got) => match faults.iter().position(|f| f.may_lose(*at)) {
+                Some(i) => losses[i].lost += 1,
+                None => {
+                    outside += 1;
+                    rec.violation(
+                        "0 acknowledged writes lost outside a data-losing window",
+                        format!("ledger {seq} acknowledged at {at:?}, read {got:?}"),
+                    );
+                }
+            },
+            Err(e) => {
+                unread += 1;
+                rec.violation(
+                    "0 acknowledged writes lost outside a data-losing window",
+                    format!("ledger {seq}: not read back: {e}"),
+                );
+            }
+        }
+    }
+    for (revoked, _) in logs.revived.lock().unwrap().iter() {
+        if let Some(i) = faults.iter().position(|f| f.may_lose(*revoked)) {
+            losses[i].revokes += 1;
+        }
+    }
+    for at in logs.regressed.lock().unwrap().iter() {
+        if let Some(i) = faults.iter().rposition(|f| f.start <= *at) {
+            losses[i].fences += 1;
+        }
+    }
+    let in_window: usize = losses.iter().map(|l| l.lost).sum();
+    let verdict = Verdict {
+        name: "ledger: 0 acknowledged writes lost outside a data-losing window",
+        ok: outside == 0 && unread == 0,
+        detail: format!(
+            "{} writes acknowledged, {outside} lost outside any window, {unread} not read \
+             back; {in_window} lost within a data-losing fault's window (a killed primary's \
+             replication lag, a restarted server without persistence, a plain failover)",
+            acked.len()
+        ),
+    };
+    (verdict, losses)
 }

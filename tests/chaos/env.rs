@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use aeturnis_redis_core::acl::acl_rules;
 use aeturnis_redis_core::{ReconnectConfig, Redis, RedisConfig, Secret};
-use aeturnis_testkit::{eventually, Cluster, Fault, FaultProxy, RedisServer};
+use aeturnis_testkit::{eventually, Cluster, Fault, FaultProxy, RedisServer, Sentinel};
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::record::{FaultRun, Recorder, LOSING};
+use crate::lag::{replica_port, synced_then};
+use crate::record::{FaultRun, LagWindow, Recorder, LOSING};
 use crate::{CMD_TIMEOUT, PASSWORD, PREFIX, RECONNECT_MAX, USER};
 
 /// Which servers.
@@ -24,6 +25,9 @@ pub(crate) enum Topology {
     /// the nodes (fred follows the addresses the cluster announces, so the
     /// proxy cannot sit in between).
     Cluster,
+    /// A sentinel set (1 primary, 1 replica, 3 sentinels), the client in
+    /// sentinel mode straight on the servers.
+    Sentinel,
 }
 
 impl Topology {
@@ -31,7 +35,21 @@ impl Topology {
         match self {
             Topology::Standalone => "standalone",
             Topology::Cluster => "cluster",
+            Topology::Sentinel => "sentinel",
         }
+    }
+
+    /// The topologies of a `--topology` value: `all` is what CI's short
+    /// mode runs (standalone and cluster), `every` adds the sentinel set.
+    pub(crate) fn parse_list(value: &str) -> Option<Vec<Topology>> {
+        Some(match value {
+            "standalone" => vec![Topology::Standalone],
+            "cluster" => vec![Topology::Cluster],
+            "sentinel" => vec![Topology::Sentinel],
+            "all" => vec![Topology::Standalone, Topology::Cluster],
+            "every" => vec![Topology::Standalone, Topology::Cluster, Topology::Sentinel],
+            _ => return None,
+        })
     }
 
     /// The fault kinds injected on this topology.
@@ -60,6 +78,13 @@ impl Topology {
                 Kind::ScriptFlush,
                 Kind::Oom,
             ],
+            Topology::Sentinel => &[
+                Kind::SentinelFailoverPaused,
+                Kind::SentinelFailover,
+                Kind::SentinelKillPrimary,
+                Kind::ClientKill,
+                Kind::ScriptFlush,
+            ],
         }
     }
 }
@@ -80,6 +105,9 @@ pub(crate) enum Kind {
     Oom,
     Failover,
     KillPrimary,
+    SentinelFailoverPaused,
+    SentinelFailover,
+    SentinelKillPrimary,
 }
 
 impl Kind {
@@ -98,11 +126,24 @@ impl Kind {
             Kind::Oom => "OOM (maxmemory, noeviction)",
             Kind::Failover => "cluster failover",
             Kind::KillPrimary => "cluster: killed primary",
+            Kind::SentinelFailoverPaused => "sentinel: failover (paused)",
+            Kind::SentinelFailover => "sentinel: failover (plain)",
+            Kind::SentinelKillPrimary => "sentinel: killed primary",
         }
     }
 
+    /// Whether the fault may lose acknowledged writes: a killed server
+    /// without persistence, a killed primary's replication lag, a plain
+    /// `SENTINEL FAILOVER` (the writes on the replication link when the
+    /// replica is promoted; the paused one waits for them).
     fn loses_data(self) -> bool {
-        matches!(self, Kind::KillRestart | Kind::KillPrimary)
+        matches!(
+            self,
+            Kind::KillRestart
+                | Kind::KillPrimary
+                | Kind::SentinelFailover
+                | Kind::SentinelKillPrimary
+        )
     }
 }
 
@@ -112,6 +153,7 @@ enum Servers {
         proxy: FaultProxy,
     },
     Cluster(Arc<Mutex<Cluster>>),
+    Sentinel(Arc<Mutex<Sentinel>>),
 }
 
 /// The running servers.
@@ -140,6 +182,18 @@ impl Env {
                 }
                 Servers::Cluster(Arc::new(Mutex::new(cluster)))
             }
+            Topology::Sentinel => {
+                let set = tokio::task::spawn_blocking(Sentinel::start).await??;
+                for node in [set.primary(), set.replica()] {
+                    node.acl_setuser(USER, PASSWORD, &acl_rules(PREFIX))?;
+                }
+                // fred authenticates to the sentinels with the same user;
+                // a sentinel has its own, small command set
+                for sentinel in set.sentinels() {
+                    sentinel.acl_setuser(USER, PASSWORD, &["+@all".to_owned()])?;
+                }
+                Servers::Sentinel(Arc::new(Mutex::new(set)))
+            }
         };
         Ok(Env { servers })
     }
@@ -150,6 +204,7 @@ impl Env {
         let url = match &self.servers {
             Servers::Standalone { proxy, .. } => proxy.url(),
             Servers::Cluster(c) => c.lock().unwrap().url(),
+            Servers::Sentinel(s) => s.lock().unwrap().url(),
         };
         Ok(RedisConfig::from_url(&url)?
             .with_credentials(Some(USER.into()), Some(Secret::new(PASSWORD)))
@@ -189,7 +244,7 @@ impl Env {
             LOSING.store(true, Ordering::Relaxed);
         }
         let pick: usize = rng.gen_range(0..3);
-        let injected = self.run_fault(kind, hold, pick).await;
+        let injected = self.run_fault(rec, kind, hold, pick).await;
         let healed = rec.now();
         let recovery = if injected.is_ok() {
             eventually("recovery", Duration::from_secs(30), probe)
@@ -199,13 +254,18 @@ impl Env {
         } else {
             None
         };
+        let (lag, injection_error) = match injected {
+            Ok(lag) => (lag, None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
         rec.fault(FaultRun {
             kind: kind.name(),
             start,
             healed,
             recovery,
             loses_data: kind.loses_data(),
-            injection_error: injected.err().map(|e| format!("{e:#}")),
+            lag,
+            injection_error,
         });
         LOSING.store(false, Ordering::Relaxed);
         println!(
@@ -216,18 +276,30 @@ impl Env {
         );
     }
 
-    async fn run_fault(&self, kind: Kind, hold: Duration, pick: usize) -> anyhow::Result<()> {
+    /// Runs the fault; a killed primary's replication-lag window, if any.
+    async fn run_fault(
+        &self,
+        rec: &Recorder,
+        kind: Kind,
+        hold: Duration,
+        pick: usize,
+    ) -> anyhow::Result<Option<LagWindow>> {
         match &self.servers {
             Servers::Standalone { server, proxy } => {
-                standalone_fault(server.clone(), proxy, kind, hold).await
+                standalone_fault(server.clone(), proxy, kind, hold)
+                    .await
+                    .map(|()| None)
             }
-            Servers::Cluster(cluster) => cluster_fault(cluster.clone(), kind, hold, pick).await,
+            Servers::Cluster(cluster) => {
+                cluster_fault(rec, cluster.clone(), kind, hold, pick).await
+            }
+            Servers::Sentinel(set) => crate::sentinel::fault(rec, set.clone(), kind).await,
         }
     }
 }
 
 /// Runs `f` on the server off the runtime.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(f).await?
@@ -317,7 +389,7 @@ async fn standalone_fault(
         Kind::Oom => {
             oom(cli, hold).await?;
         }
-        Kind::Failover | Kind::KillPrimary => anyhow::bail!("{kind:?} needs a cluster"),
+        _ => anyhow::bail!("{kind:?} needs a cluster or a sentinel set"),
     }
     Ok(())
 }
@@ -362,11 +434,12 @@ where
 }
 
 async fn cluster_fault(
+    rec: &Recorder,
     cluster: Arc<Mutex<Cluster>>,
     kind: Kind,
     hold: Duration,
     pick: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<LagWindow>> {
     // the index of one current primary, and of every node
     let c = cluster.clone();
     let (primary, all) = blocking(move || {
@@ -400,12 +473,31 @@ async fn cluster_fault(
         }
         Kind::KillPrimary => {
             let c = cluster.clone();
-            let port = blocking(move || {
-                let mut c = c.lock().unwrap();
-                c.node_mut(primary).kill()?;
-                Ok(c.nodes()[primary].port())
+            let (port, replica) = blocking(move || {
+                let c = c.lock().unwrap();
+                let node = &c.nodes()[primary];
+                let replica = replica_port(&node.cli(&["INFO", "replication"])?)?;
+                let replica = c
+                    .nodes()
+                    .iter()
+                    .position(|n| n.port() == replica)
+                    .context("replica not among the nodes")?;
+                Ok((node.port(), replica))
             })
             .await?;
+            let c = cluster.clone();
+            let synced = synced_then(
+                rec,
+                move |args: &[&str]| c.lock().unwrap().nodes()[primary].cli(args),
+                {
+                    let c = cluster.clone();
+                    move |args: &[&str]| c.lock().unwrap().nodes()[replica].cli(args)
+                },
+            )
+            .await?;
+            let c = cluster.clone();
+            let killed = rec.now();
+            blocking(move || c.lock().unwrap().node_mut(primary).kill()).await?;
             let c = cluster.clone();
             eventually(
                 "a replica promoted in place of the killed primary",
@@ -425,6 +517,7 @@ async fn cluster_fault(
                 },
             )
             .await?;
+            let promoted = rec.now();
             let c = cluster.clone();
             blocking(move || {
                 let mut c = c.lock().unwrap();
@@ -433,6 +526,11 @@ async fn cluster_fault(
                 node.acl_setuser(USER, PASSWORD, &acl_rules(PREFIX))
             })
             .await?;
+            return Ok(Some(LagWindow {
+                synced,
+                killed,
+                promoted,
+            }));
         }
         Kind::Stop => {
             let c = cluster.clone();
@@ -466,5 +564,5 @@ async fn cluster_fault(
         }
         _ => anyhow::bail!("{kind:?} needs the standalone proxy"),
     }
-    Ok(())
+    Ok(None)
 }

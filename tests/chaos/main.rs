@@ -3,9 +3,11 @@
 //! `cargo xtask chaos`, which builds it and writes `docs/reliability.md`.
 //!
 //! ```text
-//! chaos [--minutes N] [--seed S] [--topology standalone|cluster|all] [--report PATH]
+//! chaos [--minutes N] [--seed S] [--topology standalone|cluster|sentinel|all|every] [--report PATH]
 //! ```
 //!
+//! `--topology all` (the default) is what CI's short mode runs: standalone
+//! and cluster; `every` adds the sentinel set, `sentinel` runs it alone.
 //! Without `--minutes`, the short mode: every fault kind of the topology
 //! once, in an order drawn from the seed (default 17). With `--minutes N`,
 //! N minutes per topology of faults drawn at random from the seed. The
@@ -13,7 +15,9 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | `env` | the servers (standalone behind the fault proxy, or a cluster), the ACL user, the faults |
+//! | `env` | the servers (standalone behind the fault proxy, a cluster, a sentinel set), the ACL user, the faults |
+//! | `sentinel` | the sentinel set's faults |
+//! | `lag` | a killed primary's replication-lag window, measured |
 //! | `workload` | one paced worker per activity, through each layer's public API |
 //! | `record` | every call's outcome, every fault's window and recovery |
 //! | `check` | the invariants |
@@ -24,9 +28,11 @@
 
 mod check;
 mod env;
+mod lag;
 mod record;
 mod report;
 mod secrets;
+mod sentinel;
 mod workload;
 
 use std::num::NonZeroU32;
@@ -100,17 +106,15 @@ fn parse() -> anyhow::Result<Args> {
             }
             "--seed" => args.seed = value()?.parse().context("--seed: an integer")?,
             "--topology" => {
-                args.topologies = match value()?.as_str() {
-                    "standalone" => vec![Topology::Standalone],
-                    "cluster" => vec![Topology::Cluster],
-                    "all" => vec![Topology::Standalone, Topology::Cluster],
-                    other => bail!("--topology: standalone, cluster or all, not {other:?}"),
-                }
+                let v = value()?;
+                args.topologies = Topology::parse_list(&v).with_context(|| {
+                    format!("--topology: standalone, cluster, sentinel, all or every, not {v:?}")
+                })?;
             }
             "--report" => args.report = Some(value()?.into()),
             other => bail!(
                 "unknown argument {other:?}; usage: chaos [--minutes N] [--seed S] \
-                 [--topology standalone|cluster|all] [--report PATH]"
+                 [--topology standalone|cluster|sentinel|all|every] [--report PATH]"
             ),
         }
     }
@@ -163,6 +167,12 @@ fn run() -> anyhow::Result<bool> {
         let text = report::markdown(&results, args.seed, args.minutes, &scan);
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("chaos: wrote {}", path.display());
+        // the recovery figures, for the chart `cargo xtask chaos` draws
+        let json = path.with_extension("json");
+        let figures = serde_json::to_string_pretty(&report::recovery_json(&results))?;
+        std::fs::write(&json, figures + "\n")
+            .with_context(|| format!("writing {}", json.display()))?;
+        println!("chaos: wrote {}", json.display());
     }
     Ok(ok)
 }
@@ -173,6 +183,8 @@ pub(crate) struct TopologyRun {
     pub(crate) seconds: f64,
     pub(crate) rec: Recorder,
     pub(crate) verdicts: Vec<check::Verdict>,
+    /// What each data-losing fault lost within its window.
+    pub(crate) losses: Vec<check::Loss>,
 }
 
 async fn layers(env: &Env) -> anyhow::Result<(Layers, Rows)> {
@@ -212,7 +224,12 @@ async fn layers(env: &Env) -> anyhow::Result<(Layers, Rows)> {
 }
 
 async fn one(topology: Topology, args: &Args, scan: &secrets::Scan) -> anyhow::Result<TopologyRun> {
-    let _ = scan;
+    // a sentinel set judges liveness by timeouts: one failing over at a time
+    let _gate = if topology == Topology::Sentinel {
+        Some(aeturnis_testkit::one_failover_at_a_time().await)
+    } else {
+        None
+    };
     let env = Env::start(topology).await?;
     let rec = Arc::new(Recorder::new());
     let (layers, rows) = layers(&env).await?;
@@ -271,7 +288,9 @@ async fn one(topology: Topology, args: &Args, scan: &secrets::Scan) -> anyhow::R
     tokio::time::sleep(Duration::from_secs(2)).await;
     let panics = workload.finish().await + PANICS.load(Ordering::Relaxed);
     let leaks = scan.leaks.load(Ordering::Relaxed);
-    let verdicts = check::all(&rec, &layers, &logs, &rows, panics, leaks).await;
+    let (ledger, losses) = check::ledger(&rec, &layers, &logs).await;
+    let mut verdicts = check::all(&rec, &layers, &logs, &rows, panics, leaks).await;
+    verdicts.insert(2, ledger);
     layers.behind.shutdown().await;
     let _ = layers.cache.redis().shutdown().await;
     let seconds = rec.now().as_secs_f64();
@@ -282,5 +301,6 @@ async fn one(topology: Topology, args: &Args, scan: &secrets::Scan) -> anyhow::R
         seconds,
         rec,
         verdicts,
+        losses,
     })
 }

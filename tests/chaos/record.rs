@@ -43,8 +43,37 @@ pub(crate) struct FaultRun {
     /// Whether the fault can lose data (a killed server without
     /// persistence, a killed primary's replication lag).
     pub(crate) loses_data: bool,
+    /// A killed primary's replication-lag window.
+    pub(crate) lag: Option<LagWindow>,
     /// Why the injection itself failed, if it did.
     pub(crate) injection_error: Option<String>,
+}
+
+/// A killed primary's replication-lag window: from `synced` (every write
+/// acknowledged before it was on the replica) to the kill. Writes
+/// acknowledged from `synced` until the promotion may be lost (none can be
+/// acknowledged by the dead primary after the kill); nothing acknowledged
+/// before `synced` may.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LagWindow {
+    pub(crate) synced: Duration,
+    /// Just before the SIGKILL was sent.
+    pub(crate) killed: Duration,
+    /// When the replica was seen promoted.
+    pub(crate) promoted: Duration,
+}
+
+impl FaultRun {
+    /// The acknowledgement times whose writes this fault may lose: a killed
+    /// primary's lag window; everything before the restart of a killed
+    /// server without persistence; the whole window of a plain failover.
+    pub(crate) fn may_lose(&self, at: Duration) -> bool {
+        match self.lag {
+            Some(w) => w.synced <= at && at <= w.promoted,
+            None if self.kind == crate::env::Kind::KillRestart.name() => at <= self.healed,
+            None => self.loses_data && self.start <= at && at <= self.healed,
+        }
+    }
 }
 
 /// A broken invariant, when it was seen.
@@ -182,5 +211,58 @@ pub(crate) fn class_name<E: Classify>(e: &E) -> &'static str {
         ErrorClass::Contended { .. } => "Contended",
         ErrorClass::Internal => "Internal",
         _ => "Other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::Kind;
+
+    fn fault(kind: Kind, start: u64, healed: u64, lag: Option<LagWindow>) -> FaultRun {
+        FaultRun {
+            kind: kind.name(),
+            start: Duration::from_millis(start),
+            healed: Duration::from_millis(healed),
+            recovery: Some(Duration::from_millis(1)),
+            loses_data: true,
+            lag,
+            injection_error: None,
+        }
+    }
+
+    #[test]
+    fn should_let_a_killed_primary_lose_only_what_was_acknowledged_in_its_lag_window() {
+        let window = LagWindow {
+            synced: Duration::from_millis(1000),
+            killed: Duration::from_millis(1030),
+            promoted: Duration::from_millis(4000),
+        };
+        let f = fault(Kind::KillPrimary, 990, 6000, Some(window));
+        let ms = Duration::from_millis;
+        assert!(
+            !f.may_lose(ms(999)),
+            "acknowledged before the replica had it"
+        );
+        assert!(f.may_lose(ms(1000)) && f.may_lose(ms(1030)) && f.may_lose(ms(4000)));
+        assert!(
+            !f.may_lose(ms(4001)),
+            "acknowledged by the promoted replica"
+        );
+    }
+
+    #[test]
+    fn should_let_a_restarted_server_lose_everything_before_it_came_back() {
+        let f = fault(Kind::KillRestart, 5000, 6000, None);
+        assert!(f.may_lose(Duration::ZERO) && f.may_lose(Duration::from_millis(6000)));
+        assert!(!f.may_lose(Duration::from_millis(6001)));
+    }
+
+    #[test]
+    fn should_let_a_plain_failover_lose_only_what_was_acknowledged_while_it_ran() {
+        let f = fault(Kind::SentinelFailover, 5000, 6000, None);
+        assert!(!f.may_lose(Duration::from_millis(4999)));
+        assert!(f.may_lose(Duration::from_millis(5500)));
+        assert!(!f.may_lose(Duration::from_millis(6001)));
     }
 }

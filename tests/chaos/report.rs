@@ -124,6 +124,10 @@ fn topology_section(out: &mut String, run: &TopologyRun) {
         );
     }
 
+    if !run.losses.is_empty() {
+        losses_table(out, run);
+    }
+
     // operations by layer
     let _ = writeln!(out, "\n### Operations\n");
     let _ = writeln!(out, "| layer | operations | ok | errors by class | hung |");
@@ -203,19 +207,28 @@ pub(crate) fn markdown(
         out,
         "# Reliability: the chaos run\n\n\
          <!-- written by `cargo xtask chaos`; do not edit by hand -->\n\n\
-         `cargo xtask chaos [--minutes N] [--seed S] [--topology standalone|cluster|all]` runs a \
-         mixed workload over every layer (plain cache writes and reads, `get_or_load`, \
+         `cargo xtask chaos [--minutes N] [--seed S] [--topology standalone|cluster|sentinel|all|every]` \
+         runs a mixed workload over every layer (plain cache writes and reads, a ledger of \
+         keys written once each, `get_or_load`, \
          write-behind, session create/get/revoke/list, limiter checks, locked increments with \
          fenced writes: one paced worker each, two for the lock) while it injects faults, then \
          checks each layer's invariant. It connects as a least-privilege ACL user \
          (`aeturnis_redis_core::acl::acl_rules`) with a password, and captures every log line at \
          TRACE (`tracing` and fred's `log`) to check that the password never appears. Without \
          `--minutes` it runs the short mode: every fault kind of each topology once, in an order \
-         drawn from the seed (17 by default); `cargo xtask ci` runs it. With `--minutes N` it \
+         drawn from the seed (17 by default); `cargo xtask ci` runs it on `--topology all`, \
+         standalone and cluster (the default; its budget is 4 minutes). `--topology every` adds \
+         the sentinel set, `sentinel` runs it alone: its failovers wait for the sentinels' \
+         `down-after-milliseconds` (3000) and a full resync, too slow for CI. With `--minutes N` it \
          injects faults drawn at random for N minutes per topology. The seed is printed and \
          makes the schedule reproducible (the timing of a loaded machine does not repeat \
-         exactly). A broken invariant makes the command exit non-zero.\n\n\
-         **This run:** {date}, seed {seed}, {}, {} cores (load average {}). The client: command \
+         exactly). A broken invariant makes the command exit non-zero. The run also writes \
+         `reliability.json` (recovery per fault kind) and `cargo xtask chaos` draws it as \
+         `reliability.svg`:\n\n\
+         ![Recovery after each fault: p50 and max per topology and fault kind](reliability.svg)\n\n\
+         **This run:** {date}, seed {seed}, {}, {}, {} cores shared with other jobs (load \
+         average {} at the end: the machine was busy, so latencies and recoveries are \
+         pessimistic). The client: command \
          timeout {}, reconnect backoff 50 ms to {} (the reconnect ceiling), unresponsive-connection \
          check {}.\n\n\
          **Faults.** Standalone: the server sits behind testkit's `FaultProxy` (300 ms latency, \
@@ -227,7 +240,22 @@ pub(crate) fn markdown(
          addresses the cluster announces, so no proxy): `CLUSTER FAILOVER`, a killed primary \
          (replica promoted after `cluster-node-timeout` 2 s, then the old one restarted as a \
          replica: data-losing within the replication lag), and the server faults above on one \
-         primary (held at most 1 s, under the node timeout). Faults are held 0.6 to 1.5 s.\n\n\
+         primary (held at most 1 s, under the node timeout). Sentinel (1 primary with \
+         `min-replicas-to-write 1`, 1 replica, 3 sentinels, quorum 2, `down-after-milliseconds` \
+         3000; the client in sentinel mode, the ACL user also on the sentinels): testkit's \
+         planned `SENTINEL FAILOVER` (`failover_paused`: `CLIENT PAUSE WRITE` until the replica \
+         has the whole stream), a plain `SENTINEL FAILOVER` (data-losing: what is on the \
+         replication link at the promotion), a killed primary (`kill_primary`, then `rejoin`: \
+         the old one restarted empty as a replica, its ACL user made again), `CLIENT KILL USER` \
+         and `SCRIPT FLUSH` on both data nodes. Faults are held 0.6 to 1.5 s.\n\n\
+         **A killed primary's replication-lag window, measured.** Just before each kill \
+         (cluster and sentinel) the run notes the time, reads the primary's \
+         `master_repl_offset`, and waits until the replica's `slave_repl_offset` has reached it: \
+         every write acknowledged before that time is on the replica. The window runs from \
+         then to the kill (the SIGKILL is sent within a query of it). What was acknowledged in \
+         it and lost is reported per kill (ledger writes, revokes whose session was read back, \
+         fenced writes refused after it because the fence counter went back); anything \
+         acknowledged before it and lost fails the ledger invariant.\n\n\
          **Invariants.** Locks: the fenced counter reaches every acknowledged increment (without \
          a data-losing fault: acknowledged ≤ counter ≤ acknowledged + increments whose write \
          failed and may have landed; no value acknowledged twice), no two grants overlapped (a \
@@ -239,7 +267,11 @@ pub(crate) fn markdown(
          not live) until the counter passes it. Limiter (sliding log, {LIMIT} per {}, fail closed): no \
          {} admissions whose send-to-reply span is shorter than the window. Sessions (at most 3 \
          per user): no session whose revoke was acknowledged is read back, no listing over the \
-         limit. Cache writes and write-behind: every key holds its last acknowledged value or a \
+         limit (a revoke acknowledged within a data-losing fault's window and read back is \
+         counted under that fault). Ledger: every acknowledged write is read back at the end; \
+         one missing is allowed only within a data-losing fault's window (a killed primary's \
+         lag window, anything before the restart of a server without persistence, the span of \
+         a plain failover). Cache writes and write-behind: every key holds its last acknowledged value or a \
          newer one (for write-behind: in the source of truth, after `flush`); writes \
          acknowledged before a data-losing fault are counted apart, not judged. Everything: no \
          panic, no call without an answer within {} (three command timeouts + 1 s), no error \
@@ -248,6 +280,10 @@ pub(crate) fn markdown(
          timeout, {}, since only then is the silent connection known dead). Errors and violations are attributed to \
          the fault whose window (start to recovery + 1 s) they fall in.\n",
         minutes.map_or("short mode".to_owned(), |m| format!("{m} minutes per topology")),
+        runs.iter()
+            .map(|r| r.topology.name())
+            .collect::<Vec<_>>()
+            .join(" + "),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/loadavg")
             .ok()
@@ -274,4 +310,75 @@ pub(crate) fn markdown(
         topology_section(&mut out, run);
     }
     out
+}
+
+/// Each data-losing fault: what was acknowledged within its window and lost.
+fn losses_table(out: &mut String, run: &TopologyRun) {
+    let _ = writeln!(
+        out,
+        "\n### Data-losing faults: acknowledged within the window, lost\n"
+    );
+    let _ = writeln!(
+        out,
+        "A killed primary's window runs from the moment its replica had processed the \
+         primary's replication offset (read just then) to the kill; a restarted server \
+         without persistence loses everything before its restart; a plain failover, what \
+         was acknowledged while it ran. Nothing acknowledged outside these windows may be \
+         lost (the ledger invariant below).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| fault | at | lag window (synced → kill) | kill → replica promoted | ledger writes acknowledged in the window (all shards) | lost | revokes lost (session read back) | fenced writes refused after it |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for l in &run.losses {
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} s | {} | {} | {} | {} | {} | {} |",
+            l.kind,
+            l.at.as_secs_f64(),
+            l.lag.map_or("-".into(), ms),
+            l.promotion.map_or("-".into(), ms),
+            if l.lag.is_some() {
+                l.acked.to_string()
+            } else {
+                "-".into()
+            },
+            l.lost,
+            l.revokes,
+            l.fences
+        );
+    }
+}
+
+/// Recovery per fault kind and topology, for `cargo xtask chaos`'s chart:
+/// `[{"topology", "fault", "p50_ms", "max_ms", "injected"}]`.
+pub(crate) fn recovery_json(runs: &[TopologyRun]) -> serde_json::Value {
+    let mut rows = Vec::new();
+    for run in runs {
+        let faults = run.rec.faults();
+        let mut kinds: Vec<&'static str> = Vec::new();
+        for f in &faults {
+            if !kinds.contains(&f.kind) {
+                kinds.push(f.kind);
+            }
+        }
+        for kind in kinds {
+            let mut rec: Vec<Duration> = faults
+                .iter()
+                .filter(|f| f.kind == kind)
+                .filter_map(|f| f.recovery)
+                .collect();
+            rec.sort();
+            let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+            rows.push(serde_json::json!({
+                "topology": run.topology.name(),
+                "fault": kind,
+                "injected": faults.iter().filter(|f| f.kind == kind).count(),
+                "p50_ms": ms(percentile(&rec, 0.5)),
+                "max_ms": ms(rec.last().copied()),
+            }));
+        }
+    }
+    serde_json::Value::Array(rows)
 }

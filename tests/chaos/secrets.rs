@@ -67,11 +67,16 @@ pub(crate) fn capture(secret: &str) -> anyhow::Result<Arc<Scan>> {
     let scan = Arc::new(Scan::default());
     let _ = scan.secret.set(secret.as_bytes().to_vec());
     let writer = Writer(scan.clone());
-    tracing_subscriber::fmt()
+    // `set_global_default`, not `try_init`: with tracing-subscriber's
+    // `tracing-log` feature (on in a workspace build: a redis-core
+    // dev-dependency) `try_init` also takes the `log` logger, and the log
+    // capture below could not be installed
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter("trace")
         .with_ansi(false)
         .with_writer(move || writer.clone())
-        .try_init()
+        .finish();
+    tracing::subscriber::set_global_default(subscriber)
         .map_err(|e| anyhow::anyhow!("installing the tracing capture: {e}"))?;
     log::set_boxed_logger(Box::new(Logger(scan.clone())))
         .map_err(|e| anyhow::anyhow!("installing the log capture: {e}"))?;

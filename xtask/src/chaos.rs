@@ -1,6 +1,12 @@
-//! `cargo xtask chaos [--minutes N] [--seed S] [--topology standalone|cluster|all]`:
+//! `cargo xtask chaos [--minutes N] [--seed S] [--topology standalone|cluster|sentinel|all|every]`:
 //! the chaos program (`tests/chaos/`) over every layer under injected faults,
-//! which writes `docs/reliability.md`.
+//! which writes `docs/reliability.md` and its figures `docs/reliability.json`;
+//! this draws them as `docs/reliability.svg` (recovery per fault kind).
+//!
+//! `--topology all` (the default) is what CI's short mode runs, standalone
+//! and cluster (its 4-minute budget); `every` adds the sentinel set (its
+//! failovers wait for `down-after-milliseconds` 3000 and a resync), and
+//! `sentinel` runs that set alone.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,7 +15,8 @@ use anyhow::bail;
 
 use crate::util::{self, step};
 
-/// Runs the chaos program with `args`, writing `docs/reliability.md`.
+/// Runs the chaos program with `args`, writing `docs/reliability.md`,
+/// `.json` and `.svg`.
 /// Without `--minutes`, the short mode (every fault kind once).
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let mut it = args.iter();
@@ -22,7 +29,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             }
             other => bail!(
                 "unknown argument {other:?}; usage: cargo xtask chaos [--minutes N] [--seed S] \
-                 [--topology standalone|cluster|all]"
+                 [--topology standalone|cluster|sentinel|all|every]"
             ),
         }
     }
@@ -61,7 +68,18 @@ fn chaos(args: &[String], report: &Path, features: &[&str]) -> anyhow::Result<Ex
         "cargo run -p aeturnis-tests --bin chaos -- {}",
         args.join(" ")
     );
+    // the run writes its figures next to its report, even when an
+    // invariant broke; draw them (never a previous run's)
+    let json = report.with_extension("json");
+    if json.exists() {
+        std::fs::remove_file(&json)?;
+    }
     let status = util::step_status(&name, &mut cargo)?;
+    if json.exists() {
+        let svg = report.with_extension("svg");
+        crate::chart::write_recovery(&json, &svg)?;
+        println!("xtask: wrote {}", svg.display());
+    }
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {

@@ -1,13 +1,15 @@
 //! SVG charts of the bench records, written next to `docs/bench/results.md`:
 //! `throughput.svg` (each row's throughput ratio against its baseline, grouped
 //! by layer) and `latency.svg` (each row's p50 and p99, where the record has
-//! them). Rendered with plotters' SVG backend (pure Rust, no system fonts or
+//! them); and the chaos run's `docs/reliability.svg` (recovery per fault
+//! kind, p50 and max). Rendered with plotters' SVG backend (pure Rust, no system fonts or
 //! libraries): text is left to the SVG viewer.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{AsRangedCoord, SegmentValue, SegmentedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordusize;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::Value;
@@ -99,14 +101,15 @@ fn chart_height(rows: usize) -> u32 {
     u32::try_from(rows).unwrap_or(u32::MAX / ROW_HEIGHT).max(1) * ROW_HEIGHT + FRAME_HEIGHT
 }
 
-/// The label of segment `v` of `rows` (row 0 at the top).
-fn row_label(rows: &[Row], v: &SegmentValue<usize>) -> String {
+/// The label of segment `v` of `labels` (row 0 at the top).
+fn row_label(labels: &[String], v: &SegmentValue<usize>) -> String {
     match v {
-        SegmentValue::CenterOf(i) => rows
+        SegmentValue::CenterOf(i) => labels
             .len()
             .checked_sub(i + 1)
-            .and_then(|top| rows.get(top))
-            .map_or(String::new(), |r| r.label.clone()),
+            .and_then(|top| labels.get(top))
+            .cloned()
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -124,6 +127,79 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e:?}")
 }
 
+/// The y axis of a chart: one labelled row per entry, row 0 at the top.
+type Rows = SegmentedCoord<RangedCoordusize>;
+
+/// What differs between the charts' frames: the caption, the x axis (its
+/// range, light lines, description and tick labels) and the row labels.
+struct Frame<'a, X> {
+    caption: &'a str,
+    x: X,
+    x_light_lines: usize,
+    x_desc: &'a str,
+    x_label: &'a dyn Fn(&f64) -> String,
+    labels: &'a [String],
+}
+
+/// The shared frame of every chart: white background, caption, one row per
+/// label on the left, the x axis with its mesh. Returns the chart to draw
+/// the bars on.
+fn framed<'a, 'b, X>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    frame: Frame<'_, X>,
+) -> anyhow::Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<X::CoordDescType, Rows>>>
+where
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    let n = frame.labels.len();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(frame.caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(LABEL_WIDTH)
+        .build_cartesian_2d(frame.x, (0..n.max(1)).into_segmented())
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n.max(1))
+        .y_label_formatter(&|v| row_label(frame.labels, v))
+        .y_label_style(("sans-serif", 12))
+        .x_max_light_lines(frame.x_light_lines)
+        .x_desc(frame.x_desc)
+        .x_label_formatter(frame.x_label)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(chart)
+}
+
+/// Bars from `from` to each row's value, in each row's colour; `light`
+/// draws them pale (behind a dark bar of the same row).
+fn bars<'a>(
+    from: f64,
+    rows: &'a [(Option<f64>, RGBColor)],
+    light: bool,
+) -> impl Iterator<Item = Rectangle<(f64, SegmentValue<usize>)>> + 'a {
+    let n = rows.len();
+    rows.iter()
+        .enumerate()
+        .filter_map(move |(i, (value, colour))| {
+            let (bottom, top) = band(n, i);
+            let style = if light {
+                colour.mix(0.35).filled()
+            } else {
+                colour.filled()
+            };
+            value.map(|v| {
+                let mut bar = Rectangle::new([(from, top), (v, bottom)], style);
+                bar.set_margin(3, 3, 0, 0);
+                bar
+            })
+        })
+}
+
 /// `throughput.svg`: one bar per record with a ratio, a rule at 1.0 (as fast
 /// as the baseline).
 pub(crate) fn throughput_svg(records: &[Value]) -> anyhow::Result<String> {
@@ -133,41 +209,25 @@ pub(crate) fn throughput_svg(records: &[Value]) -> anyhow::Result<String> {
         .collect();
     let n = rows.len();
     let max = rows.iter().filter_map(|r| r.ratio).fold(1.0_f64, f64::max) * 1.08;
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let ratios: Vec<(Option<f64>, RGBColor)> = rows.iter().map(|r| (r.ratio, r.colour())).collect();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, chart_height(n))).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Throughput ratio against each row's baseline (1.0 = as fast; higher is faster)",
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(LABEL_WIDTH)
-            .build_cartesian_2d(0.0..max, (0..n.max(1)).into_segmented())
-            .map_err(plot_err)?;
+        let mut chart = framed(
+            &root,
+            Frame {
+                caption:
+                    "Throughput ratio against each row's baseline (1.0 = as fast; higher is faster)",
+                x: 0.0..max,
+                x_light_lines: 1,
+                x_desc: "ops/s ratio (this row / its baseline), same run",
+                x_label: &|x| format!("{x:.1}×"),
+                labels: &labels,
+            },
+        )?;
         chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(n.max(1))
-            .y_label_formatter(&|v| row_label(&rows, v))
-            .y_label_style(("sans-serif", 12))
-            .x_max_light_lines(1)
-            .x_desc("ops/s ratio (this row / its baseline), same run")
-            .x_label_formatter(&|x| format!("{x:.1}×"))
-            .draw()
-            .map_err(plot_err)?;
-        chart
-            .draw_series(rows.iter().enumerate().filter_map(|(i, r)| {
-                let (bottom, top) = band(n, i);
-                r.ratio.map(|ratio| {
-                    let mut bar =
-                        Rectangle::new([(0.0, top), (ratio, bottom)], r.colour().filled());
-                    bar.set_margin(3, 3, 0, 0);
-                    bar
-                })
-            }))
+            .draw_series(bars(0.0, &ratios, false))
             .map_err(plot_err)?;
         // the figure at the end of each bar
         let figure = TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Left, VPos::Center));
@@ -197,66 +257,110 @@ pub(crate) fn latency_svg(records: &[Value]) -> anyhow::Result<String> {
         .into_iter()
         .filter(|r| r.p50_us.is_some() && r.p99_us.is_some())
         .collect();
-    let n = rows.len();
-    let max = rows
-        .iter()
-        .filter_map(|r| r.p99_us)
-        .fold(10.0_f64, f64::max)
-        * 1.5;
-    let min = rows
-        .iter()
-        .filter_map(|r| r.p50_us)
-        .fold(max / 10.0, f64::min)
-        / 1.5;
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let p50: Vec<(Option<f64>, RGBColor)> = rows.iter().map(|r| (r.p50_us, r.colour())).collect();
+    let p99: Vec<(Option<f64>, RGBColor)> = rows.iter().map(|r| (r.p99_us, r.colour())).collect();
+    pair_svg(
+        "Latency per row: p50 (dark) and p99 (light), µs, log scale",
+        "µs per operation (this row's own measure)",
+        &labels,
+        &p50,
+        &p99,
+    )
+}
+
+/// A light bar (`high`) behind a dark one (`low`) per row, log scale.
+fn pair_svg(
+    caption: &str,
+    x_desc: &str,
+    labels: &[String],
+    low: &[(Option<f64>, RGBColor)],
+    high: &[(Option<f64>, RGBColor)],
+) -> anyhow::Result<String> {
+    let max = high.iter().filter_map(|r| r.0).fold(10.0_f64, f64::max) * 1.5;
+    let min = low.iter().filter_map(|r| r.0).fold(max / 10.0, f64::min) / 1.5;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, chart_height(n))).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Latency per row: p50 (dark) and p99 (light), µs, log scale",
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(LABEL_WIDTH)
-            .build_cartesian_2d((min..max).log_scale(), (0..n.max(1)).into_segmented())
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(n.max(1))
-            .y_label_formatter(&|v| row_label(&rows, v))
-            .y_label_style(("sans-serif", 12))
-            .x_max_light_lines(2)
-            .x_desc("µs per operation (this row's own measure)")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .draw()
-            .map_err(plot_err)?;
-        let bars = |pick: fn(&Row) -> Option<f64>, light: bool| {
-            rows.iter().enumerate().filter_map(move |(i, r)| {
-                let (bottom, top) = band(n, i);
-                let colour = if light {
-                    r.colour().mix(0.35).filled()
-                } else {
-                    r.colour().filled()
-                };
-                pick(r).map(|v| {
-                    let mut bar = Rectangle::new([(min, top), (v, bottom)], colour);
-                    bar.set_margin(3, 3, 0, 0);
-                    bar
-                })
-            })
-        };
-        chart
-            .draw_series(bars(|r| r.p99_us, true))
-            .map_err(plot_err)?;
-        chart
-            .draw_series(bars(|r| r.p50_us, false))
-            .map_err(plot_err)?;
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, chart_height(labels.len())))
+            .into_drawing_area();
+        let mut chart = framed(
+            &root,
+            Frame {
+                caption,
+                x: (min..max).log_scale(),
+                x_light_lines: 2,
+                x_desc,
+                x_label: &|x| format!("{x:.0}"),
+                labels,
+            },
+        )?;
+        chart.draw_series(bars(min, high, true)).map_err(plot_err)?;
+        chart.draw_series(bars(min, low, false)).map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+/// One colour per chaos topology.
+const TOPOLOGY_COLOURS: [(&str, RGBColor); 3] = [
+    ("standalone", RGBColor(0x1f, 0x77, 0xb4)),
+    ("cluster", RGBColor(0xff, 0x7f, 0x0e)),
+    ("sentinel", RGBColor(0x2c, 0xa0, 0x2c)),
+];
+
+/// `reliability.svg`: per topology and fault kind of a chaos run
+/// (`reliability.json`: `topology`, `fault`, `p50_ms`, `max_ms`), a light
+/// max bar behind a dark p50 bar, ms, log scale.
+pub(crate) fn recovery_svg(rows: &[Value]) -> anyhow::Result<String> {
+    let number = |r: &Value, k: &str| r[k].as_f64().filter(|v| v.is_finite() && *v >= 0.0);
+    // a recovery under 0.1 ms is drawn at 0.1 ms (a log scale has no zero)
+    let floor = |v: Option<f64>| v.map(|v| v.max(0.1));
+    let rows: Vec<&Value> = rows
+        .iter()
+        .filter(|r| number(r, "max_ms").is_some())
+        .collect();
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            shorten(&format!(
+                "{} · {}",
+                r["topology"].as_str().unwrap_or("?"),
+                r["fault"].as_str().unwrap_or("?")
+            ))
+        })
+        .collect();
+    let colour = |r: &Value| {
+        let t = r["topology"].as_str().unwrap_or("");
+        TOPOLOGY_COLOURS
+            .iter()
+            .find(|(name, _)| *name == t)
+            .map_or(OTHER_LAYER, |(_, c)| *c)
+    };
+    let p50: Vec<(Option<f64>, RGBColor)> = rows
+        .iter()
+        .map(|r| (floor(number(r, "p50_ms")), colour(r)))
+        .collect();
+    let max: Vec<(Option<f64>, RGBColor)> = rows
+        .iter()
+        .map(|r| (floor(number(r, "max_ms")), colour(r)))
+        .collect();
+    pair_svg(
+        "Recovery after each fault is lifted: p50 (dark) and max (light), ms, log scale",
+        "ms from the fault lifted to the first successful probe write",
+        &labels,
+        &p50,
+        &max,
+    )
+}
+
+/// `cargo xtask chaos`: the recovery chart of the run's `json` figures,
+/// written as `svg`.
+pub(crate) fn write_recovery(json: &Path, svg: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let rows: Vec<Value> =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+    std::fs::write(svg, recovery_svg(&rows)?).with_context(|| format!("writing {}", svg.display()))
 }
 
 /// Writes both charts of `records` into `dir`; returns their paths.
@@ -352,6 +456,32 @@ mod tests {
     fn should_chart_an_empty_record_set_without_bars() -> anyhow::Result<()> {
         assert!(bars(&throughput_svg(&[])?).is_empty());
         assert!(bars(&latency_svg(&[])?).is_empty());
+        assert!(bars(&recovery_svg(&[])?).is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn should_draw_a_p50_and_a_max_recovery_bar_per_fault_kind() -> anyhow::Result<()> {
+        let rows: Vec<Value> = serde_json::from_str(
+            r#"[
+              {"topology":"standalone","fault":"proxy: black hole","injected":1,"p50_ms":642.0,"max_ms":1158.0},
+              {"topology":"cluster","fault":"SCRIPT FLUSH","injected":2,"p50_ms":0.0,"max_ms":1.0},
+              {"topology":"sentinel","fault":"sentinel: killed primary","injected":1,"p50_ms":12.0,"max_ms":12.0},
+              {"topology":"sentinel","fault":"CLIENT KILL","injected":1,"p50_ms":null,"max_ms":null}
+            ]"#,
+        )?;
+        let svg = recovery_svg(&rows)?;
+        // two bars for each of the three kinds that recovered; none for the
+        // kind that never did (no figures)
+        assert_eq!(bars(&svg).len(), 6, "{svg}");
+        assert!(svg.contains("sentinel · sentinel: killed primary"), "{svg}");
+        assert!(!svg.contains("CLIENT KILL"), "{svg}");
+        let sentinel = format!("fill=\"#{:02X}{:02X}{:02X}\"", 0x2c, 0xa0, 0x2c);
+        // the sentinel row's p50 and max, in the sentinel colour
+        assert_eq!(
+            bars(&svg).iter().filter(|b| b.contains(&sentinel)).count(),
+            2
+        );
         Ok(())
     }
 

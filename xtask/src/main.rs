@@ -45,10 +45,12 @@ tasks:
                         and docs/bench/results.md (layers: core cache session lock ratelimit
                         patterns tower); also docs/bench/throughput.svg and latency.svg
   bench --chart-only    redraw the SVG charts from docs/bench/results.json
-  chaos [--minutes N] [--seed S] [--topology standalone|cluster|all]
+  chaos [--minutes N] [--seed S] [--topology standalone|cluster|sentinel|all|every]
                         a mixed workload over every layer while faults are injected (seeded),
-                        each layer's invariant checked; writes docs/reliability.md, exits
-                        non-zero on a broken invariant (no --minutes: every fault once)
+                        each layer's invariant checked; writes docs/reliability.md, .json and
+                        .svg (recovery chart), exits non-zero on a broken invariant (no
+                        --minutes: every fault once). Topologies: all (default) = standalone +
+                        cluster, what CI's short mode runs; every = all + sentinel; or one
   demo [ARGS...]        run the demo game API server (DEMO_ADDR) with its own Redis; ARGS to cargo run
   demo --load [--players N] [--seconds S] [--url U]
                         drive N simulated players (default 20, 10 s) against a running demo;
