@@ -172,7 +172,20 @@ impl NearCache {
         if !self.is_near(key) {
             return self.inner.cache.get(key).await;
         }
-        Ok(self.get_near::<T>(key).await?.map(Arc::unwrap_or_clone))
+        let entry = self.inner.tier.get(key.as_str());
+        if let Some(entry) = &entry {
+            // a hit never awaits anything: without this a task reading hot
+            // keys in a loop would starve the runtime's I/O (and the
+            // invalidation task)
+            tokio::task::coop::consume_budget().await;
+            if let Some(value) = entry.decoded_ref::<T>() {
+                return Ok(Some(value.clone()));
+            }
+        }
+        Ok(self
+            .decode_or_fill::<T>(key, entry)
+            .await?
+            .map(Arc::unwrap_or_clone))
     }
 
     /// [`get`](Self::get) without the clone: a hit returns the value decoded
@@ -185,22 +198,27 @@ impl NearCache {
         if !self.is_near(key) {
             return Ok(self.inner.cache.get::<T>(key).await?.map(Arc::new));
         }
-        self.get_near(key).await
-    }
-
-    /// A read of an opted-in key.
-    async fn get_near<T>(&self, key: &RedisKey) -> Result<Option<Arc<T>>>
-    where
-        T: DeserializeOwned + Send + Sync + 'static,
-    {
-        if let Some(entry) = self.inner.tier.get(key.as_str()) {
-            // a hit never awaits anything: without this a task reading hot
-            // keys in a loop would starve the runtime's I/O (and the
-            // invalidation task)
+        let entry = self.inner.tier.get(key.as_str());
+        if let Some(entry) = &entry {
             tokio::task::coop::consume_budget().await;
             if let Some(value) = entry.decoded::<T>() {
                 return Ok(Some(value));
             }
+        }
+        self.decode_or_fill(key, entry).await
+    }
+
+    /// The rest of a read of an opted-in key: decodes the `entry` held (not
+    /// yet decoded as `T`), or reads Redis when none is.
+    async fn decode_or_fill<T>(
+        &self,
+        key: &RedisKey,
+        entry: Option<Arc<tier::Entry>>,
+    ) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        if let Some(entry) = entry {
             let value = Arc::new(self.inner.cache.decode::<T>(key, &entry.bytes)?);
             entry.keep_decoded(Arc::clone(&value));
             return Ok(Some(value));

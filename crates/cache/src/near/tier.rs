@@ -35,6 +35,12 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The value decoded as `T` by an earlier read, borrowed (no reference
+    /// count touched).
+    pub(crate) fn decoded_ref<T: 'static>(&self) -> Option<&T> {
+        self.decoded.get()?.downcast_ref::<T>()
+    }
+
     /// The value decoded as `T` by an earlier read, shared.
     pub(crate) fn decoded<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         Arc::clone(self.decoded.get()?).downcast::<T>().ok()
