@@ -88,6 +88,7 @@ async fn hit_row(url: &str) -> anyhow::Result<BenchRecord> {
     }
     let stats = near.stats();
     anyhow::ensure!(stats.entries == HIT_KEYS as u64, "not all held: {stats:?}");
+    hit_path(near, keys).await?;
     let (redis_s, near_s) = (median(redis_runs), median(near_runs));
     let record = BenchRecord::new(
         LAYER,
@@ -103,6 +104,32 @@ async fn hit_row(url: &str) -> anyhow::Result<BenchRecord> {
     near.shutdown().await?;
     plain.redis().shutdown().await?;
     Ok(record)
+}
+
+/// What one hit costs without the harness (no shared counter, no clock
+/// per call): one task reading held keys in a tight loop, per read API.
+#[allow(clippy::print_stdout)]
+async fn hit_path(near: &NearCache, keys: &[RedisKey]) -> anyhow::Result<()> {
+    const N: usize = 1_000_000;
+    let mut line = String::from("cache near hit path, one task, ns per hit:");
+    for api in ["get", "get_shared", "get_bytes"] {
+        let started = Instant::now();
+        for i in 0..N {
+            let key = &keys[i % HIT_KEYS];
+            let found = match api {
+                "get" => std::hint::black_box(near.get::<String>(key).await?).is_some(),
+                "get_shared" => {
+                    std::hint::black_box(near.get_shared::<String>(key).await?).is_some()
+                }
+                _ => std::hint::black_box(near.get_bytes(key).await?).is_some(),
+            };
+            anyhow::ensure!(found, "missing value");
+        }
+        let ns = started.elapsed().as_nanos() as f64 / N as f64;
+        line.push_str(&format!(" {api} {ns:.0}"));
+    }
+    println!("{line}");
+    Ok(())
 }
 
 /// Zipf(1.0) ranks over `n` keys, precomputed so sampling costs nothing

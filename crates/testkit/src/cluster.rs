@@ -150,7 +150,7 @@ impl Cluster {
     }
 
     /// Waits until every node agrees on a healthy 3 + 3 layout.
-    fn wait_settled(&self) -> anyhow::Result<()> {
+    pub(crate) fn wait_settled(&self) -> anyhow::Result<()> {
         let ports: Vec<u16> = self.nodes.iter().map(RedisServer::port).collect();
         wait_until("the cluster to settle", SETTLE_TIMEOUT, || {
             check_settled(&ports)
@@ -173,16 +173,16 @@ fn tail(text: &str, lines: usize) -> String {
 
 /// One line of `CLUSTER NODES`, without the per-observer fields.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Entry {
-    id: String,
-    port: u16,
+pub(crate) struct Entry {
+    pub(crate) id: String,
+    pub(crate) port: u16,
     flags: Vec<String>,
     master_id: String,
-    slots: String,
+    pub(crate) slots: String,
 }
 
 impl Entry {
-    fn is_master(&self) -> bool {
+    pub(crate) fn is_master(&self) -> bool {
         self.flags.iter().any(|f| f == "master")
     }
 
@@ -193,7 +193,7 @@ impl Entry {
     }
 }
 
-fn cluster_nodes(port: u16) -> anyhow::Result<Vec<Entry>> {
+pub(crate) fn cluster_nodes(port: u16) -> anyhow::Result<Vec<Entry>> {
     let text = resp::text(port, &["CLUSTER", "NODES"])?;
     let mut entries = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {

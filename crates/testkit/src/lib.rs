@@ -8,7 +8,7 @@
 //! |------|----------------|
 //! | [`RedisServer`] | one standalone server, with fault helpers ([`kill`](RedisServer::kill), [`restart`](RedisServer::restart), [`pause`](RedisServer::pause), [`resume`](RedisServer::resume)) |
 //! | [`Masters`] | N independent masters, for Redlock |
-//! | [`Cluster`] | a 6-node cluster: 3 primaries, 3 replicas, with [`failover`](Cluster::failover) |
+//! | [`Cluster`] | a 6-node cluster: 3 primaries, 3 replicas, with [`failover`](Cluster::failover), [`migrate_slot`](Cluster::migrate_slot), [`restart_node`](Cluster::restart_node) |
 //! | [`Sentinel`] | 1 primary, 1 replica, 3 sentinels watching `mymaster`, with [`failover`](Sentinel::failover) |
 //! | [`TlsRedis`] | a standalone server that also serves TLS, with a CA and certificates generated at start |
 //! | [`FaultProxy`] | a TCP proxy in front of a server that adds latency, black-holes, resets or cuts replies ([`Fault`]), switchable at run time |
@@ -46,6 +46,7 @@ mod masters;
 mod poll;
 mod process;
 mod proxy;
+mod reshard;
 mod resp;
 mod sentinel;
 mod server;

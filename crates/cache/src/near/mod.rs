@@ -163,7 +163,8 @@ impl NearCache {
 
     /// Reads and decodes `key`: from the local tier when held, else from
     /// Redis (and kept locally when the key is opted in). Values are decoded
-    /// once per type and cloned on later hits.
+    /// once per type and cloned on later hits; [`get_shared`](Self::get_shared)
+    /// saves the clone.
     pub async fn get<T>(&self, key: &RedisKey) -> Result<Option<T>>
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
@@ -171,23 +172,62 @@ impl NearCache {
         if !self.is_near(key) {
             return self.inner.cache.get(key).await;
         }
-        if let Some(entry) = self.inner.tier.get(key.as_str()) {
+        let entry = self.inner.tier.get(key.as_str());
+        if let Some(entry) = &entry {
             // a hit never awaits anything: without this a task reading hot
             // keys in a loop would starve the runtime's I/O (and the
             // invalidation task)
             tokio::task::coop::consume_budget().await;
+            if let Some(value) = entry.decoded_ref::<T>() {
+                return Ok(Some(value.clone()));
+            }
+        }
+        Ok(self
+            .decode_or_fill::<T>(key, entry)
+            .await?
+            .map(Arc::unwrap_or_clone))
+    }
+
+    /// [`get`](Self::get) without the clone: a hit returns the value decoded
+    /// once and shared by every read of the key as `T` (a large value costs
+    /// no copy).
+    pub async fn get_shared<T>(&self, key: &RedisKey) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        if !self.is_near(key) {
+            return Ok(self.inner.cache.get::<T>(key).await?.map(Arc::new));
+        }
+        let entry = self.inner.tier.get(key.as_str());
+        if let Some(entry) = &entry {
+            tokio::task::coop::consume_budget().await;
             if let Some(value) = entry.decoded::<T>() {
                 return Ok(Some(value));
             }
-            let value: T = self.inner.cache.decode(key, &entry.bytes)?;
-            entry.keep_decoded(value.clone());
+        }
+        self.decode_or_fill(key, entry).await
+    }
+
+    /// The rest of a read of an opted-in key: decodes the `entry` held (not
+    /// yet decoded as `T`), or reads Redis when none is.
+    async fn decode_or_fill<T>(
+        &self,
+        key: &RedisKey,
+        entry: Option<Arc<tier::Entry>>,
+    ) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        if let Some(entry) = entry {
+            let value = Arc::new(self.inner.cache.decode::<T>(key, &entry.bytes)?);
+            entry.keep_decoded(Arc::clone(&value));
             return Ok(Some(value));
         }
         match self.read_through(key, std::future::ready(())).await? {
             Some((bytes, entry)) => {
-                let value: T = self.inner.cache.decode(key, &bytes)?;
+                let value = Arc::new(self.inner.cache.decode::<T>(key, &bytes)?);
                 if let Some(entry) = entry {
-                    entry.keep_decoded(value.clone());
+                    entry.keep_decoded(Arc::clone(&value));
                 }
                 Ok(Some(value))
             }

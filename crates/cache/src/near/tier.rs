@@ -35,12 +35,21 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn decoded<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        self.decoded.get()?.downcast_ref::<T>().cloned()
+    /// The value decoded as `T` by an earlier read, borrowed (no reference
+    /// count touched).
+    pub(crate) fn decoded_ref<T: 'static>(&self) -> Option<&T> {
+        self.decoded.get()?.downcast_ref::<T>()
     }
 
-    pub(crate) fn keep_decoded<T: Send + Sync + 'static>(&self, value: T) {
-        let _ = self.decoded.set(Arc::new(value));
+    /// The value decoded as `T` by an earlier read, shared.
+    pub(crate) fn decoded<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        Arc::clone(self.decoded.get()?).downcast::<T>().ok()
+    }
+
+    /// Keeps `value` for later reads of the same type (the first kept
+    /// wins).
+    pub(crate) fn keep_decoded<T: Send + Sync + 'static>(&self, value: Arc<T>) {
+        let _ = self.decoded.set(value);
     }
 }
 

@@ -146,6 +146,31 @@ async fn should_drop_the_local_copy_when_writing_through_it(ctx: TestCtx) -> Res
     Ok(())
 }
 
+async fn should_share_one_decoded_value_between_hits_until_invalidated(ctx: TestCtx) -> Result<()> {
+    let (a, b) = pair(&ctx.url, &ctx.prefix).await?;
+    let key = a.key(NS).id("shared").build()?;
+    a.set(&key, "v1", Ttl::Default).await?;
+    let first = b.get_shared::<String>(&key).await?.context("missing")?;
+    let second = b.get_shared::<String>(&key).await?.context("missing")?;
+    ensure!(*first == "v1" && std::sync::Arc::ptr_eq(&first, &second));
+    // `get` clones out of the same decoded value
+    ensure!(b.get::<String>(&key).await?.as_deref() == Some("v1"));
+    ensure!(b.stats().hits == 2, "{:?}", b.stats());
+
+    let seen = b.stats().invalidations;
+    a.set(&key, "v2", Ttl::Default).await?;
+    until(&b, "the invalidation", |s| s.invalidations > seen).await?;
+    let third = b.get_shared::<String>(&key).await?.context("missing")?;
+    ensure!(*third == "v2", "old value {third}");
+    // a key outside the opted-in namespaces is read from Redis each time
+    let session = a.key("session").id("s").build()?;
+    a.set(&session, "token", Ttl::Default).await?;
+    let s1 = b.get_shared::<String>(&session).await?.context("missing")?;
+    let s2 = b.get_shared::<String>(&session).await?.context("missing")?;
+    ensure!(*s1 == "token" && !std::sync::Arc::ptr_eq(&s1, &s2));
+    Ok(())
+}
+
 /// Keys without a hash tag, so that on a cluster they spread over every
 /// primary (the test prefix carries one).
 fn untagged(prefix: &str) -> String {
@@ -240,6 +265,7 @@ aeturnis_testkit::topology_tests!(
 aeturnis_testkit::topology_tests!(
     should_hold_only_the_opted_in_namespaces,
     should_drop_the_local_copy_when_writing_through_it,
+    should_share_one_decoded_value_between_hits_until_invalidated,
     should_be_coherent_for_keys_on_every_node,
     should_be_coherent_in_broadcast_mode_on_every_node,
     should_invalidate_when_the_key_expires_in_redis,

@@ -52,7 +52,7 @@ async fn should_flush_and_serve_again_when_its_tracking_connection_is_killed(
 }
 
 /// B holds `key`; A's next write reaches it.
-async fn coherent_again(
+pub(crate) async fn coherent_again(
     a: &aeturnis_cache::Cache,
     b: &aeturnis_cache::near::NearCache,
     key: &RedisKey,
