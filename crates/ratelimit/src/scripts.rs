@@ -103,7 +103,8 @@ end
             clock!(),
             r"
 local fmt = string.format
-local sc = redis.call('ZMSCORE', key, '#b', id .. ':1')
+local first = id .. ':1'
+local sc = redis.call('ZMSCORE', key, '#b', first)
 local b = tonumber(sc[1])
 local mine = tonumber(sc[2])
 if mine and mine <= now - window then mine = nil end
@@ -128,12 +129,17 @@ if mode == 'c' and not mine and count + cost <= limit then
   -- the score as TIME's own digits: Redis would format the number with
   -- %.17g, ~5k instructions for a µs timestamp
   local now_s = t[1] .. string.sub('00000' .. t[2], -6)
-  local args = {}
-  for i = 1, cost do
-    args[2 * i - 1] = now_s
-    args[2 * i] = id .. ':' .. i
+  if cost == 1 then
+    -- the usual cost: no table, no unpack
+    redis.call('ZADD', key, now_s, first)
+  else
+    local args = {}
+    for i = 1, cost do
+      args[2 * i - 1] = now_s
+      args[2 * i] = id .. ':' .. i
+    end
+    redis.call('ZADD', key, unpack(args))
   end
-  redis.call('ZADD', key, unpack(args))
   redis.call('PEXPIRE', key, math.max(math.ceil(window / 1000), 1))
   return {1, limit - count - cost, window, -1, 0}
 end
@@ -186,9 +192,11 @@ pub(crate) static FIXED_WINDOW: LazyLock<LuaScript> = LazyLock::new(|| {
             r"
 local marker = -4503599627370496
 if mode == 'c' then
-  local c = redis.call('INCRBY', key, cost)
+  -- the cost and the window as the caller sent them: text Redis parses,
+  -- where a Lua number would first be formatted with %.17g
+  local c = redis.call('INCRBY', key, ARGV[4])
   if c == cost then
-    redis.call('PEXPIRE', key, window)
+    redis.call('PEXPIRE', key, ARGV[3])
     return {1, limit - c, window * 1000, -1, 0}
   end
   local ttl = redis.call('PTTL', key)
@@ -400,7 +408,8 @@ if left < 0 then left = 0 end
 local new = left + cost * window
 if mode == 'c' and new <= cap then
   -- a block with under 1 ms left (`PTTL` 0) is over
-  if redis.call('SET', key, 0, 'PX', new, 'GET') ~= '-1' or left == 0 then
+  -- '0' as text: a Lua number would be formatted with %.17g
+  if redis.call('SET', key, '0', 'PX', new, 'GET') ~= '-1' or left == 0 then
     return {1, math.floor((cap - new) / window), new * 1000, -1, 0}
   end
   redis.call('SET', key, -1, 'PX', left)
