@@ -278,8 +278,10 @@ async fn should_record_every_read_with_native_commands_at_a_zero_touch_interval(
     let listed = m.list(&user).await?;
     assert_eq!(listed[0].id, a.id, "most recently used first");
     assert!(listed[0].last_seen > sessions[2].created_at);
-    let (index_ttl, session_ttl): (i64, i64) =
-        (c.pttl(&index).await?, c.pttl(session_key(&a.id)).await?);
+    let (index_ttl, session_ttl): (i64, i64) = (
+        c.pttl(&index).await?,
+        c.pttl(session_key(&a.id)).await?,
+    );
     assert!(index_ttl > session_ttl, "{index_ttl} <= {session_ttl}");
     // the next create evicts b, the least recently used, not a
     m.create(&user, SessionMetadata::new()).await?;
@@ -296,11 +298,7 @@ async fn should_record_every_read_with_native_commands_at_a_zero_touch_interval(
             vec![index.as_str(), "XX", "GT", &future, &member],
         )
         .await?;
-    assert_eq!(
-        score(a.id.clone()).await?,
-        None,
-        "no index entry comes back"
-    );
+    assert_eq!(score(a.id.clone()).await?, None, "no index entry comes back");
     assert!(m.get(&a.id).await?.is_none());
     assert_eq!(score(a.id.clone()).await?, None);
     assert_eq!(m.list(&user).await?.len(), 2);
