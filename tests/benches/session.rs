@@ -17,9 +17,8 @@
 //!   once per touch interval), against tower-sessions-redis-store `load` +
 //!   `save` of the same fields (which rewrites the record on every
 //!   request). For transparency the same baseline is also set against
-//!   `get` with `touch_interval = 0` (every read records the LRU order
-//!   and last seen in the user's index: `GETEX`, then a pipelined
-//!   `ZADD XX GT` + `PEXPIRE GT`);
+//!   `get` with `touch_interval = 0` (every read records last seen and
+//!   the LRU order: the get-and-slide script on every read);
 //! * create (5 per user, so it evicts) against raw fred `EVALSHA` of a
 //!   hand-written equivalent script (SET PX, ZADD, evict the oldest over 5);
 //! * Redis bytes per session (`MEMORY USAGE` of session keys plus the
@@ -234,7 +233,7 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
     // the default touch throttle: the per-request equivalent of load+save
     let m = SessionManager::new(redis.clone(), SessionConfig::default())?;
     let ids = Arc::new(populate(&m).await?);
-    // every read records a touch (in the index, with native commands), for transparency
+    // every read records a touch (the script on every read), for transparency
     let eager_redis = connect(url, "bench-session-touch0:").await?;
     let eager = SessionManager::new(
         eager_redis.clone(),
