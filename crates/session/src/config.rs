@@ -52,12 +52,8 @@ pub struct SessionConfig {
     /// `last_seen` (and the user's LRU order) only when the previous record
     /// is at least this old. Reads in between are one native command
     /// (`GETEX key PX idle`); a read that records runs the get-and-slide
-    /// script. Zero records every read in the user's index (the LRU order
-    /// and the `last_seen` that `list` reports) with native commands: the
-    /// `GETEX`, then a pipelined `ZADD XX GT` + `PEXPIRE GT` on the index
-    /// (the script only near the absolute expiry or with a wrong clock
-    /// estimate). Shorter than `idle_ttl` (in whole milliseconds, rounded
-    /// up).
+    /// script. Zero records every read (every read is the script). Shorter
+    /// than `idle_ttl` (in whole milliseconds, rounded up).
     /// Default: 60 s (`SESSION_TOUCH_INTERVAL`, in seconds; 0 = every read).
     pub touch_interval: Duration,
 }

@@ -34,12 +34,6 @@ pub struct SessionManager {
     pub(crate) getex: CustomCommand,
     /// The idle TTL in ms, as `GETEX`'s `PX` argument.
     pub(crate) idle_arg: Value,
-    /// `ZADD` and `PEXPIRE` of the native touch (a zero touch interval),
-    /// routed by their key.
-    pub(crate) zadd: CustomCommand,
-    pub(crate) pexpire: CustomCommand,
-    /// [`index_keep_ms`](Self::index_keep_ms) as text, for the native touch.
-    pub(crate) keep_arg: Value,
     /// Added to every clock estimate (the `test-hooks` feature sets it).
     pub(crate) clock_skew_ms: i64,
 }
@@ -67,16 +61,9 @@ impl SessionManager {
             clock: ServerClock::new(redis.clone()),
             getex: CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false),
             idle_arg: Value::from(idle_ms.to_string()),
-            zadd: CustomCommand::new_static("ZADD", ClusterHash::FirstKey, false),
-            pexpire: CustomCommand::new_static("PEXPIRE", ClusterHash::FirstKey, false),
-            keep_arg: Value::Null,
             clock_skew_ms: 0,
             redis,
             config,
-        };
-        let manager = SessionManager {
-            keep_arg: Value::from(manager.index_keep_ms().to_string()),
-            ..manager
         };
         manager.redis.register_scripts(scripts::all());
         Ok(manager)

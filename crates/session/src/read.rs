@@ -54,16 +54,15 @@ impl SessionManager {
     /// Otherwise the session is returned with `expires_at = now +
     /// idle_ttl`: the clock's estimate, accurate to its uncertainty (a few
     /// ms on a healthy network). With a zero touch interval every read
-    /// records a touch: the same `GETEX` and decisions (but a touch is
-    /// always due, so it never sends the script for that), then one
-    /// pipelined `ZADD index XX GT` + `PEXPIRE index GT` that records the
-    /// read in the user's index (its LRU order, the `last_seen` that
-    /// [`list`](Self::list) reports) and keeps the index alive: two round
-    /// trips of native commands, no script. See the crate docs for why
-    /// this is safe.
+    /// records a touch, so it is the script alone. See the crate docs for
+    /// why this is safe.
     pub async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
         // after `shutdown`: a typed error at once, as for every script call
         self.redis.ensure_open()?;
+        // a zero touch interval records every read: the script
+        if self.touch_ms == 0 {
+            return self.get_by_script(id).await;
+        }
         // the key's own buffer becomes the argument: no copy
         let key = Str::from(self.session_key(id)?.into_string());
         let value: Option<Bytes> = self
@@ -103,7 +102,7 @@ impl SessionManager {
             self.clock.refresh_in_background();
             return self.get_by_script(id).await;
         }
-        if self.touch_ms > 0 && latest - head.last_seen >= self.touch_ms {
+        if latest - head.last_seen >= self.touch_ms {
             // a touch may be due (once per touch interval): the script
             // records it, and caps or deletes the session, atomically
             return self.get_by_script(id).await;
@@ -118,64 +117,7 @@ impl SessionManager {
         // The server ran GETEX before `latest`, more than one idle TTL
         // before the absolute expiry: the session was live, and the expiry
         // GETEX set is before the absolute one.
-        let mut session = record::decode(id.clone(), &key, &bytes, estimate, self.idle_ms)?;
-        if self.touch_ms == 0 {
-            self.touch_natively(id, &mut session, estimate, latest)
-                .await?;
-        }
-        Ok(Some(session))
-    }
-
-    /// The touch of a zero touch interval, after the fast read's `GETEX`:
-    /// the read's time becomes the session's score in its user's index (the
-    /// LRU order, and the `last_seen` that [`list`](Self::list) reports),
-    /// and the index's TTL is raised to outlive the slid session. One
-    /// pipelined round trip of two native commands, each safe to re-send
-    /// and neither able to bring back what a revoke removed:
-    ///
-    /// * `ZADD index XX GT latest member`: `XX` updates a listed member
-    ///   only (a revoked or evicted one is not added back, a missing index
-    ///   is not created), `GT` only moves the score forward (a late replay
-    ///   changes nothing);
-    /// * `PEXPIRE index keep GT`: never shortens the index's TTL, and does
-    ///   nothing to a missing index.
-    ///
-    /// The score is `latest`, the latest the server's clock can read at the
-    /// reply: a read is never ordered before anything the server did before
-    /// it. The session returned says it was last seen at the estimate. The
-    /// stored record's `last_seen` is not rewritten (that would need
-    /// the script: a native `SET` of the patched value could overwrite a
-    /// concurrent update, `SETRANGE` could resurrect a revoked key).
-    async fn touch_natively(
-        &self,
-        id: &SessionId,
-        session: &mut Session,
-        estimate: u64,
-        latest: u64,
-    ) -> Result<()> {
-        let index = Value::from(self.index_key(&session.user)?.into_string());
-        let pipeline = self.redis.client().pipeline();
-        let _: () = pipeline
-            .custom(
-                self.zadd.clone(),
-                vec![
-                    index.clone(),
-                    Value::from_static_str("XX"),
-                    Value::from_static_str("GT"),
-                    Value::from(latest.to_string()),
-                    Value::from(id.random_part()),
-                ],
-            )
-            .await?;
-        let _: () = pipeline
-            .custom(
-                self.pexpire.clone(),
-                vec![index, self.keep_arg.clone(), Value::from_static_str("GT")],
-            )
-            .await?;
-        let _: Vec<Value> = pipeline.all().await?;
-        session.last_seen = session.last_seen.max(record::time(estimate));
-        Ok(())
+        record::decode(id.clone(), &key, &bytes, estimate, self.idle_ms).map(Some)
     }
 
     /// The get-and-slide script: one atomic read, slide, touch (when due)
@@ -224,10 +166,10 @@ impl SessionManager {
             .map(integer)
             .transpose()?
             .ok_or_else(|| unexpected("empty list reply"))?;
-        let mut sessions = Vec::with_capacity(items.len() / 4);
-        for entry in items[1..].chunks(4) {
-            let [member, value, ttl, seen] = entry else {
-                return Err(unexpected("list reply is not in quadruples"));
+        let mut sessions = Vec::with_capacity(items.len() / 3);
+        for entry in items[1..].chunks(3) {
+            let [member, value, ttl] = entry else {
+                return Err(unexpected("list reply is not in triples"));
             };
             let member = member
                 .as_bytes_str()
@@ -237,17 +179,13 @@ impl SessionManager {
             let bytes = value
                 .as_bytes()
                 .ok_or_else(|| unexpected("session value is not a string"))?;
-            let mut session = record::decode(
+            sessions.push(record::decode(
                 id,
                 key.as_str(),
                 bytes,
                 non_negative(now),
                 non_negative(integer(ttl)?),
-            )?;
-            // a zero touch interval records reads in the index alone
-            let seen = record::time(non_negative(integer(seen)?));
-            session.last_seen = session.last_seen.max(seen);
-            sessions.push(session);
+            )?);
         }
         sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
         Ok(sessions)

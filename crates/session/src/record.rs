@@ -140,7 +140,7 @@ pub(crate) fn header(bytes: &[u8]) -> Option<Header> {
     })
 }
 
-pub(crate) fn time(ms: u64) -> SystemTime {
+fn time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 

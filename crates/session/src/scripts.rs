@@ -385,9 +385,7 @@ return {n, ended}
 /// expired (and deleting a session past its absolute expiry whose key
 /// lingers: see the fast read path in `manager.rs`).
 /// KEYS: index. ARGV: session head.
-/// Returns {now, member, value, ttl, seen, member, value, ttl, seen, ...},
-/// where seen is the member's index score (its last recorded read, which a
-/// zero touch interval records there alone) no later than now.
+/// Returns {now, member, value, ttl, member, value, ttl, ...}.
 pub(crate) static LIST: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "session_list",
@@ -396,16 +394,13 @@ pub(crate) static LIST: LazyLock<LuaScript> = LazyLock::new(|| {
             r#"
 local now = now_ms()
 local out = {now}
-local listed = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #listed, 2 do
-  local m = listed[i]
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local k = ARGV[1] .. m
   local v = redis.call('GET', k)
   if v and u64(v, 18) > now then
     out[#out + 1] = m
     out[#out + 1] = v
     out[#out + 1] = redis.call('PTTL', k)
-    out[#out + 1] = math.min(tonumber(listed[i + 1]), now)
   else
     -- expired, or past its absolute expiry with the key lingering
     if v then redis.call('DEL', k) end

@@ -10,7 +10,6 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use aeturnis_redis_core::fred::prelude::*;
-use aeturnis_redis_core::fred::types::{ClusterHash, CustomCommand};
 use aeturnis_redis_core::{Redis, RedisConfig};
 use aeturnis_session::{SessionConfig, SessionId, SessionManager, SessionMetadata, UserId};
 use aeturnis_testkit::RedisServer;
@@ -227,80 +226,5 @@ async fn should_take_the_script_when_the_clock_is_provably_wrong() -> anyhow::Re
         count(&stats, "hmget"),
         "{stats:?}"
     );
-    Ok(())
-}
-
-/// A zero touch interval records every read, without a script: the fast
-/// path's `GETEX`, then one `ZADD index XX GT` and one `PEXPIRE index GT`.
-/// The read moves the session to the front of its user's LRU order (the
-/// next eviction takes another), `list` reports the read as its
-/// `last_seen`, the index outlives the slid session, and the same two
-/// commands re-sent after a revoke (a replay) bring back nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_record_every_read_with_native_commands_at_a_zero_touch_interval(
-) -> anyhow::Result<()> {
-    let server = RedisServer::start_standalone()?;
-    let m = manager(
-        &server,
-        crate::support::eager().with_max_per_user(NonZeroU32::new(3).unwrap()),
-    )
-    .await?;
-    let c = m.redis().client().clone();
-    m.redis().load_scripts().await?;
-    let user = UserId::new("eager")?;
-    let index = format!("{PREFIX}su:{{{}}}:eager", user.slot_tag());
-    let mut sessions = Vec::new();
-    for _ in 0..3 {
-        sessions.push(m.create(&user, SessionMetadata::new()).await?);
-        crate::support::next_ms(&m).await?; // distinct scores, oldest first
-    }
-    let (a, b, c_id) = (&sessions[0], &sessions[1], sessions[2].id.clone());
-    m.flush_stats().await?;
-    server.cli(&["CONFIG", "RESETSTAT"])?;
-    let got = m.get(&a.id).await?.unwrap();
-    assert!(got.last_seen >= a.created_at);
-    let stats = calls(&server)?;
-    assert_eq!(count(&stats, "getex"), 1, "{stats:?}");
-    assert_eq!(count(&stats, "zadd"), 1, "{stats:?}");
-    assert_eq!(count(&stats, "pexpire"), 1, "{stats:?}");
-    assert_eq!(count(&stats, "evalsha"), 0, "no script: {stats:?}");
-    // a is now the most recently used: first in the list, seen after c
-    // was created, and the index outlives it
-    let score = |id: SessionId| {
-        let (c, index) = (c.clone(), index.clone());
-        async move {
-            let s: Option<f64> = c.zscore(index, &id.as_str()[5..]).await?;
-            anyhow::Ok(s)
-        }
-    };
-    assert!(score(a.id.clone()).await? > score(c_id.clone()).await?);
-    crate::support::next_ms(&m).await?;
-    let listed = m.list(&user).await?;
-    assert_eq!(listed[0].id, a.id, "most recently used first");
-    assert!(listed[0].last_seen > sessions[2].created_at);
-    let (index_ttl, session_ttl): (i64, i64) = (
-        c.pttl(&index).await?,
-        c.pttl(session_key(&a.id)).await?,
-    );
-    assert!(index_ttl > session_ttl, "{index_ttl} <= {session_ttl}");
-    // the next create evicts b, the least recently used, not a
-    m.create(&user, SessionMetadata::new()).await?;
-    assert!(m.get(&b.id).await?.is_none(), "b was least recently used");
-    assert!(m.get(&a.id).await?.is_some(), "a was read");
-    // the touch re-sent after a revoke (as fred re-sends it when the
-    // connection drops) adds nothing back
-    let member = a.id.as_str()[5..].to_owned();
-    m.revoke(&a.id).await?;
-    let future = (score(c_id.clone()).await?.unwrap() as u64 + 60_000).to_string();
-    let _: Value = c
-        .custom(
-            CustomCommand::new_static("ZADD", ClusterHash::FirstKey, false),
-            vec![index.as_str(), "XX", "GT", &future, &member],
-        )
-        .await?;
-    assert_eq!(score(a.id.clone()).await?, None, "no index entry comes back");
-    assert!(m.get(&a.id).await?.is_none());
-    assert_eq!(score(a.id.clone()).await?, None);
-    assert_eq!(m.list(&user).await?.len(), 2);
     Ok(())
 }
