@@ -1,7 +1,10 @@
 //! Near-cache rows of the cache bench (feature `near` of aeturnis-cache).
 //!
 //! * near hit: `NearCache::get` of a value held locally against
-//!   `Cache::get` of the same 100-byte value from Redis, c=50;
+//!   `Cache::get` of the same 100-byte value from Redis, c=50; beside it the
+//!   floor: a bare `moka::sync::Cache::get` of the same values in the same
+//!   harness against the same `Cache::get` (the most any near cache built on
+//!   moka can reach here, harness included);
 //! * Zipf(1.0) reads over 100,000 keys, 1 % of the operations writes by a
 //!   second client: reads through a near cache against reads through a
 //!   plain `Cache`, with the local hit rate and the p99 delay from a write
@@ -53,12 +56,12 @@ fn median(mut runs: Vec<Sample>) -> Sample {
 
 /// The near rows, on the 2-worker runtime the caller runs.
 pub(crate) async fn rows(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
-    let mut records = vec![hit_row(url).await?];
+    let mut records = hit_rows(url).await?;
     records.extend(zipf_rows(url).await?);
     Ok(records)
 }
 
-async fn hit_row(url: &str) -> anyhow::Result<BenchRecord> {
+async fn hit_rows(url: &str) -> anyhow::Result<Vec<BenchRecord>> {
     // leaked for the process: the per-operation closures copy references
     // instead of bumping shared reference counts, which would weigh on the
     // sub-microsecond side only
@@ -67,7 +70,12 @@ async fn hit_row(url: &str) -> anyhow::Result<BenchRecord> {
     let near: &'static NearCache = Box::leak(Box::new(
         NearCache::new(cache(url).await?, NearConfig::for_namespaces([NS])).await?,
     ));
-    let (mut redis_runs, mut near_runs) = (Vec::new(), Vec::new());
+    let bare: &'static moka::sync::Cache<RedisKey, Arc<String>> =
+        Box::leak(Box::new(moka::sync::Cache::new(HIT_KEYS as u64 * 2)));
+    for key in keys {
+        bare.insert(key.clone(), Arc::new("x".repeat(98)));
+    }
+    let (mut redis_runs, mut near_runs, mut bare_runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         redis_runs.push(
             measure(50, 200_000, move |i| async move {
@@ -85,11 +93,19 @@ async fn hit_row(url: &str) -> anyhow::Result<BenchRecord> {
             })
             .await?,
         );
+        bare_runs.push(
+            measure(50, 2_000_000, move |i| async move {
+                let v: Option<String> = bare.get(&keys[i % HIT_KEYS]).map(|v| (*v).clone());
+                anyhow::ensure!(v.is_some(), "missing value");
+                Ok(())
+            })
+            .await?,
+        );
     }
     let stats = near.stats();
     anyhow::ensure!(stats.entries == HIT_KEYS as u64, "not all held: {stats:?}");
     hit_path(near, keys).await?;
-    let (redis_s, near_s) = (median(redis_runs), median(near_runs));
+    let (redis_s, near_s, bare_s) = (median(redis_runs), median(near_runs), median(bare_runs));
     let record = BenchRecord::new(
         LAYER,
         "near hit 100B",
@@ -101,9 +117,20 @@ async fn hit_row(url: &str) -> anyhow::Result<BenchRecord> {
     )
     .with_baseline_latency(redis_s);
     print_row(&record, &redis_s, "");
+    let floor = BenchRecord::new(
+        LAYER,
+        "near hit floor: bare moka get + clone 100B",
+        50,
+        "multi_thread(2)",
+        bare_s,
+        "Cache::get (Redis) same value",
+        redis_s.ops_per_sec,
+    )
+    .with_baseline_latency(redis_s);
+    print_row(&floor, &redis_s, "");
     near.shutdown().await?;
     plain.redis().shutdown().await?;
-    Ok(record)
+    Ok(vec![record, floor])
 }
 
 /// What one hit costs without the harness (no shared counter, no clock
