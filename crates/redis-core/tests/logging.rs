@@ -59,6 +59,29 @@ impl Capture {
     }
 }
 
+/// Waits until `count` finds more reconnect lines in the capture than
+/// `before` and the client answers `PING` again.
+async fn reconnect_logged(
+    capture: &Capture,
+    client: &Client,
+    before: usize,
+    count: impl Fn(&str) -> usize,
+) -> anyhow::Result<()> {
+    eventually("the client reconnects", Duration::from_secs(20), || {
+        let reconnected = count(&capture.text()) > before;
+        let client = client.clone();
+        async move {
+            let pong: String = client.ping(None).await.map_err(|e| e.to_string())?;
+            if reconnected && pong == "PONG" {
+                Ok(())
+            } else {
+                Err("no reconnect logged yet".to_owned())
+            }
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_never_log_or_debug_print_the_password() -> anyhow::Result<()> {
     let capture = Capture::global();
@@ -175,17 +198,8 @@ async fn should_never_log_an_acl_users_password_at_trace_level() -> anyhow::Resu
         "USER",
         USER,
     ])?;
-    eventually("the client reconnects", Duration::from_secs(20), || {
-        let reconnected = capture.text().matches("(re)established").count() > before;
-        let client = client.clone();
-        async move {
-            let pong: String = client.ping(None).await.map_err(|e| e.to_string())?;
-            if reconnected && pong == "PONG" {
-                Ok(())
-            } else {
-                Err("no reconnect logged yet".to_owned())
-            }
-        }
+    reconnect_logged(&capture, client, before, |text| {
+        text.matches("(re)established").count()
     })
     .await?;
     assert_eq!(client.get::<String, _>(&key).await?, "v");
@@ -273,23 +287,7 @@ async fn should_never_log_the_tls_key_or_password_across_a_mutual_tls_reconnect(
         "TYPE",
         "normal",
     ])?;
-    eventually(
-        "the client reconnects over TLS",
-        Duration::from_secs(20),
-        || {
-            let reconnected = count(&capture.text()) > before;
-            let client = client.clone();
-            async move {
-                let pong: String = client.ping(None).await.map_err(|e| e.to_string())?;
-                if reconnected && pong == "PONG" {
-                    Ok(())
-                } else {
-                    Err("no reconnect logged yet".to_owned())
-                }
-            }
-        },
-    )
-    .await?;
+    reconnect_logged(&capture, client, before, count).await?;
     assert_eq!(client.get::<String, _>(&key).await?, "v");
     let debug = format!("{config:?} {redis:?}");
     redis.shutdown().await?;

@@ -114,14 +114,30 @@ async fn connect(
     if let Some(server) = node {
         config.server = ServerConfig::Centralized { server };
     }
+    let client = builder_like(base, config, base.perf_config())
+        .build_subscriber_client()
+        .map_err(fred)?;
+    init_within(client, timeout).await
+}
+
+/// A builder for a client like `base` (its connection settings and
+/// reconnect policy) with `config` and `perf`: the near cache's own
+/// connections differ from the handle's only in RESP version, node or
+/// channel capacity.
+pub(super) fn builder_like(base: &Client, config: Config, perf: PerformanceConfig) -> Builder {
     let mut builder = Builder::from_config(config);
     builder
-        .set_performance_config(base.perf_config())
+        .set_performance_config(perf)
         .set_connection_config(base.connection_config().clone());
     if let Some(policy) = base.client_reconnect_policy() {
         builder.set_policy(policy);
     }
-    let client = builder.build_subscriber_client().map_err(fred)?;
+    builder
+}
+
+/// Connects `client` within `timeout` (the handle's connect timeout); a
+/// client still connecting then is closed and the error is a timeout.
+pub(super) async fn init_within<C: ClientLike>(client: C, timeout: Duration) -> Result<C> {
     match tokio::time::timeout(timeout, client.init()).await {
         Ok(Ok(_)) => Ok(client),
         Ok(Err(e)) => Err(fred(e)),
@@ -158,6 +174,6 @@ fn forward(client: &SubscriberClient, events: UnboundedSender<WatchEvent>) -> Jo
     })
 }
 
-fn fred(e: aeturnis_redis_core::fred::error::Error) -> Error {
+pub(super) fn fred(e: aeturnis_redis_core::fred::error::Error) -> Error {
     Error::Redis(e.into())
 }

@@ -23,7 +23,7 @@ use aeturnis_redis_core::fred::error::Error as FredError;
 use tokio::sync::{broadcast, mpsc};
 
 use super::config::TrackingMode;
-use super::flushes::{self, FlushWatch, WatchEvent};
+use super::flushes::{self, builder_like, fred, init_within, FlushWatch, WatchEvent};
 use super::tier::{FlushCause, Tier};
 use crate::error::{Error, Result};
 
@@ -40,30 +40,8 @@ pub(crate) async fn connect(redis: &Redis) -> Result<Client> {
     config.version = RespVersion::RESP3;
     let mut perf = base.perf_config();
     perf.broadcast_channel_capacity = CHANNEL_CAPACITY;
-    let mut builder = Builder::from_config(config);
-    builder
-        .set_performance_config(perf)
-        .set_connection_config(base.connection_config().clone());
-    if let Some(policy) = base.client_reconnect_policy() {
-        builder.set_policy(policy);
-    }
-    let client = builder.build().map_err(fred)?;
-    let timeout = redis.config().connect_timeout;
-    match tokio::time::timeout(timeout, client.init()).await {
-        Ok(Ok(_)) => Ok(client),
-        Ok(Err(e)) => Err(fred(e)),
-        Err(_) => {
-            let _ = client.quit().await;
-            Err(Error::Redis(aeturnis_redis_core::Error::Timeout {
-                operation: "connect",
-                after: timeout,
-            }))
-        }
-    }
-}
-
-fn fred(e: aeturnis_redis_core::fred::error::Error) -> Error {
-    Error::Redis(e.into())
+    let client = builder_like(base, config, perf).build().map_err(fred)?;
+    init_within(client, redis.config().connect_timeout).await
 }
 
 /// What the task needs to turn tracking on.
