@@ -25,17 +25,14 @@ async fn primary_with_replica() -> anyhow::Result<(RedisServer, RedisServer)> {
     let primary = RedisServer::start_standalone()?;
     let replica = RedisServer::start_standalone()?;
     replica.cli(&["REPLICAOF", "127.0.0.1", &primary.port().to_string()])?;
-    eventually("the replica's link to be up", WITHIN, || {
-        let info = replica.cli(&["INFO", "replication"]);
-        async move {
-            match info {
-                Ok(info) if info.contains("master_link_status:up") => Ok(()),
-                Ok(info) => Err(info),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-    })
-    .await?;
+    replica
+        .cli_until(
+            "the replica's link to be up",
+            WITHIN,
+            &["INFO", "replication"],
+            |info| info.contains("master_link_status:up"),
+        )
+        .await?;
     Ok((primary, replica))
 }
 
@@ -100,17 +97,14 @@ async fn should_acknowledge_a_batch_once_a_replica_holds_it_and_report_a_lagging
     assert!(err.is_unavailable() && err.is_retryable());
     let on_primary: String = redis.client().get(&key).await?;
     assert_eq!(on_primary, "shipped");
-    eventually("the late write to reach the replica", WITHIN, || {
-        let held = replica.cli(&["GET", key.as_str()]);
-        async move {
-            match held {
-                Ok(v) if v.trim() == "shipped" => Ok(()),
-                Ok(v) => Err(v),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-    })
-    .await?;
+    replica
+        .cli_until(
+            "the late write to reach the replica",
+            WITHIN,
+            &["GET", key.as_str()],
+            |v| v.trim() == "shipped",
+        )
+        .await?;
     redis.shutdown().await?;
     Ok(())
 }
@@ -156,17 +150,14 @@ async fn should_not_resend_a_replicated_batch_whose_connection_drops_during_wait
     let batch = redis.replicated(concern(Duration::from_secs(4)), &key)?;
     let _: () = batch.incr(key.as_str()).await?;
     let sent = tokio::spawn(batch.send());
-    eventually("the batch to block in WAIT", WITHIN, || {
-        let clients = server.cli(&["CLIENT", "LIST"]);
-        async move {
-            match clients {
-                Ok(list) if list.contains("cmd=wait") => Ok(()),
-                Ok(list) => Err(list),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-    })
-    .await?;
+    server
+        .cli_until(
+            "the batch to block in WAIT",
+            WITHIN,
+            &["CLIENT", "LIST"],
+            |list| list.contains("cmd=wait"),
+        )
+        .await?;
     server.cli(&["CLIENT", "KILL", "TYPE", "normal"])?;
     let err = sent.await?.unwrap_err();
     assert!(err.is_connection(), "{err:?}");

@@ -169,6 +169,33 @@ impl RedisServer {
         Ok(stdout)
     }
 
+    /// Runs [`cli`](RedisServer::cli) every [`POLL_EVERY`](crate::POLL_EVERY)
+    /// until `accept` takes its output, and returns that output; fails
+    /// naming `what` and the last output once `within` has passed (a
+    /// replica's link, a key reaching a replica, a command held on the
+    /// server).
+    ///
+    /// # Errors
+    /// The last output or redis-cli error, once `within` has passed.
+    pub async fn cli_until(
+        &self,
+        what: &str,
+        within: std::time::Duration,
+        args: &[&str],
+        accept: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        crate::poll::eventually(what, within, || {
+            let out = self.cli(args).map_err(|e| e.to_string());
+            let out = match out {
+                Ok(text) if accept(&text) => Ok(text),
+                Ok(text) => Err(text),
+                Err(e) => Err(e),
+            };
+            async move { out }
+        })
+        .await
+    }
+
     /// Creates (or replaces) the ACL user `user` with password `password`
     /// and `rules`, one rule an item (such as the core's
     /// `aeturnis_redis_core::acl::acl_rules(prefix)`): `ACL SETUSER user
