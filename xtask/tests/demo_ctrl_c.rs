@@ -4,15 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use aeturnis_testkit::eventually;
+use aeturnis_testkit::{eventually, http_request};
 
 /// Building and starting the demo server the first time may compile it.
 const START: Duration = Duration::from_secs(300);
@@ -164,41 +164,15 @@ fn redis_servers(port: u16) -> Vec<(u32, u32)> {
     found
 }
 
-/// A bare HTTP/1.1 request (`Connection: close`); the status and body.
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n{auth}\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    let status = reply[9..12].parse().unwrap();
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
-}
-
 fn login(addr: SocketAddr, user: &str) -> String {
-    let (status, body) = http(
+    let (status, body) = http_request(
         addr,
         "POST",
         "/auth/login",
         None,
         &format!(r#"{{"user":"{user}"}}"#),
-    );
+    )
+    .unwrap();
     assert_eq!(status, 201, "{body}");
     serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
         .as_str()
@@ -246,7 +220,8 @@ async fn should_flush_acknowledged_moves_into_sqlite_before_stopping_redis_on_ct
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     for x in 1..=5 {
         let body = format!(r#"{{"zone":"marsh","x":{x},"y":9}}"#);
-        let (status, reply) = http(demo.addr, "POST", "/move", Some(&token), &body);
+        let (status, reply) =
+            http_request(demo.addr, "POST", "/move", Some(&token), &body).unwrap();
         assert_eq!(status, 200, "{reply}");
     }
     demo.signal_group("-INT");

@@ -1,42 +1,15 @@
 //! Write-behind durability: the demo binary SIGKILLed after acknowledged
 //! moves loses none of them; the next start drains them into SQLite.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aeturnis_demo::{DemoConfig, Position};
-use aeturnis_testkit::TestCtx;
+use aeturnis_testkit::{http_request, TestCtx};
 
 use crate::support::Api;
-
-/// A bare HTTP/1.1 request (`Connection: close`); the status and body.
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n{auth}\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    let status = reply[9..12].parse().unwrap();
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
-}
 
 /// Removes ANSI colour sequences from a log line.
 fn plain(line: &str) -> String {
@@ -92,7 +65,8 @@ async fn should_drain_moves_acknowledged_by_a_sigkilled_demo_into_sqlite_at_the_
     })
     .await?;
     let moves = tokio::task::spawn_blocking(move || {
-        let (status, body) = http(addr, "POST", "/auth/login", None, r#"{"user":"dave"}"#);
+        let (status, body) =
+            http_request(addr, "POST", "/auth/login", None, r#"{"user":"dave"}"#).unwrap();
         assert_eq!(status, 201, "{body}");
         let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
             .as_str()
@@ -100,7 +74,7 @@ async fn should_drain_moves_acknowledged_by_a_sigkilled_demo_into_sqlite_at_the_
             .to_owned();
         for x in 1..=5 {
             let body = format!(r#"{{"zone":"marsh","x":{x},"y":7}}"#);
-            let (status, reply) = http(addr, "POST", "/move", Some(&token), &body);
+            let (status, reply) = http_request(addr, "POST", "/move", Some(&token), &body).unwrap();
             assert_eq!(status, 200, "{reply}");
         }
     });
