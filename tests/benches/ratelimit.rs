@@ -21,6 +21,10 @@
 //!   same interleaved rounds as the limiter's sliding log (the default),
 //!   GCRA (its millisecond script at this quota) and fixed window. When
 //!   xtask finds no `node`/`npm` the rows are skipped and the run says so.
+//!   Beside them, in the same rounds, the floor of each: raw fred sending
+//!   the same script with the limiter's arguments (pipelined `EVALSHA`),
+//!   so a row says how much of the gap to the peer is the library and how
+//!   much is one script per check on this client.
 //! * `MEMORY USAGE` of one key per algorithm; for the sliding log, per entry
 //!   (a key holding 100 entries, divided by 100). The key is a realistic
 //!   one: limiter `api`, subject `LimitKey::ip(203.0.113.9)`, default prefix,
@@ -319,6 +323,11 @@ async fn peer_rows(
         side(|| run(Arc::clone(log_fx), Side::Limiter, false)),
         side(|| run(Arc::clone(gcra_fx), Side::Limiter, false)),
         side(|| run(Arc::clone(&fixed_fx), Side::Limiter, false)),
+        // the floors: raw fred sending each script with the limiter's
+        // arguments, the least our client can do for the same check
+        side(|| run(Arc::clone(log_fx), Side::RawCustom, false)),
+        side(|| run(Arc::clone(gcra_fx), Side::RawCustom, false)),
+        side(|| run(Arc::clone(&fixed_fx), Side::RawCustom, false)),
     ])
     .await?;
     let baseline = "rate-limiter-flexible 11.4.0 consume (ioredis 6.1.0, Node)";
@@ -334,6 +343,18 @@ async fn peer_rows(
         (
             3,
             "fixed window check vs rate-limiter-flexible, 1000/s, 1000 keys",
+        ),
+        (
+            4,
+            "floor: raw fred EVALSHA sliding log script vs rate-limiter-flexible, 1000/s, 1000 keys",
+        ),
+        (
+            5,
+            "floor: raw fred EVALSHA gcra (ms) script vs rate-limiter-flexible, 1000/s, 1000 keys",
+        ),
+        (
+            6,
+            "floor: raw fred EVALSHA fixed window script vs rate-limiter-flexible, 1000/s, 1000 keys",
         ),
     ] {
         let (ours, peer) = median_pair(&rounds, i, 0)?;
@@ -352,12 +373,15 @@ async fn peer_rows(
     }
     for (i, round) in rounds.iter().enumerate() {
         println!(
-            "{LAYER} vs rate-limiter-flexible, round {}: peer {:.0}/s; sliding log {:.2}, gcra {:.2}, fixed window {:.2}",
+            "{LAYER} vs rate-limiter-flexible, round {}: peer {:.0}/s; sliding log {:.2} (raw script {:.2}), gcra {:.2} (raw {:.2}), fixed window {:.2} (raw {:.2})",
             i + 1,
             round[0].ops_per_sec,
             round[1].ops_per_sec / round[0].ops_per_sec,
+            round[4].ops_per_sec / round[0].ops_per_sec,
             round[2].ops_per_sec / round[0].ops_per_sec,
+            round[5].ops_per_sec / round[0].ops_per_sec,
             round[3].ops_per_sec / round[0].ops_per_sec,
+            round[6].ops_per_sec / round[0].ops_per_sec,
         );
     }
     Ok(())

@@ -255,6 +255,10 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
         tower_ids.push(record.id);
     }
     let tower_ids = Arc::new(tower_ids);
+    // the floor of a touch on every read: raw fred sending the
+    // get-and-slide script with the eager manager's own keys and arguments
+    let eager_frames = Arc::new(slide_frames(&eager, &eager_ids).await?);
+    let eager_client = eager_redis.client().clone();
     let rounds = interleaved_rounds(vec![
         side(move || reads(&m, &ids)),
         side(move || reads(&eager, &eager_ids)),
@@ -265,10 +269,18 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
                 async move { tower_load_save(&store, &ids, i).await }
             })
         }),
+        side(move || {
+            let (client, frames) = (eager_client.clone(), Arc::clone(&eager_frames));
+            measure(CONCURRENCY, OPS, move |i| {
+                let (client, frames) = (client.clone(), Arc::clone(&frames));
+                async move { raw_slide(&client, &frames[i % frames.len()]).await }
+            })
+        }),
     ])
     .await?;
     let (ours, baseline) = median_pair(&rounds, 0, 2)?;
     let (ours_eager, eager_baseline) = median_pair(&rounds, 1, 2)?;
+    let (floor, floor_baseline) = median_pair(&rounds, 3, 2)?;
     report(
         records,
         BenchRecord::new(
@@ -294,6 +306,19 @@ async fn load_and_touch(url: &str, records: &mut Vec<BenchRecord>) -> anyhow::Re
             eager_baseline.ops_per_sec,
         )
         .with_baseline_latency(eager_baseline),
+    );
+    report(
+        records,
+        BenchRecord::new(
+            LAYER,
+            "floor of a touch on every read: raw fred EVALSHA of the same get-and-slide Lua",
+            CONCURRENCY,
+            "multi_thread(2)",
+            floor,
+            "tower-sessions-redis-store load+save",
+            floor_baseline.ops_per_sec,
+        )
+        .with_baseline_latency(floor_baseline),
     );
     tower_client.quit().await?;
     let _ = redis.shutdown().await;
@@ -522,6 +547,41 @@ impl SameLua {
         anyhow::ensure!(reply.get(3) == Some(&Value::Integer(1)), "not created");
         Ok(())
     }
+}
+
+/// The `EVALSHA` frame (and its slot) of the get-and-slide script for
+/// each of `ids`, exactly as `m` sends it; the script is loaded.
+async fn slide_frames(
+    m: &SessionManager,
+    ids: &[SessionId],
+) -> anyhow::Result<Vec<(u16, Vec<Value>)>> {
+    let mut frames = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let (script, key, args) = m.get_slide_script_for_tests(id)?;
+        if i == 0 {
+            script.load(m.redis().client()).await?;
+        }
+        let slot = aeturnis_redis_core::hash_slot(key.as_str());
+        let mut frame: Vec<Value> = Vec::with_capacity(3 + args.len());
+        frame.push(Value::String(script.sha1().into()));
+        frame.push(Value::Integer(1));
+        frame.push(key.as_str().into());
+        frame.extend(args);
+        frames.push((slot, frame));
+    }
+    Ok(frames)
+}
+
+/// One get-and-slide by raw fred: the session must be there.
+async fn raw_slide(client: &Client, (slot, frame): &(u16, Vec<Value>)) -> anyhow::Result<()> {
+    let reply: Value = client
+        .custom(
+            CustomCommand::new_static("EVALSHA", ClusterHash::Custom(*slot), false),
+            frame.clone(),
+        )
+        .await?;
+    anyhow::ensure!(!reply.is_null(), "no session");
+    Ok(())
 }
 
 /// A manager like `m` under the same-Lua side's prefix.

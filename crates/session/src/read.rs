@@ -6,6 +6,7 @@ use aeturnis_redis_core::fred::bytes::Bytes;
 use aeturnis_redis_core::fred::bytes_utils::Str;
 use aeturnis_redis_core::fred::interfaces::ClientLike;
 use aeturnis_redis_core::fred::types::Value;
+use aeturnis_redis_core::RedisKey;
 
 use crate::error::Result;
 use crate::id::{SessionId, UserId};
@@ -123,7 +124,17 @@ impl SessionManager {
     /// The get-and-slide script: one atomic read, slide, touch (when due)
     /// and delete (when past the absolute expiry).
     async fn get_by_script(&self, id: &SessionId) -> Result<Option<Session>> {
-        let key = &self.session_key(id)?;
+        let (key, args) = self.get_slide_args(id)?;
+        let reply: Value = self
+            .redis
+            .script(&scripts::GET_SLIDE, key.clone(), args)
+            .await?;
+        optional_session(id.clone(), &key, reply)
+    }
+
+    /// The get-and-slide script's key and arguments for `id`.
+    fn get_slide_args(&self, id: &SessionId) -> Result<(RedisKey, Vec<Value>)> {
+        let key = self.session_key(id)?;
         let args = vec![
             int(self.idle_ms),
             int(self.touch_ms),
@@ -131,11 +142,27 @@ impl SessionManager {
             Value::from(id.random_part()),
             int(self.index_keep_ms()),
         ];
-        let reply: Value = self
-            .redis
-            .script(&scripts::GET_SLIDE, key.clone(), args)
-            .await?;
-        optional_session(id.clone(), key, reply)
+        Ok((key, args))
+    }
+
+    /// Tests and benches only (cargo feature `test-hooks`): the
+    /// get-and-slide script and the key and arguments this manager sends it
+    /// for `id`; for a raw baseline that sends the same script with the
+    /// same arguments.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get) for a key that cannot be built.
+    #[cfg(feature = "test-hooks")]
+    pub fn get_slide_script_for_tests(
+        &self,
+        id: &SessionId,
+    ) -> Result<(
+        &'static aeturnis_redis_core::LuaScript,
+        RedisKey,
+        Vec<Value>,
+    )> {
+        let (key, args) = self.get_slide_args(id)?;
+        Ok((&scripts::GET_SLIDE, key, args))
     }
 
     /// [`get`](Self::get) for a token as the client sent it. A malformed,
