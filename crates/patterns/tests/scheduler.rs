@@ -127,13 +127,15 @@ async fn should_keep_a_hot_key_from_ever_expiring_while_it_is_read(
     ctx: TestCtx,
 ) -> anyhow::Result<()> {
     let s = setup(&ctx).await?;
-    let (source, ttl) = (Source::default(), Duration::from_millis(1000));
-    let policy = policy(1000);
+    // a refresh every ~1.2 s, each 1.8 s before expiry: a stall of the
+    // loaded CI host shorter than that cannot let the key expire
+    let (source, ttl) = (Source::default(), Duration::from_millis(3000));
+    let policy = policy(3000);
     let config = WarmSchedulerConfig::default()
         .with_top_k(n(4))
         .with_capacity(n(16))
-        .with_interval(Duration::from_millis(50))
-        .with_lead(Duration::from_millis(600));
+        .with_interval(Duration::from_millis(100))
+        .with_lead(Duration::from_millis(1800));
     let scheduler = s.aside.start_warming(config, &policy, source.loader())?;
     let hot = s.cache.key("item").id("hot").build()?;
     let stop = Arc::new(AtomicBool::new(false));

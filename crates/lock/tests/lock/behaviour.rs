@@ -131,9 +131,13 @@ async fn should_never_release_another_holders_lock(ctx: TestCtx) -> anyhow::Resu
 async fn should_keep_a_watched_lock_alive(ctx: TestCtx) -> anyhow::Result<()> {
     let locks = manager(&ctx, LockConfig::default().with_watchdog(true)).await?;
     let other = manager(&ctx, LockConfig::default()).await?;
-    let guard = locks.try_acquire("res", Duration::from_millis(300)).await?;
-    // long work: well past the 300 ms lease
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // a lease the watchdog renews every 500 ms: a stall of the loaded CI
+    // host under a second cannot let it lapse between two renewals
+    let guard = locks
+        .try_acquire("res", Duration::from_millis(1_500))
+        .await?;
+    // long work: well past the 1.5 s lease
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
     assert!(other
         .try_acquire("res", LONG)
         .await
@@ -143,7 +147,7 @@ async fn should_keep_a_watched_lock_alive(ctx: TestCtx) -> anyhow::Result<()> {
     assert!(locks.stats().extends >= 2, "{:?}", locks.stats());
     // an admin takes it away: the watchdog notices and fires the signal
     assert!(other.force_release("res").await?);
-    tokio::time::timeout(Duration::from_secs(2), guard.lost()).await?;
+    tokio::time::timeout(Duration::from_secs(10), guard.lost()).await?;
     assert!(guard.release().await.unwrap_err().is_lock_lost());
     let stats = locks.stats();
     assert!(stats.losses >= 1, "{stats:?}");
@@ -159,7 +163,7 @@ async fn should_keep_a_watched_lock_alive(ctx: TestCtx) -> anyhow::Result<()> {
     let key = redis.keys().key("lock").tag("gone").build()?;
     let deleted: i64 = redis.client().del(&key).await?;
     assert_eq!(deleted, 1, "{key}");
-    tokio::time::timeout(Duration::from_secs(3), guard.lost()).await?;
+    tokio::time::timeout(Duration::from_secs(10), guard.lost()).await?;
     let e = guard.release().await.unwrap_err();
     assert!(e.is_lock_lost(), "{e:?}");
     Ok(())

@@ -78,7 +78,9 @@ async fn should_respect_cost_for_every_algorithm(ctx: TestCtx) -> anyhow::Result
 
 async fn should_slide_the_log_window(ctx: TestCtx) -> anyhow::Result<()> {
     let redis = connect(&ctx).await?;
-    let window = Duration::from_millis(400);
+    // 2 s: a stall of the loaded CI host between two checks stays well
+    // inside the window
+    let window = Duration::from_secs(2);
     let limiter = RateLimiter::new(
         redis.clone(),
         config("slide", Algorithm::SlidingLog, 3, window)?.with_deny_cache(false),
@@ -98,7 +100,7 @@ async fn should_slide_the_log_window(ctx: TestCtx) -> anyhow::Result<()> {
     let slack = Duration::from_millis(10); // timer and scheduling jitter
     ensure!(!d.allowed && retry <= window / 2 + slack, "{d:?}");
     // the first two units leave the window together; the third stays
-    allowed_within(&limiter, &key, nz(2), Duration::from_secs(3)).await?;
+    allowed_within(&limiter, &key, nz(2), Duration::from_secs(10)).await?;
     let d = limiter.check(&key).await?;
     let retry = d.retry_after.context("a denial carries retry_after")?;
     ensure!(
@@ -110,14 +112,15 @@ async fn should_slide_the_log_window(ctx: TestCtx) -> anyhow::Result<()> {
 
 async fn should_refill_gcra_at_its_rate_after_a_burst(ctx: TestCtx) -> anyhow::Result<()> {
     let redis = connect(&ctx).await?;
-    // one every 100 ms, bursts of 3
+    // one a second, bursts of 3: a stall of the loaded CI host between two
+    // checks refills nothing
     let limiter = RateLimiter::new(
         redis.clone(),
         config(
             "gcra",
             Algorithm::gcra_with_burst(nz(3)),
             10,
-            Duration::from_secs(1),
+            Duration::from_secs(10),
         )?
         .with_deny_cache(false),
     )?;
@@ -128,9 +131,9 @@ async fn should_refill_gcra_at_its_rate_after_a_burst(ctx: TestCtx) -> anyhow::R
     }
     let d = limiter.check(&key).await?;
     let retry = d.retry_after.context("retry_after")?;
-    ensure!(!d.allowed && retry <= Duration::from_millis(100), "{d:?}");
-    ensure!(d.reset_after > Duration::from_millis(200), "{d:?}");
-    allowed_within(&limiter, &key, NonZeroU32::MIN, Duration::from_secs(2)).await?;
+    ensure!(!d.allowed && retry <= Duration::from_secs(1), "{d:?}");
+    ensure!(d.reset_after > Duration::from_secs(2), "{d:?}");
+    allowed_within(&limiter, &key, NonZeroU32::MIN, Duration::from_secs(10)).await?;
     // one emission interval refilled one unit, not the burst
     let d = limiter.check(&key).await?;
     ensure!(!d.allowed, "{d:?}");
@@ -153,7 +156,14 @@ async fn should_bound_sliding_counter_at_window_edges(ctx: TestCtx) -> anyhow::R
     let key = LimitKey::user("steady")?;
     let start = Instant::now();
     let mut admitted = Vec::new();
+    // time in which nobody asked: a stall of the loaded CI host between two
+    // checks (they are ~2 ms apart otherwise) admits nothing, so it does not
+    // count towards the windows the lower bound expects to be filled
+    let (mut idle, mut last) = (Duration::ZERO, Duration::ZERO);
     while start.elapsed() < window * 5 {
+        let asked = start.elapsed();
+        idle += (asked - last).saturating_sub(Duration::from_millis(20));
+        last = asked;
         if limiter.check(&key).await?.allowed {
             admitted.push(start.elapsed());
         }
@@ -180,9 +190,10 @@ async fn should_bound_sliding_counter_at_window_edges(ctx: TestCtx) -> anyhow::R
         n <= f64::from(limit) * (windows + 1.0),
         "{n} admitted in {windows:.1} windows"
     );
+    let asking = (span - idle).as_secs_f64() / window.as_secs_f64();
     ensure!(
-        n >= f64::from(limit) * (windows - 2.0),
-        "{n} admitted in {windows:.1} windows: too strict"
+        n >= f64::from(limit) * (asking - 2.0),
+        "{n} admitted in {asking:.1} windows of asking: too strict"
     );
     Ok(())
 }
