@@ -257,7 +257,12 @@ async fn should_fail_script_calls_at_once_while_down_with_fail_fast_commands() -
     let took = started.elapsed();
     assert!(matches!(err, Error::Disconnected { .. }), "{err:?}");
     assert!(err.is_unavailable() && err.is_connection(), "{err:?}");
-    assert!(took < Duration::from_millis(100), "failed fast in {took:?}");
+    // well below the 2 s command timeout the queued call waits out (room
+    // for a stalled CI host)
+    assert!(
+        took < Duration::from_millis(1_000),
+        "failed fast in {took:?}"
+    );
     assert!(matches!(
         fast.ensure_connected(),
         Err(Error::Disconnected { .. })

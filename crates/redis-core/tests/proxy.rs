@@ -11,9 +11,11 @@ use aeturnis_redis_core::fred::prelude::*;
 use aeturnis_redis_core::{Classify, Error, ReconnectConfig, Redis, RedisConfig, RedisKey};
 use aeturnis_testkit::{eventually, Fault, FaultProxy, RedisServer};
 
-const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// Long enough that the round trips the tests expect to succeed (the setup,
+/// twenty after recovery) do not time out on a stalled CI host.
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(1_500);
 /// Scheduling slack on a loaded 2-core machine, on top of the command timeout.
-const SLACK: Duration = Duration::from_millis(500);
+const SLACK: Duration = Duration::from_millis(1_500);
 const RECOVERY: Duration = Duration::from_secs(10);
 
 struct Setup {

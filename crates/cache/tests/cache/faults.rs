@@ -8,6 +8,8 @@ use aeturnis_testkit::{eventually, RedisServer};
 use anyhow::{bail, ensure, Context, Result};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(800);
+/// Scheduling room on a loaded 2-core CI host, on top of the command timeout.
+const SLACK: Duration = Duration::from_secs(2);
 
 async fn cache_on(server: &RedisServer) -> Result<Cache> {
     let redis = Redis::connect(
@@ -60,7 +62,7 @@ async fn should_give_typed_errors_while_redis_is_down_and_recover_after_restart(
         "{err:?}"
     );
     ensure!(
-        failed_at.duration_since(killed) <= COMMAND_TIMEOUT + Duration::from_millis(700),
+        failed_at.duration_since(killed) <= COMMAND_TIMEOUT + SLACK,
         "failed after {:?}",
         failed_at.duration_since(killed)
     );
@@ -74,10 +76,7 @@ async fn should_give_typed_errors_while_redis_is_down_and_recover_after_restart(
             Err(e) if e.is_retryable() => {}
             other => bail!("expected a retryable error, got {other:?}"),
         }
-        ensure!(
-            took <= COMMAND_TIMEOUT + Duration::from_millis(700),
-            "took {took:?}"
-        );
+        ensure!(took <= COMMAND_TIMEOUT + SLACK, "took {took:?}");
     }
     let errors = cache.stats().total_errors();
     ensure!(errors >= 4, "errors counted: {errors}");

@@ -99,7 +99,9 @@ async fn should_answer_503_with_retry_after_while_redis_is_down_and_recover() ->
     let redis = Redis::connect(
         RedisConfig::from_url(&server.url())?
             .with_key_prefix("demo-down:")
-            .with_command_timeout(Duration::from_millis(250))
+            // 1 s: the calls before the kill and after the restart must not
+            // time out on a stalled CI host
+            .with_command_timeout(Duration::from_secs(1))
             // a short backoff ceiling: the default (30 s) grows with the
             // outage and could push the reconnect past the recovery deadline
             .with_reconnect(ReconnectConfig::default().with_max_delay(Duration::from_millis(200))),

@@ -49,12 +49,14 @@ fn ttl_of(keys: &BTreeMap<String, i64>, suffix: &str) -> Result<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_put_a_ttl_on_every_key_the_lock_writes() -> Result<()> {
     let server = RedisServer::start_standalone()?;
-    // a waiter's lease is backoff_max × 4 = 400 ms: the queue and the
-    // liveness hash live for twice that after the waiter's last poll
+    // a waiter's lease is backoff_max × 4 = 4 s: the queue and the
+    // liveness hash live for twice that after the waiter's last poll (long
+    // enough that a stalled CI host cannot lose one between `KEYS` and its
+    // `PTTL`; the waiter is woken by message, so nothing waits for it)
     let waiting = LockConfig::default()
-        .with_backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .with_backoff(Duration::from_millis(10), Duration::from_secs(1))
         .with_fence_ttl(Duration::from_secs(3_600));
-    let lease_ms = 400;
+    let lease_ms = 4_000;
     let holder = LockManager::new(
         Redis::connect(config(&server.url(), PREFIX)?).await?,
         waiting.clone(),

@@ -13,7 +13,9 @@ use crate::support::*;
 
 async fn should_keep_a_key_blocked_for_the_block_duration(ctx: TestCtx) -> anyhow::Result<()> {
     let redis = connect(&ctx).await?;
-    let block = Duration::from_millis(300);
+    // 1.5 s: a stall of the loaded CI host between two checks stays inside
+    // the block
+    let block = Duration::from_millis(1_500);
     for algorithm in ALGORITHMS {
         let limiter = blocking(&redis, "block", algorithm, 2, HOUR, block)?;
         let key = LimitKey::ip(format!("10.0.0.{}", algorithm.name().len()).parse()?);
@@ -29,7 +31,7 @@ async fn should_keep_a_key_blocked_for_the_block_duration(ctx: TestCtx) -> anyho
         );
         // the key's TTL is the block now, not the hour-long window
         let ttl: i64 = redis.client().pttl(limiter.redis_key(&key)?).await?;
-        ensure!(ttl > 0 && ttl <= 300, "{}: ttl {ttl}", algorithm.name());
+        ensure!(ttl > 0 && ttl <= 1_500, "{}: ttl {ttl}", algorithm.name());
         // denials during the block do not extend it
         let again = limiter.check(&key).await?;
         ensure!(
@@ -37,7 +39,7 @@ async fn should_keep_a_key_blocked_for_the_block_duration(ctx: TestCtx) -> anyho
             "{again:?}"
         );
         let waited =
-            allowed_within(&limiter, &key, NonZeroU32::MIN, Duration::from_secs(3)).await?;
+            allowed_within(&limiter, &key, NonZeroU32::MIN, Duration::from_secs(10)).await?;
         ensure!(
             started.elapsed() >= block - Duration::from_millis(20),
             "{}: admitted after {waited:?}",

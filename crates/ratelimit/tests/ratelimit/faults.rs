@@ -4,7 +4,7 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aeturnis_ratelimit::core::prelude::*;
 use aeturnis_ratelimit::{
@@ -72,7 +72,8 @@ topology_tests!(should_survive_script_flush_mid_run);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_recover_after_a_redis_restart_without_over_admitting() -> anyhow::Result<()> {
     let mut server = RedisServer::start_standalone()?;
-    let redis = connect_url(&server.url(), "restart:", Duration::from_millis(500)).await?;
+    // 2 s: after the reconnect no check may fail, even on a stalled CI host
+    let redis = connect_url(&server.url(), "restart:", Duration::from_secs(2)).await?;
     let key = LimitKey::user("restart")?;
     let limiters: Vec<RateLimiter> = ALGORITHMS
         .iter()
@@ -188,7 +189,8 @@ async fn should_recover_after_a_redis_restart_without_over_admitting() -> anyhow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_follow_each_failure_policy_with_redis_killed() -> anyhow::Result<()> {
     let mut server = RedisServer::start_standalone()?;
-    let redis = connect_url(&server.url(), "down:", Duration::from_millis(300)).await?;
+    // 1 s: the checks before the kill must not time out on a stalled CI host
+    let redis = connect_url(&server.url(), "down:", Duration::from_secs(1)).await?;
     let make = |name: &str, policy: FailurePolicy| -> anyhow::Result<RateLimiter> {
         Ok(RateLimiter::new(
             redis.clone(),
@@ -233,13 +235,14 @@ async fn should_follow_each_failure_policy_with_redis_killed() -> anyhow::Result
         allowed += usize::from(d.allowed);
     }
     ensure!(allowed == 3, "{allowed} admitted locally");
-    // a key known to be blocked is refused without a round trip
-    let started = Instant::now();
+    // a key known to be blocked is refused without a round trip: the one
+    // failed call is the check of `key` above
     let d = closed.check(&blocked).await?;
     ensure!(!d.allowed && d.source == DecisionSource::DenyCache, "{d:?}");
     ensure!(
-        started.elapsed() < Duration::from_millis(250),
-        "the deny cache waited for Redis"
+        closed.stats().redis_unavailable == 1,
+        "the deny cache asked Redis: {:?}",
+        closed.stats()
     );
     ensure!(local.stats().redis_unavailable == 5);
 

@@ -40,18 +40,18 @@ async fn should_store_exact_microsecond_timestamps(ctx: TestCtx) -> anyhow::Resu
     let block = Duration::from_secs(30);
     let block_us = 30_000_000;
 
-    // GCRA at 3 per second: an emission interval of 333,334 µs, not a whole
-    // number of milliseconds, so the µs script; one check stores now + one
-    // interval
+    // GCRA at 3 per 10 s: an emission interval of 3,333,334 µs, not a
+    // whole number of milliseconds, so the µs script; one check stores now
+    // + one interval (seconds ahead: a stalled CI host still finds it)
     let gcra = blocking(
         &redis,
         "exact-gcra",
         Algorithm::gcra(),
         3,
-        Duration::from_secs(1),
+        Duration::from_secs(10),
         block,
     )?;
-    let emission_us = 333_334;
+    let emission_us = 3_333_334;
     let key = LimitKey::user("exact")?;
     let before = now_us().await?;
     ensure!(gcra.check(&key).await?.allowed);

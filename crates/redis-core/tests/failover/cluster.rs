@@ -1,7 +1,7 @@
 //! Cluster: a killed primary, per-shard latency and errors.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,14 @@ struct Call {
     ok: bool,
 }
 
-/// A sequential writer to one key of a shard, recording every call.
-fn shard_writer(redis: Redis, key: String, stop: Arc<AtomicBool>) -> JoinHandle<Vec<Call>> {
+/// A sequential writer to one key of a shard, recording every call and
+/// counting its successes in `oks`.
+fn shard_writer(
+    redis: Redis,
+    key: String,
+    stop: Arc<AtomicBool>,
+    oks: Arc<AtomicUsize>,
+) -> JoinHandle<Vec<Call>> {
     tokio::spawn(async move {
         let mut calls = Vec::new();
         let mut n = 0_u64;
@@ -31,6 +37,9 @@ fn shard_writer(redis: Redis, key: String, stop: Arc<AtomicBool>) -> JoinHandle<
             let started = Instant::now();
             let result: Result<(), _> = redis.client().set(&key, n, None, None, false).await;
             let done = Instant::now();
+            if result.is_ok() {
+                oks.fetch_add(1, Ordering::Relaxed);
+            }
             calls.push(Call {
                 done,
                 latency: done - started,
@@ -108,12 +117,14 @@ async fn killed_cluster_primary_every_shard_serves_again_within_a_step_of_the_pr
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let oks: Vec<Arc<AtomicUsize>> = keys.keys().map(|_| Arc::default()).collect();
     let writers: Vec<(u16, JoinHandle<Vec<Call>>)> = keys
         .iter()
-        .map(|(port, key)| {
+        .zip(&oks)
+        .map(|((port, key), oks)| {
             (
                 *port,
-                shard_writer(redis.clone(), key.clone(), stop.clone()),
+                shard_writer(redis.clone(), key.clone(), stop.clone(), Arc::clone(oks)),
             )
         })
         .collect();
@@ -144,7 +155,27 @@ async fn killed_cluster_primary_every_shard_serves_again_within_a_step_of_the_pr
     })
     .await?;
     let promoted = killed_at.elapsed();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // until every shard has served after the promotion (the bound on how
+    // long that took is asserted below, from the calls' own times)
+    let at_promotion: Vec<usize> = oks.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+    eventually(
+        "every shard to serve after the promotion",
+        Duration::from_secs(15),
+        || {
+            let served = oks
+                .iter()
+                .zip(&at_promotion)
+                .all(|(n, before)| n.load(Ordering::Relaxed) > *before);
+            async move {
+                if served {
+                    Ok(())
+                } else {
+                    Err("not yet")
+                }
+            }
+        },
+    )
+    .await?;
     stop.store(true, Ordering::Relaxed);
     let mut reports = Vec::new();
     for (port, writer) in writers {
