@@ -18,7 +18,9 @@
 //!   `save` of the same fields (which rewrites the record on every
 //!   request). For transparency the same baseline is also set against
 //!   `get` with `touch_interval = 0` (every read records last seen and
-//!   the LRU order: the get-and-slide script on every read);
+//!   the LRU order: the get-and-slide script on every read), and beside it
+//!   that script's floor: raw fred sending the same Lua with the same keys
+//!   and arguments (frames built once);
 //! * create (5 per user, so it evicts) against raw fred `EVALSHA` of a
 //!   hand-written equivalent script (SET PX, ZADD, evict the oldest over 5);
 //! * Redis bytes per session (`MEMORY USAGE` of session keys plus the
