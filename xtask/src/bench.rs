@@ -28,6 +28,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         for path in crate::chart::from_results(&root.join("docs/bench"))? {
             println!("wrote {}", path.display());
         }
+        // and the chaos run's recovery chart, from its committed figures
+        let (json, svg) = (
+            root.join("docs/reliability.json"),
+            root.join("docs/reliability.svg"),
+        );
+        if json.exists() {
+            crate::chart::write_recovery(&json, &svg)?;
+            println!("wrote {}", svg.display());
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let existing: Vec<&str> = LAYERS

@@ -33,6 +33,21 @@ const ROW_HEIGHT: u32 = 22;
 const FRAME_HEIGHT: u32 = 110;
 /// Longest row label, in characters.
 const LABEL_CHARS: usize = 110;
+/// Room per label character at the labels' 12 px sans-serif (an upper
+/// bound of its average advance), and around the longest label.
+const PX_PER_CHAR: u32 = 7;
+const LABEL_PAD: u32 = 16;
+
+/// The width of the label area: the longest label's, at most
+/// [`LABEL_WIDTH`], so a chart of short labels does not start halfway.
+fn label_width(labels: &[String]) -> u32 {
+    let chars = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    u32::try_from(chars)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(PX_PER_CHAR)
+        .saturating_add(LABEL_PAD)
+        .min(LABEL_WIDTH)
+}
 
 /// One row of a chart: its label, layer and the figures it draws.
 #[derive(Debug, Clone)]
@@ -108,7 +123,9 @@ fn row_label(labels: &[String], v: &SegmentValue<usize>) -> String {
             .len()
             .checked_sub(i + 1)
             .and_then(|top| labels.get(top))
-            .cloned()
+            // two no-break spaces keep the text off the axis (the rows have
+            // no tick marks; SVG would collapse plain spaces)
+            .map(|l| format!("{l}\u{a0}\u{a0}"))
             .unwrap_or_default(),
         _ => String::new(),
     }
@@ -158,7 +175,7 @@ where
         .caption(frame.caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
-        .y_label_area_size(LABEL_WIDTH)
+        .y_label_area_size(label_width(frame.labels))
         .build_cartesian_2d(frame.x, (0..n.max(1)).into_segmented())
         .map_err(plot_err)?;
     chart
@@ -167,6 +184,9 @@ where
         .y_labels(n.max(1))
         .y_label_formatter(&|v| row_label(frame.labels, v))
         .y_label_style(("sans-serif", 12))
+        // rows need no tick marks (and the segmented axis has one key
+        // point past the last row, which would draw a stray tick)
+        .set_tick_mark_size(LabelAreaPosition::Left, 0)
         .x_max_light_lines(frame.x_light_lines)
         .x_desc(frame.x_desc)
         .x_label_formatter(frame.x_label)
@@ -483,6 +503,15 @@ mod tests {
             2
         );
         Ok(())
+    }
+
+    #[test]
+    fn should_size_the_label_area_to_the_longest_label() {
+        let short = vec!["standalone · CLIENT KILL".to_owned(), "x".to_owned()];
+        assert_eq!(label_width(&short), 24 * PX_PER_CHAR + LABEL_PAD);
+        let long = vec!["l".repeat(LABEL_CHARS)];
+        assert_eq!(label_width(&long), LABEL_WIDTH);
+        assert_eq!(label_width(&[]), LABEL_PAD);
     }
 
     #[test]

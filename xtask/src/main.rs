@@ -5,7 +5,7 @@
 //! cargo xtask test [cargo test args]   start every topology, cargo test --workspace, stop them
 //! cargo xtask ci                       fmt --check, clippy -D warnings, docs -D warnings, test, chaos (short)
 //! cargo xtask bench [LAYER]            benches against a fresh Redis -> target/bench/results.json
-//! cargo xtask bench --chart-only       redraw docs/bench/*.svg from docs/bench/results.json
+//! cargo xtask bench --chart-only       redraw docs/bench/*.svg and docs/reliability.svg from their JSON
 //! cargo xtask chaos [--minutes N] ...   every layer under injected faults -> docs/reliability.md
 //! cargo xtask demo                     the demo game API server with its own Redis
 //! cargo xtask demo --load [--players N] [--seconds S] [--url U]   simulated players
@@ -44,7 +44,8 @@ tasks:
   bench [LAYER]         run bench targets against a fresh Redis; writes target/bench/results.json
                         and docs/bench/results.md (layers: core cache session lock ratelimit
                         patterns tower); also docs/bench/throughput.svg and latency.svg
-  bench --chart-only    redraw the SVG charts from docs/bench/results.json
+  bench --chart-only    redraw the SVG charts from docs/bench/results.json (and
+                        docs/reliability.svg from docs/reliability.json)
   chaos [--minutes N] [--seed S] [--topology standalone|cluster|sentinel|all|every]
                         a mixed workload over every layer while faults are injected (seeded),
                         each layer's invariant checked; writes docs/reliability.md, .json and
