@@ -208,24 +208,7 @@ async fn should_refuse_the_writes_of_a_lock_granted_by_the_old_primary_after_the
 
     // 2. the switch, the old primary left a master
     let s = set.clone();
-    eventually(
-        "SENTINEL FAILOVER to be accepted",
-        Duration::from_secs(20),
-        || {
-            let s = s.clone();
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    let reply = s.sentinels()[0].cli(&["SENTINEL", "FAILOVER", "mymaster"])?;
-                    anyhow::ensure!(reply.trim() == "OK", "{reply}");
-                    Ok(())
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-            }
-        },
-    )
-    .await?;
+    tokio::task::spawn_blocking(move || s.start_failover()).await??;
     eventually(
         "the watcher to move the client",
         Duration::from_secs(5),

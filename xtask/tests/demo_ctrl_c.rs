@@ -12,7 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use aeturnis_testkit::{eventually, http_request};
+use aeturnis_testkit::{eventually, http_request, strip_ansi};
 
 /// Building and starting the demo server the first time may compile it.
 const START: Duration = Duration::from_secs(300);
@@ -56,7 +56,7 @@ impl Demo {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if send.send(plain(&line)).is_err() {
+                if send.send(strip_ansi(&line)).is_err() {
                     break;
                 }
             }
@@ -178,24 +178,6 @@ fn login(addr: SocketAddr, user: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-/// Removes ANSI colour sequences from a log line.
-fn plain(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[tokio::test]

@@ -56,7 +56,7 @@ mod tls;
 
 pub use cluster::Cluster;
 pub use hold::HeldClient;
-pub use http::http_request;
+pub use http::{http_request, strip_ansi};
 pub use lifetime::{set_lifetime, Lifetime, ServerRecord};
 pub use masters::Masters;
 pub use poll::{eventually, one_failover_at_a_time, POLL_EVERY};

@@ -146,6 +146,24 @@ impl Sentinel {
         self.run_failover(true)
     }
 
+    /// Sends the bare `SENTINEL FAILOVER mymaster` to the first sentinel until
+    /// it is accepted (right after a start or a previous failover the
+    /// sentinels may not consider the replica promotable yet: `NOGOODSLAVE`,
+    /// `INPROG`), and returns: nothing waits for the promotion, and the old
+    /// primary is left to the sentinels (they demote it at their next `INFO`
+    /// round, about 10 s later), unlike [`failover`](Sentinel::failover).
+    ///
+    /// # Errors
+    /// Fails when no failover is accepted within 30 s.
+    pub fn start_failover(&self) -> anyhow::Result<()> {
+        let first = self.sentinels.first().context("no sentinels")?.port();
+        wait_until("SENTINEL FAILOVER to be accepted", SETTLE_TIMEOUT, || {
+            resp::text(first, &["SENTINEL", "FAILOVER", SERVICE])
+                .map(drop)
+                .context("SENTINEL FAILOVER")
+        })
+    }
+
     fn run_failover(&self, pause: bool) -> anyhow::Result<()> {
         let first = self.sentinels.first().context("no sentinels")?.port();
         let old = master_port(first)?;
@@ -169,13 +187,7 @@ impl Sentinel {
                 Ok(())
             })?;
         }
-        // Right after a start or a previous failover the sentinels may not consider the
-        // replica promotable yet (NOGOODSLAVE / INPROG); retry until they do.
-        wait_until("SENTINEL FAILOVER to be accepted", SETTLE_TIMEOUT, || {
-            resp::text(first, &["SENTINEL", "FAILOVER", SERVICE])
-                .map(drop)
-                .context("SENTINEL FAILOVER")
-        })?;
+        self.start_failover()?;
         let sentinels: Vec<u16> = self.sentinels.iter().map(RedisServer::port).collect();
         wait_until(
             &format!("every sentinel to report port {new} as the primary"),

@@ -7,27 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aeturnis_demo::{DemoConfig, Position};
-use aeturnis_testkit::{http_request, TestCtx};
+use aeturnis_testkit::{http_request, strip_ansi, TestCtx};
 
 use crate::support::Api;
-
-/// Removes ANSI colour sequences from a log line.
-fn plain(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 #[tokio::test]
 async fn should_drain_moves_acknowledged_by_a_sigkilled_demo_into_sqlite_at_the_next_start(
@@ -52,7 +34,7 @@ async fn should_drain_moves_acknowledged_by_a_sigkilled_demo_into_sqlite_at_the_
     let addr = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
-            let line = plain(&lines.next().expect("the demo exited").unwrap());
+            let line = strip_ansi(&lines.next().expect("the demo exited").unwrap());
             if line.contains("aeturnis-demo listening") {
                 let at = line.find("addr=").unwrap() + 5;
                 let end = line[at..].find(' ').map_or(line.len(), |e| at + e);

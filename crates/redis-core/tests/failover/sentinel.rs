@@ -162,24 +162,7 @@ async fn follows_the_switch_while_the_old_primary_still_answers_as_master() -> a
     let switch = first_switch(&set).await?;
     let s = set.clone();
     // the bare command, without the testkit's demotion of the old primary
-    eventually(
-        "SENTINEL FAILOVER to be accepted",
-        Duration::from_secs(20),
-        || {
-            let s = s.clone();
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    let reply = s.sentinels()[0].cli(&["SENTINEL", "FAILOVER", "mymaster"])?;
-                    anyhow::ensure!(reply.trim() == "OK", "{reply}");
-                    Ok(())
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-            }
-        },
-    )
-    .await?;
+    tokio::task::spawn_blocking(move || s.start_failover()).await??;
     let switched = switch.await?.expect("a +switch-master announcement");
     eventually("the client on the new primary", FOLLOW_BOUND, || {
         let on = all_on(&redis, new_port);
