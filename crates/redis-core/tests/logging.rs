@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aeturnis_redis_core::fred::prelude::*;
-use aeturnis_redis_core::{Classify, ErrorClass, LuaScript, Redis, RedisConfig};
+use aeturnis_redis_core::{Classify, ErrorClass, LuaScript, Redis, RedisConfig, RedisKey};
 use aeturnis_testkit::{eventually, RedisServer};
 
 #[derive(Clone, Default)]
@@ -61,6 +61,21 @@ impl Capture {
 
 /// Waits until `count` finds more reconnect lines in the capture than
 /// `before` and the client answers `PING` again.
+/// A `SET`, a `GET` and a script call through `redis`, each checked: the
+/// traffic whose TRACE lines the tests scan. Returns the key it set to `v`.
+async fn commands_and_a_script(redis: &Redis) -> anyhow::Result<RedisKey> {
+    let client = redis.client();
+    let key = redis.keys().key("k").build()?;
+    client.set::<(), _, _>(&key, "v", None, None, false).await?;
+    assert_eq!(client.get::<String, _>(&key).await?, "v");
+    let script = LuaScript::new("logs_len", "return string.len(ARGV[1])");
+    let n: i64 = redis
+        .script(&script, vec![key.clone()], vec!["abc"])
+        .await?;
+    assert_eq!(n, 3);
+    Ok(key)
+}
+
 async fn reconnect_logged(
     capture: &Capture,
     client: &Client,
@@ -165,14 +180,7 @@ async fn should_never_log_an_acl_users_password_at_trace_level() -> anyhow::Resu
 
     // commands, including ones carrying the password as a value and a script
     let client = redis.client();
-    let key = redis.keys().key("k").build()?;
-    client.set::<(), _, _>(&key, "v", None, None, false).await?;
-    assert_eq!(client.get::<String, _>(&key).await?, "v");
-    let script = LuaScript::new("props_len", "return string.len(ARGV[1])");
-    let n: i64 = redis
-        .script(&script, vec![key.clone()], vec!["abc"])
-        .await?;
-    assert_eq!(n, 3);
+    let key = commands_and_a_script(&redis).await?;
     let me: String = client
         .custom(
             aeturnis_redis_core::fred::types::CustomCommand::new_static(
@@ -260,14 +268,7 @@ async fn should_never_log_the_tls_key_or_password_across_a_mutual_tls_reconnect(
         .with_command_timeout(Duration::from_secs(2));
     let redis = Redis::connect(config.clone()).await?;
     let client = redis.client();
-    let key = redis.keys().key("k").build()?;
-    client.set::<(), _, _>(&key, "v", None, None, false).await?;
-    assert_eq!(client.get::<String, _>(&key).await?, "v");
-    let script = LuaScript::new("mtls_len", "return string.len(ARGV[1])");
-    let n: i64 = redis
-        .script(&script, vec![key.clone()], vec!["abcd"])
-        .await?;
-    assert_eq!(n, 4);
+    let key = commands_and_a_script(&redis).await?;
 
     // the server drops every client connection: fred reconnects over TLS,
     // shows the certificate again and authenticates again

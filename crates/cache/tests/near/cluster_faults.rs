@@ -10,7 +10,7 @@ use aeturnis_testkit::{eventually, one_failover_at_a_time, Cluster};
 use anyhow::{ensure, Context, Result};
 
 use crate::faults::coherent_again;
-use crate::support::{pair, until, NS, WAIT};
+use crate::support::{fill_until_evicted, pair, until, NS, WAIT};
 
 /// Keys without a hash tag: they spread over every primary.
 fn spread(a: &Cache, n: usize) -> Result<Vec<RedisKey>> {
@@ -115,28 +115,7 @@ async fn should_invalidate_a_key_redis_evicts_on_a_cluster() -> Result<()> {
     hold(&b, &key, "cold").await?;
     let seen = b.stats().invalidations;
 
-    let filler = "x".repeat(8 * 1024);
-    let mut batch = 0u32;
-    eventually("Redis to evict the cold key", WAIT, || {
-        batch += 1;
-        let (a, key, filler, batch) = (&a, &key, &filler, batch);
-        async move {
-            for i in 0..64 {
-                let k = a
-                    .key("fill")
-                    .tag("evict")
-                    .id(format!("{batch}-{i}"))
-                    .build()?;
-                a.set(&k, filler, Ttl::Default).await?;
-            }
-            if a.exists(key).await? {
-                Err(anyhow::anyhow!("still there"))
-            } else {
-                Ok(())
-            }
-        }
-    })
-    .await?;
+    fill_until_evicted(&a, &key, Some("evict")).await?;
     until(&b, "the eviction invalidation", |s| s.invalidations > seen).await?;
     ensure!(!b.is_held(&key));
     ensure!(b.get::<String>(&key).await?.is_none());

@@ -7,7 +7,7 @@ use aeturnis_cache::{RedisKey, Ttl};
 use aeturnis_testkit::{eventually, RedisServer, TestCtx};
 use anyhow::{ensure, Result};
 
-use crate::support::{pair, until, NS, WAIT};
+use crate::support::{fill_until_evicted, pair, until, NS, WAIT};
 
 /// Sends `CLIENT args...` through `client` to the node serving `key`.
 async fn client_command(client: &Client, key: &RedisKey, args: Vec<String>) -> Result<Value> {
@@ -140,24 +140,7 @@ async fn should_invalidate_a_key_redis_evicts() -> Result<()> {
     ensure!(b.is_held(&key));
 
     // fill past maxmemory until Redis evicts the cold key
-    let filler = "x".repeat(8 * 1024);
-    let mut batch = 0u32;
-    eventually("Redis to evict the cold key", WAIT, || {
-        batch += 1;
-        let (a, key, filler, batch) = (&a, &key, &filler, batch);
-        async move {
-            for i in 0..64 {
-                let k = a.key("fill").id(format!("{batch}-{i}")).build()?;
-                a.set(&k, filler, Ttl::Default).await?;
-            }
-            if a.exists(key).await? {
-                Err(anyhow::anyhow!("still there"))
-            } else {
-                Ok(())
-            }
-        }
-    })
-    .await?;
+    fill_until_evicted(&a, &key, None).await?;
     until(&b, "the eviction invalidation", |s| s.invalidations >= 1).await?;
     ensure!(!b.is_held(&key));
     ensure!(b.get::<String>(&key).await?.is_none());

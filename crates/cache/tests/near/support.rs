@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use aeturnis_cache::near::{NearCache, NearConfig, NearStats};
-use aeturnis_cache::{Cache, CacheConfig, Redis, RedisConfig};
+use aeturnis_cache::{Cache, CacheConfig, Redis, RedisConfig, RedisKey, Ttl};
 use aeturnis_testkit::eventually;
 use anyhow::Result;
 
@@ -47,6 +47,34 @@ pub(crate) async fn until(
             Ok(s)
         } else {
             Err(format!("{s:?}"))
+        }
+    })
+    .await
+}
+
+/// Writes 8 KiB fillers through `a`, 64 a round, until Redis (under
+/// `maxmemory` with an LRU policy) has evicted `key`. On a cluster the
+/// fillers carry `tag`, so they land on the cold key's primary.
+pub(crate) async fn fill_until_evicted(a: &Cache, key: &RedisKey, tag: Option<&str>) -> Result<()> {
+    let filler = "x".repeat(8 * 1024);
+    let mut batch = 0u32;
+    eventually("Redis to evict the cold key", WAIT, || {
+        batch += 1;
+        let filler = &filler;
+        async move {
+            for i in 0..64 {
+                let mut k = a.key("fill");
+                if let Some(tag) = tag {
+                    k = k.tag(tag);
+                }
+                let k = k.id(format!("{batch}-{i}")).build()?;
+                a.set(&k, filler, Ttl::Default).await?;
+            }
+            if a.exists(key).await? {
+                Err(anyhow::anyhow!("still there"))
+            } else {
+                Ok(())
+            }
         }
     })
     .await
